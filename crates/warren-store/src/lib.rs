@@ -1,1 +1,84 @@
-//! placeholder
+//! Warren's persistence on RocksDB: definitions, persistent messages, group commit, recovery.
+//!
+//! The store knows nothing of AMQP. The broker hands it opaque encoded bytes under a queue id and
+//! a sequence number, and gets back a [`Ticket`] whose durability it can watch. A publish of a
+//! persistent message is confirmed only once its ticket is reported synced, that is once it has
+//! been **fsynced** ("honest durability").
+//!
+//! # API
+//!
+//! ```text
+//! Store::open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError>
+//! // definitions and counters (`meta`), synchronous, durable on return
+//! store.put_definition(kind: DefinitionKind, key: &str, value: &[u8]) -> Result<(), StoreError>
+//! store.delete_definition(kind: DefinitionKind, key: &str) -> Result<(), StoreError>
+//! store.definitions(kind: DefinitionKind) -> Result<Vec<(String, Vec<u8>)>, StoreError>
+//! store.next_id(counter: &str) -> Result<u64, StoreError>            // 1, 2, 3, ...
+//! // messages, through the group-commit loop
+//! store.submit(op: WriteOp) -> Ticket                                 // never blocks on I/O
+//! store.durability() -> watch::Receiver<Durability>                   // { synced, poisoned }
+//! store.wait_durable(ticket: Ticket).await -> Result<(), StoreError>  // convenience
+//! // recovery and paging
+//! store.queue_index(queue_id: u64) -> Result<Vec<(u64, bool)>, StoreError>   // (seq, delivered)
+//! store.stored_queue_ids() -> Result<Vec<u64>, StoreError>
+//! store.read_message(queue_id: u64, seq: u64) -> Result<Option<Bytes>, StoreError>
+//! store.read_range(queue_id: u64, from_seq: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StoreError>
+//! // operations
+//! store.stats() -> StoreStats
+//! store.close() -> Result<(), StoreError>   // writes what is pending, stops threads, flushes
+//! ```
+//!
+//! [`WriteOp`] is `Put { queue_id, seq, value }` (fsynced before its ticket is synced),
+//! `MarkDelivered { queue_id, seq }`, `Delete { queue_id, seq }` (an ack: body and marker) and
+//! `DeleteQueue { queue_id }` (purge or queue delete, as range deletes). Ops apply in
+//! submission order. A [`Durability`] says every ticket `<= synced` is written and, once
+//! `poisoned` is `Some(t)`, that every ticket `>= t` failed for good (a write failed: the store
+//! refuses writes until restart; see `commit.rs`).
+//!
+//! Typical use by the broker: on `queue.declare` of a durable queue, `next_id("queue")` and
+//! `put_definition(Queue, name, encoded)`; on a persistent publish, `submit(Put)` and confirm
+//! when `durability().synced >= ticket`; on delivery, `submit(MarkDelivered)`; on ack,
+//! `submit(Delete)`; at start, `definitions(..)` then `queue_index(id)` per durable queue and
+//! `read_range` for the bodies near each queue's head.
+//!
+//! # On disk
+//!
+//! One RocksDB database in the data directory, with four column families: `meta`
+//! (definitions, counters, format version), `messages` (bodies, key = queue id ++ seq, both
+//! big-endian), `index` (the same keys with empty values, so recovery never reads a body) and
+//! `delivered` (markers, same keys). Key layout in `keys.rs`; tuning in `options.rs`.
+//!
+//! # Layout
+//!
+//! - `store.rs`: [`Store`]: open, the threads, reads, close.
+//! - `commit.rs`: [`WriteOp`], [`Ticket`], [`Durability`]: the group-commit loop and the
+//!   poisoned state.
+//! - `definitions.rs`: [`DefinitionKind`] and the definition and counter methods.
+//! - `reclaim.rs`: compactions that give deleted messages' disk space back.
+//! - `keys.rs`: the byte layout of every key.
+//! - `options.rs`: [`StoreOptions`] and the RocksDB options derived from them.
+//! - `stats.rs`: [`StoreStats`] counters.
+//! - `error.rs`: [`StoreError`].
+//!
+//! # Fault injection
+//!
+//! With the `fault-injection` feature (and in this crate's unit tests),
+//! `StoreOptions::fail_writes_after` makes the commit loop fail every write after the given
+//! number of batches, to exercise the poisoned state. (Making the data directory read-only does
+//! not work in tests: they run as root, for whom permissions do not stop writes.)
+
+mod commit;
+mod definitions;
+mod error;
+mod keys;
+mod options;
+mod reclaim;
+mod stats;
+mod store;
+
+pub use commit::{Durability, Ticket, TicketStatus, WriteOp};
+pub use definitions::DefinitionKind;
+pub use error::StoreError;
+pub use options::StoreOptions;
+pub use stats::StoreStats;
+pub use store::Store;

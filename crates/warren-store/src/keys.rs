@@ -1,0 +1,138 @@
+//! Key encoding: the byte layout of every key the store writes.
+//!
+//! Owns the mapping from the store's concepts to RocksDB keys, so that no other module builds a
+//! key by hand:
+//!
+//! - **Messages** (`messages`, `index` and `delivered` column families): `queue_id` (u64
+//!   big-endian) `++` `seq` (u64 big-endian), 16 bytes. Big-endian makes RocksDB's bytewise order
+//!   the numeric order, so one queue is one contiguous, seq-ordered key range and purge or delete
+//!   is one range delete ([`queue_range`]).
+//! - **Definitions** (`meta`): `"def/"` `++` kind name `++` `"/"` `++` the caller's key (UTF-8).
+//! - **Counters** (`meta`): `"ctr/"` `++` counter name, value a u64 big-endian.
+//! - **Format version** (`meta`): [`FORMAT_KEY`], value a u32 big-endian.
+
+use crate::definitions::DefinitionKind;
+
+/// Length of a message key: queue id and sequence number, both u64 big-endian.
+pub(crate) const MESSAGE_KEY_LEN: usize = 16;
+
+/// `meta` key holding the on-disk format version, written when a store is created.
+pub(crate) const FORMAT_KEY: &[u8] = b"format";
+
+/// The on-disk format this build writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+/// The key of message `seq` of queue `queue_id`.
+pub(crate) fn message_key(queue_id: u64, seq: u64) -> [u8; MESSAGE_KEY_LEN] {
+    let mut key = [0u8; MESSAGE_KEY_LEN];
+    let (queue, sequence) = key.split_at_mut(8);
+    queue.copy_from_slice(&queue_id.to_be_bytes());
+    sequence.copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Splits a message key into `(queue_id, seq)`; `None` if it is not 16 bytes long.
+pub(crate) fn decode_message_key(key: &[u8]) -> Option<(u64, u64)> {
+    let bytes: &[u8; MESSAGE_KEY_LEN] = key.try_into().ok()?;
+    let (queue, sequence) = bytes.split_at(8);
+    Some((
+        u64::from_be_bytes(queue.try_into().ok()?),
+        u64::from_be_bytes(sequence.try_into().ok()?),
+    ))
+}
+
+/// The half-open key range `[start, end)` holding every message of `queue_id`.
+///
+/// `end` is the queue prefix followed by eight `0xFF` bytes and one `0x00`: it sorts after every
+/// 16-byte key of the queue (the largest of which is its prefix) and before the first key of
+/// the next queue, with no overflow for `queue_id == u64::MAX`.
+pub(crate) fn queue_range(queue_id: u64) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE_KEY_LEN + 1]) {
+    let start = message_key(queue_id, 0);
+    let mut end = [0u8; MESSAGE_KEY_LEN + 1];
+    if let Some(prefix) = end.get_mut(..MESSAGE_KEY_LEN) {
+        prefix.copy_from_slice(&message_key(queue_id, u64::MAX));
+    }
+    (start, end)
+}
+
+/// The `meta` key prefix shared by every definition of `kind`.
+pub(crate) fn definition_prefix(kind: DefinitionKind) -> Vec<u8> {
+    let mut prefix = Vec::with_capacity(5 + kind.as_str().len());
+    prefix.extend_from_slice(b"def/");
+    prefix.extend_from_slice(kind.as_str().as_bytes());
+    prefix.push(b'/');
+    prefix
+}
+
+/// The `meta` key of definition `key` of `kind`.
+pub(crate) fn definition_key(kind: DefinitionKind, key: &str) -> Vec<u8> {
+    let mut full = definition_prefix(kind);
+    full.extend_from_slice(key.as_bytes());
+    full
+}
+
+/// The `meta` key of the id counter `name`.
+pub(crate) fn counter_key(name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + name.len());
+    key.extend_from_slice(b"ctr/");
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The smallest key greater than every key starting with `prefix` (for iterator upper bounds);
+/// `None` if there is none (the prefix is all `0xFF`).
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_keys_sort_numerically_within_and_across_queues() {
+        let keys = [
+            message_key(1, 0),
+            message_key(1, 1),
+            message_key(1, 255),
+            message_key(1, 256),
+            message_key(1, u64::MAX),
+            message_key(2, 0),
+        ];
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(decode_message_key(&message_key(7, 42)), Some((7, 42)));
+        assert_eq!(decode_message_key(b"short"), None);
+    }
+
+    #[test]
+    fn queue_range_covers_exactly_one_queue() {
+        for queue_id in [0, 1, 41, u64::MAX - 1, u64::MAX] {
+            let (start, end) = queue_range(queue_id);
+            assert!(start.as_slice() <= message_key(queue_id, 0).as_slice());
+            assert!(message_key(queue_id, u64::MAX).as_slice() < end.as_slice());
+            if queue_id < u64::MAX {
+                assert!(end.as_slice() <= message_key(queue_id + 1, 0).as_slice());
+            }
+            if queue_id > 0 {
+                assert!(message_key(queue_id - 1, u64::MAX).as_slice() < start.as_slice());
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_successor_bounds_the_prefix() {
+        assert_eq!(
+            prefix_successor(b"def/queue/"),
+            Some(b"def/queue0".to_vec())
+        );
+        assert_eq!(prefix_successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xFF, 0xFF]), None);
+    }
+}
