@@ -59,7 +59,68 @@ impl<Q: Clone + Eq + Hash, E: Clone + Eq + Hash> BindingTable<Destination<Q, E>>
 /// Written for a broker that keeps `DashMap<Arc<str>, Arc<Exchange>>` with a
 /// `parking_lot::RwLock<BindingTable<_>>` in each exchange: `route_from` looks the exchange
 /// up, takes the read lock, routes, and releases both before returning, so [`route`] never
-/// holds two exchanges at once and no lock order between exchanges can deadlock.
+/// holds two exchanges at once and no lock order between exchanges can deadlock. The same
+/// shape with std types:
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, RwLock};
+///
+/// use amq_protocol_types::FieldTable;
+/// use warren_router::{BindingTable, Destination, ExchangeGraph, ExchangeKind, route};
+///
+/// struct Exchange {
+///     bindings: RwLock<BindingTable<Destination<Arc<str>, Arc<str>>>>,
+///     alternate: Option<Arc<str>>,
+/// }
+/// struct Vhost {
+///     exchanges: HashMap<Arc<str>, Arc<Exchange>>, // a DashMap in the broker
+/// }
+///
+/// impl ExchangeGraph for Vhost {
+///     type Queue = Arc<str>;
+///     type Exchange = Arc<str>;
+///
+///     fn route_from(
+///         &self,
+///         exchange: &Arc<str>,
+///         routing_key: &str,
+///         headers: Option<&FieldTable>,
+///         queues: &mut Vec<Arc<str>>,
+///         exchanges: &mut Vec<Arc<str>>,
+///     ) -> bool {
+///         let Some(x) = self.exchanges.get(exchange) else { return false };
+///         let Ok(table) = x.bindings.read() else { return false };
+///         table.route_split(routing_key, headers, queues, exchanges);
+///         true
+///     }
+///
+///     fn alternate(&self, exchange: &Arc<str>) -> Option<Arc<str>> {
+///         self.exchanges.get(exchange)?.alternate.clone()
+///     }
+/// }
+///
+/// let mut orders = BindingTable::new(ExchangeKind::Direct);
+/// orders.bind(Destination::Queue("billing".into()), "new", &FieldTable::default());
+/// let mut vhost = Vhost { exchanges: HashMap::new() };
+/// vhost.exchanges.insert(
+///     "orders".into(),
+///     Arc::new(Exchange { bindings: RwLock::new(orders), alternate: Some("unrouted".into()) }),
+/// );
+/// let mut unrouted = BindingTable::new(ExchangeKind::Fanout);
+/// unrouted.bind(Destination::Queue("dead-ends".into()), "", &FieldTable::default());
+/// vhost.exchanges.insert(
+///     "unrouted".into(),
+///     Arc::new(Exchange { bindings: RwLock::new(unrouted), alternate: None }),
+/// );
+///
+/// let mut queues = Vec::new();
+/// route(&vhost, &"orders".into(), "new", None, &mut queues);
+/// assert_eq!(queues, [Arc::from("billing")]);
+/// queues.clear();
+/// route(&vhost, &"orders".into(), "old", None, &mut queues);
+/// assert_eq!(queues, [Arc::from("dead-ends")]);
+/// ```
 pub trait ExchangeGraph {
     /// How a queue is named in the results (e.g. `Arc<str>`).
     type Queue: Clone + Eq + Hash;
@@ -101,16 +162,16 @@ pub fn route<G: ExchangeGraph + ?Sized>(
     queues: &mut Vec<G::Queue>,
 ) -> usize {
     let start = queues.len();
-    let mut pending = VecDeque::from([source.clone()]);
+    // Nothing below allocates for the common publish that stays in one exchange: the
+    // worklist, the seen sets and the matched-exchange buffer stay empty.
+    let mut pending = VecDeque::new();
     let mut seen_exchanges = SeenSet::new();
-    seen_exchanges.insert(source.clone());
     let mut matched_exchanges = Vec::new();
-    // Needed only once a second exchange contributes queues; the common single-exchange
-    // publish never builds it.
     let mut seen_queues: Option<SeenSet<G::Queue>> = None;
     let mut visited = 0usize;
+    let mut first = Some(source.clone());
 
-    while let Some(exchange) = pending.pop_front() {
+    while let Some(exchange) = first.take().or_else(|| pending.pop_front()) {
         let before = queues.len();
         matched_exchanges.clear();
         if !graph.route_from(
@@ -138,6 +199,10 @@ pub fn route<G: ExchangeGraph + ?Sized>(
 
         if matched_nothing && let Some(alternate) = graph.alternate(&exchange) {
             matched_exchanges.push(alternate);
+        }
+        if visited == 1 && !matched_exchanges.is_empty() {
+            // Only now can an exchange be reached twice; the source counts as seen.
+            seen_exchanges.insert(source.clone());
         }
         for next in matched_exchanges.drain(..) {
             if seen_exchanges.insert(next.clone()) {
