@@ -1,1 +1,40 @@
-//! The broker model (placeholder).
+//! The broker model: virtual hosts, exchanges, queues, consumers and delivery.
+//!
+//! This crate knows AMQP's *semantics* but not its frames: the server calls it with
+//! decoded arguments and gets back results or a [`BrokerError`] carrying the reply code.
+//!
+//! Data flow of a publish: the server assembles a [`Message`] and calls
+//! [`VHost::route`], which walks the exchange graph (`warren-router`) and returns the
+//! destination queues; the server calls [`Queue::publish`] on each, which persists
+//! persistent messages of durable queues through the store's group-commit loop (returning
+//! a ticket the server waits on before confirming) and dispatches to consumers. A
+//! dispatched message travels as a [`ConsumerEvent`] to the consumer's connection.
+//!
+//! # Layout
+//! - `broker.rs`: [`Broker`], vhosts, authentication, recovery at start.
+//! - `vhost.rs`: [`VHost`], registries and the operations on them.
+//! - `exchange.rs`: [`Exchange`] and its binding table.
+//! - `queue.rs`: [`Queue`], ordered entries, dispatch, paging.
+//! - `consumer.rs`: [`Consumer`], credit and the connection sink.
+//! - `message.rs`: [`Message`] and its stored form.
+//! - `error.rs`: [`BrokerError`].
+
+mod broker;
+mod consumer;
+mod error;
+mod exchange;
+mod message;
+mod queue;
+mod vhost;
+
+pub use broker::{AuthError, Broker, BrokerConfig};
+pub use consumer::{
+    ChannelCredit, ConnectionId, ConnectionSink, Consumer, ConsumerEvent, SINK_HIGH_WATER,
+};
+pub use error::BrokerError;
+pub use exchange::{Dest, Exchange, ExchangeSpec};
+pub use message::Message;
+pub use queue::{Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
+pub use vhost::{DeclaredQueue, QueueDeclare, VHost};
+pub use warren_router::{Destination, ExchangeKind};
+pub use warren_store::{Durability, Store, Ticket, TicketStatus};

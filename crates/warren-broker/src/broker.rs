@@ -1,0 +1,227 @@
+//! The broker: virtual hosts, users, the store, and start-up recovery.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use dashmap::DashMap;
+use warren_store::{DefinitionKind, Store, StoreOptions, WriteOp};
+
+use crate::consumer::ConnectionId;
+use crate::error::BrokerError;
+use crate::exchange::ExchangeSpec;
+use crate::queue::{QueueLimits, TRANSIENT_ID_BASE};
+use crate::vhost::{BindingDef, QueueDef, VHost};
+
+/// Broker-wide settings.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// The user created on a fresh data directory.
+    pub default_user: String,
+    /// Its password.
+    pub default_pass: String,
+    /// Users that may only connect from loopback (RabbitMQ's `loopback_users`).
+    pub loopback_users: Vec<String>,
+    /// Largest message body accepted.
+    pub max_message_size: u64,
+    /// Per-queue memory bounds.
+    pub queue_limits: QueueLimits,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
+            loopback_users: vec!["guest".into()],
+            max_message_size: 16 * 1024 * 1024,
+            queue_limits: QueueLimits::default(),
+        }
+    }
+}
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Unknown user or wrong password.
+    #[error(
+        "ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+    )]
+    BadCredentials {
+        /// The SASL mechanism used.
+        mechanism: String,
+    },
+    /// A loopback-only user connecting from elsewhere.
+    #[error("ACCESS_REFUSED - user '{user}' can only connect via localhost")]
+    LoopbackOnly {
+        /// The user.
+        user: String,
+    },
+}
+
+/// The broker; see the crate docs.
+#[derive(Debug)]
+pub struct Broker {
+    vhosts: DashMap<Arc<str>, Arc<VHost>>,
+    store: Store,
+    config: BrokerConfig,
+    next_connection: AtomicU64,
+}
+
+impl Broker {
+    /// Open the store in `data_dir` and recover every durable definition and message.
+    pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let started = Instant::now();
+        let store = Store::open(data_dir, StoreOptions::default())?;
+        let broker = Broker {
+            vhosts: DashMap::new(),
+            store,
+            config,
+            next_connection: AtomicU64::new(1),
+        };
+        broker.recover()?;
+        tracing::info!(
+            data_dir = %data_dir.display(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "store opened and definitions recovered"
+        );
+        Ok(Arc::new(broker))
+    }
+
+    fn recover(&self) -> Result<(), BrokerError> {
+        // Paged-out transient messages of the previous run are garbage now.
+        for id in self.store.stored_queue_ids()? {
+            if id >= TRANSIENT_ID_BASE {
+                self.store.submit(WriteOp::DeleteQueue { queue_id: id });
+            }
+        }
+        let default = Arc::new(VHost::new(
+            "/",
+            self.store.clone(),
+            self.config.queue_limits,
+        ));
+        self.vhosts.insert(Arc::clone(&default.name), default);
+        let split = |key: &str| -> Option<(String, String)> {
+            key.split_once('\u{1f}')
+                .map(|(v, n)| (v.to_owned(), n.to_owned()))
+        };
+        for (key, value) in self.store.definitions(DefinitionKind::Exchange)? {
+            let (Some((vhost, _)), Ok(spec)) =
+                (split(&key), serde_json::from_slice::<ExchangeSpec>(&value))
+            else {
+                tracing::warn!(key, "skipping unreadable exchange definition");
+                continue;
+            };
+            self.vhost_or_create(&vhost).restore_exchange(spec);
+        }
+        let mut messages = 0usize;
+        let mut queues = 0usize;
+        for (key, value) in self.store.definitions(DefinitionKind::Queue)? {
+            let (Some((vhost, _)), Ok(def)) =
+                (split(&key), serde_json::from_slice::<QueueDef>(&value))
+            else {
+                tracing::warn!(key, "skipping unreadable queue definition");
+                continue;
+            };
+            let store_id = def.store_id;
+            let queue = self.vhost_or_create(&vhost).restore_queue(def);
+            let index = self.store.queue_index(store_id)?;
+            messages += index.len();
+            queues += 1;
+            queue.recover(index);
+        }
+        for (key, value) in self.store.definitions(DefinitionKind::Binding)? {
+            let (Some((vhost, _)), Ok(def)) =
+                (split(&key), serde_json::from_slice::<BindingDef>(&value))
+            else {
+                tracing::warn!(key, "skipping unreadable binding definition");
+                continue;
+            };
+            self.vhost_or_create(&vhost).restore_binding(def);
+        }
+        tracing::info!(queues, messages, "recovered durable queues");
+        Ok(())
+    }
+
+    fn vhost_or_create(&self, name: &str) -> Arc<VHost> {
+        if let Some(v) = self.vhosts.get(name) {
+            return Arc::clone(v.value());
+        }
+        let vhost = Arc::new(VHost::new(
+            name,
+            self.store.clone(),
+            self.config.queue_limits,
+        ));
+        self.vhosts
+            .insert(Arc::clone(&vhost.name), Arc::clone(&vhost));
+        vhost
+    }
+
+    /// A virtual host by name.
+    pub fn vhost(&self, name: &str) -> Option<Arc<VHost>> {
+        self.vhosts.get(name).map(|v| Arc::clone(v.value()))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// A fresh connection id.
+    pub fn next_connection_id(&self) -> ConnectionId {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Check a login. Returns the user name.
+    pub fn authenticate(
+        &self,
+        mechanism: &str,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<String, AuthError> {
+        if user != self.config.default_user || password != self.config.default_pass {
+            return Err(AuthError::BadCredentials {
+                mechanism: mechanism.to_owned(),
+            });
+        }
+        if self.config.loopback_users.iter().any(|u| u == user) && !peer.is_loopback() {
+            return Err(AuthError::LoopbackOnly {
+                user: user.to_owned(),
+            });
+        }
+        Ok(user.to_owned())
+    }
+
+    /// A connection closed: delete its exclusive queues. Returns consumers to notify
+    /// (none in practice: exclusive queues' consumers are on the same connection).
+    pub fn connection_closed(&self, connection: ConnectionId) {
+        for vhost in self
+            .vhosts
+            .iter()
+            .map(|v| Arc::clone(v.value()))
+            .collect::<Vec<_>>()
+        {
+            for queue in vhost.queues() {
+                if queue.spec.exclusive_owner == Some(connection)
+                    && let Err(e) = vhost.remove_queue(&queue)
+                {
+                    tracing::error!(queue = %queue.name(), error = %e, "cannot delete exclusive queue");
+                }
+            }
+        }
+    }
+
+    /// Flush and close the store (graceful stop).
+    pub fn close(&self) -> Result<(), BrokerError> {
+        self.store.close()?;
+        Ok(())
+    }
+}

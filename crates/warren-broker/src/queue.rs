@@ -1,0 +1,554 @@
+//! Queues: ordered messages, their consumers, and dispatch.
+//!
+//! A [`Queue`] holds its state behind one short-held `parking_lot` mutex. Every operation
+//! (publish, consume, ack, requeue, get, purge) takes the lock, changes the state, runs
+//! [`Queue::dispatch`] if deliveries may have become possible, and releases it; nothing
+//! awaits while holding it. Dispatch hands messages to consumers round-robin, each only
+//! while it has credit (see `consumer.rs`), by sending events to the consumers'
+//! connections.
+//!
+//! Messages are kept in publish order as [`Entry`]s with a per-queue sequence number; a
+//! requeued message goes back to its original position (found by sequence number) with
+//! `redelivered` set. Persistent messages on durable queues are written to the store
+//! under `(store id, seq)`; acks delete them.
+//!
+//! Memory is bounded: past `QueueLimits::ram_bytes`/`ram_messages` a queue keeps only
+//! the index entry of a new message and leaves its body in the store (transient
+//! messages are written to a per-process "transient" key space for that, wiped at start);
+//! dispatch pages bodies back in, a batch at a time, as they near the head.
+//!
+//! The design leaves room for the extensions to come: per-priority sub-queues replace
+//! `ready`, TTL expiry walks entries by sequence, dead-lettering hooks where entries are
+//! dropped, max-length trims the head, single active consumer restricts `pick_consumer`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use amq_protocol::types::FieldTable;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use warren_store::{Store, Ticket, WriteOp};
+
+use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
+use crate::error::BrokerError;
+use crate::message::Message;
+
+/// Store ids at or above this are the transient key space (paged-out transient messages).
+pub const TRANSIENT_ID_BASE: u64 = 1 << 63;
+static NEXT_TRANSIENT_ID: AtomicU64 = AtomicU64::new(TRANSIENT_ID_BASE);
+
+/// How much of a queue stays in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Bytes of bodies kept in RAM before new messages are paged out.
+    pub ram_bytes: usize,
+    /// Messages kept in RAM before new messages are paged out.
+    pub ram_messages: usize,
+    /// Messages read back from the store at once.
+    pub page_in_batch: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            ram_bytes: 8 * 1024 * 1024,
+            ram_messages: 8192,
+            page_in_batch: 512,
+        }
+    }
+}
+
+/// A message's place in a queue.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Sequence number within the queue (publish order).
+    pub seq: u64,
+    /// Delivered before (requeued, or recovered after being delivered).
+    pub redelivered: bool,
+    /// Where the body sits in the store, if it was written there.
+    pub stored: Option<StoreKey>,
+    /// The message, or `None` while its body is only in the store.
+    pub message: Option<Arc<Message>>,
+    /// Body size (memory accounting while paged out).
+    pub size: u32,
+}
+
+/// A message's key in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreKey {
+    /// Store id (durable id, or transient key space).
+    pub id: u64,
+    /// Sequence within it.
+    pub seq: u64,
+    /// Written as a persistent message (survives restart).
+    pub persistent: bool,
+}
+
+/// Declared properties of a queue.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// Name.
+    pub name: Arc<str>,
+    /// Survives restart.
+    pub durable: bool,
+    /// Owned by this connection, if exclusive.
+    pub exclusive_owner: Option<ConnectionId>,
+    /// Deleted when its last consumer goes.
+    pub auto_delete: bool,
+    /// Arguments (x-...).
+    pub arguments: FieldTable,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    ready: VecDeque<Entry>,
+    next_seq: u64,
+    ram_bytes: usize,
+    ram_messages: usize,
+    consumers: Vec<Arc<Consumer>>,
+    next_consumer: usize,
+    unacked: usize,
+    deleted: bool,
+    had_consumer: bool,
+}
+
+/// One queue; see the module docs.
+#[derive(Debug)]
+pub struct Queue {
+    /// Declared properties.
+    pub spec: QueueSpec,
+    /// Virtual host name.
+    pub vhost: Arc<str>,
+    /// Durable store id (0 for transient queues).
+    pub store_id: u64,
+    transient_id: u64,
+    store: Store,
+    limits: QueueLimits,
+    state: Mutex<QueueState>,
+}
+
+/// What publishing to a queue produced.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Enqueued {
+    /// Store ticket to wait for before confirming, if the message was persisted.
+    pub ticket: Option<Ticket>,
+}
+
+impl Queue {
+    /// A new, empty queue.
+    pub fn new(
+        spec: QueueSpec,
+        vhost: Arc<str>,
+        store_id: u64,
+        store: Store,
+        limits: QueueLimits,
+    ) -> Self {
+        Self {
+            spec,
+            vhost,
+            store_id,
+            transient_id: NEXT_TRANSIENT_ID.fetch_add(1, Ordering::Relaxed),
+            store,
+            limits,
+            state: Mutex::new(QueueState {
+                next_seq: 1,
+                ..QueueState::default()
+            }),
+        }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.spec.name
+    }
+
+    /// Restore recovered messages (index only; bodies paged in on demand), in order.
+    pub fn recover(&self, index: Vec<(u64, bool)>) {
+        let mut st = self.state.lock();
+        for (seq, delivered) in index {
+            st.ready.push_back(Entry {
+                seq,
+                redelivered: delivered,
+                stored: Some(StoreKey {
+                    id: self.store_id,
+                    seq,
+                    persistent: true,
+                }),
+                message: None,
+                size: 0,
+            });
+            st.next_seq = st.next_seq.max(seq + 1);
+        }
+    }
+
+    /// Add a message (routed here by a publish). `encoded` caches the stored form across
+    /// the queues of one publish.
+    pub fn publish(
+        self: &Arc<Self>,
+        message: &Arc<Message>,
+        encoded: &mut Option<Bytes>,
+    ) -> Enqueued {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Enqueued::default();
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let size = message.size();
+        let persist = self.spec.durable && message.is_persistent();
+        let over_limit = st.ram_bytes + size > self.limits.ram_bytes
+            || st.ram_messages >= self.limits.ram_messages;
+        // Fast path: a consumer is waiting and nothing is queued ahead of this message.
+        let mut entry = Entry {
+            seq,
+            redelivered: false,
+            stored: None,
+            message: Some(Arc::clone(message)),
+            size: size as u32,
+        };
+        let mut result = Enqueued::default();
+        if persist || over_limit {
+            let (id, persistent) = if persist {
+                (self.store_id, true)
+            } else {
+                (self.transient_id, false)
+            };
+            let value = encoded.get_or_insert_with(|| message.encode()).clone();
+            let ticket = self.store.submit(WriteOp::Put {
+                queue_id: id,
+                seq,
+                value,
+            });
+            if persist {
+                result.ticket = Some(ticket);
+            }
+            entry.stored = Some(StoreKey {
+                id,
+                seq,
+                persistent,
+            });
+        }
+        if over_limit && entry.stored.is_some() && !st.ready.is_empty() {
+            entry.message = None;
+        } else {
+            st.ram_bytes += size;
+            st.ram_messages += 1;
+        }
+        st.ready.push_back(entry);
+        self.dispatch(&mut st);
+        result
+    }
+
+    /// Hand ready messages to consumers with credit.
+    fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        while !st.ready.is_empty() && !st.consumers.is_empty() {
+            let Some(index) = self.pick_consumer(st) else {
+                return;
+            };
+            if st.ready.front().is_some_and(|e| e.message.is_none()) {
+                self.page_in(st);
+            }
+            let Some(mut entry) = st.ready.pop_front() else {
+                return;
+            };
+            if entry.message.is_none() {
+                // The body is gone from the store: nothing to deliver (logged in page_in).
+                self.forget(&entry);
+                continue;
+            }
+            self.account_out(st, &entry);
+            let consumer = Arc::clone(&st.consumers[index]);
+            consumer.take_credit();
+            if consumer.no_ack {
+                self.forget(&entry);
+                entry.stored = None;
+            } else {
+                st.unacked += 1;
+                self.mark_delivered(&entry);
+            }
+            let sink = Arc::clone(&consumer.sink);
+            sink.send(ConsumerEvent::Deliver {
+                consumer,
+                queue: Arc::clone(self),
+                entry,
+            });
+        }
+    }
+
+    fn pick_consumer(&self, st: &mut QueueState) -> Option<usize> {
+        let n = st.consumers.len();
+        for i in 0..n {
+            let index = (st.next_consumer + i) % n;
+            if st.consumers[index].has_credit() {
+                st.next_consumer = (index + 1) % n;
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    fn account_out(&self, st: &mut QueueState, entry: &Entry) {
+        if entry.message.is_some() {
+            st.ram_bytes = st.ram_bytes.saturating_sub(entry.size as usize);
+            st.ram_messages = st.ram_messages.saturating_sub(1);
+        }
+    }
+
+    /// Read the bodies of the paged-out run at the head of the queue back from the store.
+    fn page_in(&self, st: &mut QueueState) {
+        let Some(first) = st.ready.front().and_then(|e| e.stored) else {
+            return;
+        };
+        let limit = self.limits.page_in_batch;
+        let rows = match self.store.read_range(first.id, first.seq, limit) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::error!(queue = %self.spec.name, vhost = %self.vhost, error = %e, "cannot read paged-out messages from the store");
+                return;
+            }
+        };
+        let mut rows = rows.into_iter().peekable();
+        let mut loaded = 0usize;
+        for entry in st.ready.iter_mut() {
+            if loaded >= limit {
+                break;
+            }
+            let Some(key) = entry.stored else { continue };
+            if entry.message.is_some() || key.id != first.id {
+                continue;
+            }
+            while rows.peek().is_some_and(|(seq, _)| *seq < key.seq) {
+                rows.next();
+            }
+            match rows.peek() {
+                Some((seq, _)) if *seq == key.seq => {
+                    if let Some((_, value)) = rows.next() {
+                        match Message::decode(value) {
+                            Ok(m) => {
+                                entry.size = m.size() as u32;
+                                entry.message = Some(Arc::new(m));
+                                loaded += 1;
+                            }
+                            Err(e) => {
+                                tracing::error!(queue = %self.spec.name, seq = key.seq, error = %e, "dropping unreadable stored message");
+                            }
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        for entry in st.ready.iter() {
+            if entry.message.is_some() {
+                continue;
+            }
+            break;
+        }
+        st.ram_messages += loaded;
+        st.ram_bytes += st
+            .ready
+            .iter()
+            .take(loaded)
+            .map(|e| e.size as usize)
+            .sum::<usize>();
+        if loaded == 0 {
+            tracing::error!(queue = %self.spec.name, vhost = %self.vhost, seq = first.seq, "message body missing from the store; skipping it");
+        }
+    }
+
+    fn mark_delivered(&self, entry: &Entry) {
+        if let Some(key) = entry.stored
+            && key.persistent
+            && !entry.redelivered
+        {
+            self.store.submit(WriteOp::MarkDelivered {
+                queue_id: key.id,
+                seq: key.seq,
+            });
+        }
+    }
+
+    fn forget(&self, entry: &Entry) {
+        if let Some(key) = entry.stored {
+            self.store.submit(WriteOp::Delete {
+                queue_id: key.id,
+                seq: key.seq,
+            });
+        }
+    }
+
+    /// Register a consumer. Refuses a second consumer when an exclusive one exists, and an
+    /// exclusive consumer when any exists (403, as RabbitMQ).
+    pub fn consume(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), BrokerError> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Err(BrokerError::no_queue(&self.vhost, &self.spec.name));
+        }
+        if st.consumers.iter().any(|c| c.exclusive)
+            || (consumer.exclusive && !st.consumers.is_empty())
+        {
+            return Err(BrokerError::AccessRefused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.spec.name, self.vhost
+            )));
+        }
+        st.consumers.push(consumer);
+        st.had_consumer = true;
+        self.dispatch(&mut st);
+        Ok(())
+    }
+
+    /// Remove a consumer. Returns true when the queue is auto-delete and this was its
+    /// last consumer: the caller deletes the queue.
+    pub fn cancel(&self, consumer: &Arc<Consumer>) -> bool {
+        let mut st = self.state.lock();
+        st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
+        if st.next_consumer >= st.consumers.len() {
+            st.next_consumer = 0;
+        }
+        self.spec.auto_delete && st.had_consumer && st.consumers.is_empty() && !st.deleted
+    }
+
+    /// Try to deliver again (credit came back, flow resumed, a connection drained).
+    pub fn kick(self: &Arc<Self>) {
+        let mut st = self.state.lock();
+        self.dispatch(&mut st);
+    }
+
+    /// Settle delivered messages for good (ack, or reject without requeue).
+    pub fn settle<'a>(self: &Arc<Self>, entries: impl IntoIterator<Item = &'a Entry>) {
+        let mut st = self.state.lock();
+        let mut n = 0;
+        for entry in entries {
+            n += 1;
+            if !st.deleted {
+                self.forget(entry);
+            }
+        }
+        st.unacked = st.unacked.saturating_sub(n);
+        self.dispatch(&mut st);
+    }
+
+    /// Put delivered messages back at their original positions, marked redelivered.
+    pub fn requeue(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>) {
+        let mut st = self.state.lock();
+        for mut entry in entries {
+            st.unacked = st.unacked.saturating_sub(1);
+            if st.deleted {
+                continue;
+            }
+            entry.redelivered = true;
+            if entry.message.is_some() {
+                st.ram_bytes += entry.size as usize;
+                st.ram_messages += 1;
+            }
+            let at = st.ready.partition_point(|e| e.seq < entry.seq);
+            st.ready.insert(at, entry);
+        }
+        self.dispatch(&mut st);
+    }
+
+    /// basic.get: take the head message. Returns it with the count of messages left.
+    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
+        let mut st = self.state.lock();
+        loop {
+            if st.ready.front().is_some_and(|e| e.message.is_none()) {
+                self.page_in(&mut st);
+            }
+            let mut entry = st.ready.pop_front()?;
+            if entry.message.is_none() {
+                self.forget(&entry);
+                continue;
+            }
+            self.account_out(&mut st, &entry);
+            if no_ack {
+                self.forget(&entry);
+                entry.stored = None;
+            } else {
+                st.unacked += 1;
+                self.mark_delivered(&entry);
+            }
+            return Some((entry, st.ready.len() as u32));
+        }
+    }
+
+    /// Drop every ready message; returns how many.
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        let count = st.ready.len() as u32;
+        if st.unacked == 0 {
+            self.drop_stored_ranges();
+        } else {
+            for entry in st.ready.iter() {
+                self.forget(entry);
+            }
+        }
+        st.ready.clear();
+        st.ram_bytes = 0;
+        st.ram_messages = 0;
+        count
+    }
+
+    fn drop_stored_ranges(&self) {
+        if self.store_id != 0 {
+            self.store.submit(WriteOp::DeleteQueue {
+                queue_id: self.store_id,
+            });
+        }
+        self.store.submit(WriteOp::DeleteQueue {
+            queue_id: self.transient_id,
+        });
+    }
+
+    /// Mark deleted, drop messages, and return (ready count, consumers to notify).
+    pub fn delete(&self) -> (u32, Vec<Arc<Consumer>>) {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return (0, Vec::new());
+        }
+        st.deleted = true;
+        let count = st.ready.len() as u32;
+        st.ready.clear();
+        self.drop_stored_ranges();
+        (count, std::mem::take(&mut st.consumers))
+    }
+
+    /// Check `queue.delete`'s if-unused / if-empty conditions.
+    pub fn check_delete(&self, if_unused: bool, if_empty: bool) -> Result<(), BrokerError> {
+        let st = self.state.lock();
+        if if_unused && !st.consumers.is_empty() {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "queue '{}' in vhost '{}' in use",
+                self.spec.name, self.vhost
+            )));
+        }
+        if if_empty && !st.ready.is_empty() {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "queue '{}' in vhost '{}' not empty",
+                self.spec.name, self.vhost
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ready messages (what queue.declare-ok reports).
+    pub fn message_count(&self) -> u32 {
+        self.state.lock().ready.len() as u32
+    }
+
+    /// Consumers.
+    pub fn consumer_count(&self) -> u32 {
+        self.state.lock().consumers.len() as u32
+    }
+
+    /// Delivered and not yet settled.
+    pub fn unacked_count(&self) -> usize {
+        self.state.lock().unacked
+    }
+
+    /// Whether the queue was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+}

@@ -1,0 +1,827 @@
+//! Virtual hosts: the registries of exchanges and queues, and every operation that
+//! touches more than one of them (declare, bind, delete, route).
+//!
+//! Registries are `DashMap`s keyed by name; values are `Arc`s cloned out before use, so
+//! no map guard is ever held while another lock is taken. Durable definitions are written
+//! to the store (`meta`) as they change and read back by `Broker::open`.
+
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use warren_router::{Destination, ExchangeGraph, ExchangeKind};
+use warren_store::{DefinitionKind, Store};
+
+use crate::consumer::ConnectionId;
+use crate::error::BrokerError;
+use crate::exchange::{Dest, Exchange, ExchangeSpec};
+use crate::message::Message;
+use crate::queue::{Queue, QueueLimits, QueueSpec};
+
+const SEP: char = '\u{1f}';
+
+/// Stored definition of a durable queue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct QueueDef {
+    pub name: String,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    pub store_id: u64,
+}
+
+/// Stored definition of a binding between durable entities.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BindingDef {
+    pub source: String,
+    pub destination: String,
+    pub to_exchange: bool,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+/// What `queue.declare` returns.
+#[derive(Debug, Clone)]
+pub struct DeclaredQueue {
+    /// The queue.
+    pub queue: Arc<Queue>,
+    /// Ready messages.
+    pub message_count: u32,
+    /// Consumers.
+    pub consumer_count: u32,
+    /// Whether this call created it.
+    pub created: bool,
+}
+
+/// Arguments of `queue.declare`.
+#[derive(Debug, Clone)]
+pub struct QueueDeclare {
+    /// Name (already generated if the client sent an empty one).
+    pub name: String,
+    /// Passive: only check existence.
+    pub passive: bool,
+    /// Durable.
+    pub durable: bool,
+    /// Exclusive to the declaring connection.
+    pub exclusive: bool,
+    /// Auto-delete.
+    pub auto_delete: bool,
+    /// Arguments.
+    pub arguments: FieldTable,
+}
+
+/// One virtual host.
+#[derive(Debug)]
+pub struct VHost {
+    /// Name.
+    pub name: Arc<str>,
+    exchanges: DashMap<Arc<str>, Arc<Exchange>>,
+    queues: DashMap<Arc<str>, Arc<Queue>>,
+    store: Store,
+    limits: QueueLimits,
+}
+
+fn def_key(vhost: &str, name: &str) -> String {
+    format!("{vhost}{SEP}{name}")
+}
+
+impl VHost {
+    /// An empty vhost with the predeclared exchanges.
+    pub fn new(name: &str, store: Store, limits: QueueLimits) -> Self {
+        let vhost = Self {
+            name: Arc::from(name),
+            exchanges: DashMap::new(),
+            queues: DashMap::new(),
+            store,
+            limits,
+        };
+        for (name, kind) in [
+            ("", ExchangeKind::Direct),
+            ("amq.direct", ExchangeKind::Direct),
+            ("amq.fanout", ExchangeKind::Fanout),
+            ("amq.topic", ExchangeKind::Topic),
+            ("amq.headers", ExchangeKind::Headers),
+            ("amq.match", ExchangeKind::Headers),
+        ] {
+            let spec = ExchangeSpec {
+                name: name.into(),
+                kind: kind.as_str().into(),
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                arguments: FieldTable::default(),
+            };
+            let exchange = Arc::new(Exchange::new(kind, spec));
+            vhost.exchanges.insert(Arc::clone(&exchange.name), exchange);
+        }
+        vhost
+    }
+
+    /// Look up an exchange.
+    pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
+        self.exchanges.get(name).map(|e| Arc::clone(e.value()))
+    }
+
+    /// Look up a queue, checking that `connection` may use it (exclusive queues: 405).
+    pub fn queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>, BrokerError> {
+        let queue = self
+            .queues
+            .get(name)
+            .map(|q| Arc::clone(q.value()))
+            .ok_or_else(|| BrokerError::no_queue(&self.name, name))?;
+        self.check_exclusive(&queue, connection)?;
+        Ok(queue)
+    }
+
+    fn check_exclusive(&self, queue: &Queue, connection: ConnectionId) -> Result<(), BrokerError> {
+        match queue.spec.exclusive_owner {
+            Some(owner) if owner != connection => Err(BrokerError::ResourceLocked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                queue.spec.name, self.name
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// All queues (for recovery, connection cleanup, management).
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.iter().map(|q| Arc::clone(q.value())).collect()
+    }
+
+    // ---------------------------------------------------------------- exchanges
+
+    /// exchange.declare.
+    pub fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
+        if passive {
+            return match self.exchange(&spec.name) {
+                Some(_) => Ok(()),
+                None => Err(BrokerError::no_exchange(&self.name, &spec.name)),
+            };
+        }
+        if spec.name.is_empty() {
+            return Err(BrokerError::AccessRefused(
+                "operation not permitted on the default exchange".into(),
+            ));
+        }
+        let kind = ExchangeKind::parse(&spec.kind).ok_or_else(|| {
+            BrokerError::CommandInvalid(format!("invalid exchange type '{}'", spec.kind))
+        })?;
+        if let Some(existing) = self.exchange(&spec.name) {
+            return self.check_exchange_equivalent(&existing, &spec);
+        }
+        if spec.name.starts_with("amq.") {
+            return Err(BrokerError::AccessRefused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                spec.name
+            )));
+        }
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let durable = spec.durable;
+        let exchange = Arc::new(Exchange::new(kind, spec));
+        match self.exchanges.entry(Arc::clone(&name)) {
+            dashmap::Entry::Occupied(e) => {
+                let existing = Arc::clone(e.get());
+                drop(e);
+                return self.check_exchange_equivalent(&existing, &exchange.spec);
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(Arc::clone(&exchange));
+            }
+        }
+        if durable {
+            self.persist_exchange(&exchange.spec)?;
+        }
+        Ok(())
+    }
+
+    fn persist_exchange(&self, spec: &ExchangeSpec) -> Result<(), BrokerError> {
+        let value = serde_json::to_vec(spec).map_err(|e| BrokerError::Internal(e.to_string()))?;
+        self.store.put_definition(
+            DefinitionKind::Exchange,
+            &def_key(&self.name, &spec.name),
+            &value,
+        )?;
+        Ok(())
+    }
+
+    fn check_exchange_equivalent(
+        &self,
+        existing: &Exchange,
+        spec: &ExchangeSpec,
+    ) -> Result<(), BrokerError> {
+        let e = &existing.spec;
+        let what = "exchange";
+        if e.kind != spec.kind {
+            return Err(BrokerError::inequivalent(
+                what, "type", &spec.name, &self.name, &spec.kind, &e.kind,
+            ));
+        }
+        if e.durable != spec.durable {
+            return Err(BrokerError::inequivalent(
+                what,
+                "durable",
+                &spec.name,
+                &self.name,
+                spec.durable,
+                e.durable,
+            ));
+        }
+        if e.auto_delete != spec.auto_delete {
+            return Err(BrokerError::inequivalent(
+                what,
+                "auto_delete",
+                &spec.name,
+                &self.name,
+                spec.auto_delete,
+                e.auto_delete,
+            ));
+        }
+        if e.internal != spec.internal {
+            return Err(BrokerError::inequivalent(
+                what,
+                "internal",
+                &spec.name,
+                &self.name,
+                spec.internal,
+                e.internal,
+            ));
+        }
+        let ae = |t: &FieldTable| t.inner().get("alternate-exchange").cloned();
+        if ae(&e.arguments) != ae(&spec.arguments) {
+            return Err(BrokerError::inequivalent(
+                what,
+                "alternate-exchange",
+                &spec.name,
+                &self.name,
+                format!("{:?}", ae(&spec.arguments)),
+                format!("{:?}", ae(&e.arguments)),
+            ));
+        }
+        Ok(())
+    }
+
+    /// exchange.delete.
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
+        if name.is_empty() || name.starts_with("amq.") {
+            return Err(BrokerError::AccessRefused(format!(
+                "operation not permitted on the default exchange{}",
+                if name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" '{name}'")
+                }
+            )));
+        }
+        let Some(exchange) = self.exchange(name) else {
+            // RabbitMQ: deleting a missing exchange succeeds.
+            return Ok(());
+        };
+        if if_unused {
+            let used_as_source = !exchange.bindings.read().is_empty();
+            let dest = Destination::Exchange(Arc::clone(&exchange.name));
+            let used_as_destination = self
+                .exchanges
+                .iter()
+                .any(|e| e.bindings.read().has_destination(&dest));
+            if used_as_source || used_as_destination {
+                return Err(BrokerError::PreconditionFailed(format!(
+                    "exchange '{name}' in vhost '{}' in use",
+                    self.name
+                )));
+            }
+        }
+        self.remove_exchange(&exchange)
+    }
+
+    fn remove_exchange(&self, exchange: &Arc<Exchange>) -> Result<(), BrokerError> {
+        self.exchanges.remove(&exchange.name);
+        let durable = exchange.spec.durable;
+        // Bindings from it.
+        let bindings: Vec<(Dest, String, FieldTable)> = exchange
+            .bindings
+            .read()
+            .bindings()
+            .map(|(d, k, a)| (d.clone(), k.to_owned(), a.clone()))
+            .collect();
+        if durable {
+            for (dest, key, args) in &bindings {
+                self.forget_binding(&exchange.name, dest, key, args)?;
+            }
+            self.store.delete_definition(
+                DefinitionKind::Exchange,
+                &def_key(&self.name, &exchange.name),
+            )?;
+        }
+        // Bindings to it.
+        self.remove_bindings_to(&Destination::Exchange(Arc::clone(&exchange.name)))?;
+        Ok(())
+    }
+
+    /// Remove every binding to `dest` from every exchange (queue or exchange deleted);
+    /// auto-delete exchanges left without bindings go too.
+    fn remove_bindings_to(&self, dest: &Dest) -> Result<(), BrokerError> {
+        let exchanges: Vec<Arc<Exchange>> = self
+            .exchanges
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect();
+        for exchange in exchanges {
+            let removed: Vec<(String, FieldTable)> = {
+                let table = exchange.bindings.read();
+                if !table.has_destination(dest) {
+                    continue;
+                }
+                table
+                    .bindings_to(dest)
+                    .map(|(k, a)| (k.to_owned(), a.clone()))
+                    .collect()
+            };
+            exchange.bindings.write().remove_destination(dest);
+            for (key, args) in &removed {
+                self.forget_binding(&exchange.name, dest, key, args)?;
+            }
+            self.maybe_auto_delete(&exchange)?;
+        }
+        Ok(())
+    }
+
+    fn maybe_auto_delete(&self, exchange: &Arc<Exchange>) -> Result<(), BrokerError> {
+        if exchange.spec.auto_delete && exchange.bindings.read().is_empty() {
+            self.remove_exchange(exchange)?;
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- bindings
+
+    fn binding_key(
+        &self,
+        source: &str,
+        dest: &Dest,
+        routing_key: &str,
+        args: &FieldTable,
+    ) -> String {
+        let (kind, name) = match dest {
+            Destination::Queue(q) => ('q', q),
+            Destination::Exchange(e) => ('e', e),
+        };
+        let args = serde_json::to_string(args).unwrap_or_default();
+        format!(
+            "{}{SEP}{source}{SEP}{kind}{SEP}{name}{SEP}{routing_key}{SEP}{args}",
+            self.name
+        )
+    }
+
+    fn is_durable_dest(&self, dest: &Dest) -> bool {
+        match dest {
+            Destination::Queue(q) => self
+                .queues
+                .get(q)
+                .is_some_and(|q| q.spec.durable && q.spec.exclusive_owner.is_none()),
+            Destination::Exchange(e) => self.exchanges.get(e).is_some_and(|e| e.spec.durable),
+        }
+    }
+
+    fn forget_binding(
+        &self,
+        source: &str,
+        dest: &Dest,
+        key: &str,
+        args: &FieldTable,
+    ) -> Result<(), BrokerError> {
+        self.store.delete_definition(
+            DefinitionKind::Binding,
+            &self.binding_key(source, dest, key, args),
+        )?;
+        Ok(())
+    }
+
+    /// queue.bind / exchange.bind. `connection` is checked against exclusive queues.
+    pub fn bind(
+        &self,
+        source: &str,
+        dest: Dest,
+        routing_key: &str,
+        arguments: &FieldTable,
+        connection: ConnectionId,
+    ) -> Result<(), BrokerError> {
+        let (exchange, dest) = self.check_binding(source, dest, connection)?;
+        exchange
+            .kind
+            .validate_binding(arguments)
+            .map_err(|e| BrokerError::PreconditionFailed(e.to_string()))?;
+        let added = exchange
+            .bindings
+            .write()
+            .bind(dest.clone(), routing_key, arguments);
+        if added && exchange.spec.durable && self.is_durable_dest(&dest) {
+            let def = BindingDef {
+                source: source.to_owned(),
+                destination: match &dest {
+                    Destination::Queue(q) | Destination::Exchange(q) => q.to_string(),
+                },
+                to_exchange: matches!(dest, Destination::Exchange(_)),
+                routing_key: routing_key.to_owned(),
+                arguments: arguments.clone(),
+            };
+            let value =
+                serde_json::to_vec(&def).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            self.store.put_definition(
+                DefinitionKind::Binding,
+                &self.binding_key(source, &dest, routing_key, arguments),
+                &value,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// queue.unbind / exchange.unbind. Unbinding what was never bound succeeds.
+    pub fn unbind(
+        &self,
+        source: &str,
+        dest: Dest,
+        routing_key: &str,
+        arguments: &FieldTable,
+        connection: ConnectionId,
+    ) -> Result<(), BrokerError> {
+        let (exchange, dest) = self.check_binding(source, dest, connection)?;
+        let removed = exchange
+            .bindings
+            .write()
+            .unbind(&dest, routing_key, arguments);
+        if removed {
+            if exchange.spec.durable {
+                self.forget_binding(source, &dest, routing_key, arguments)?;
+            }
+            self.maybe_auto_delete(&exchange)?;
+        }
+        Ok(())
+    }
+
+    fn check_binding(
+        &self,
+        source: &str,
+        dest: Dest,
+        connection: ConnectionId,
+    ) -> Result<(Arc<Exchange>, Dest), BrokerError> {
+        let dest_is_default = matches!(&dest, Destination::Exchange(e) if e.is_empty());
+        if source.is_empty() || dest_is_default {
+            return Err(BrokerError::AccessRefused(
+                "operation not permitted on the default exchange".into(),
+            ));
+        }
+        let dest = match dest {
+            Destination::Queue(q) => {
+                let queue = self.queue(&q, connection)?;
+                Destination::Queue(Arc::clone(queue.name()))
+            }
+            Destination::Exchange(e) => {
+                let exchange = self
+                    .exchange(&e)
+                    .ok_or_else(|| BrokerError::no_exchange(&self.name, &e))?;
+                Destination::Exchange(Arc::clone(&exchange.name))
+            }
+        };
+        let exchange = self
+            .exchange(source)
+            .ok_or_else(|| BrokerError::no_exchange(&self.name, source))?;
+        Ok((exchange, dest))
+    }
+
+    // ---------------------------------------------------------------- queues
+
+    /// queue.declare.
+    pub fn declare_queue(
+        &self,
+        declare: QueueDeclare,
+        connection: ConnectionId,
+    ) -> Result<DeclaredQueue, BrokerError> {
+        if let Some(existing) = self
+            .queues
+            .get(declare.name.as_str())
+            .map(|q| Arc::clone(q.value()))
+        {
+            self.check_exclusive(&existing, connection)?;
+            if !declare.passive {
+                self.check_queue_equivalent(&existing, &declare)?;
+            }
+            return Ok(DeclaredQueue {
+                message_count: existing.message_count(),
+                consumer_count: existing.consumer_count(),
+                queue: existing,
+                created: false,
+            });
+        }
+        if declare.passive {
+            return Err(BrokerError::no_queue(&self.name, &declare.name));
+        }
+        if declare.name.starts_with("amq.") && !declare.name.starts_with("amq.gen-") {
+            return Err(BrokerError::AccessRefused(format!(
+                "queue name '{}' contains reserved prefix 'amq.*'",
+                declare.name
+            )));
+        }
+        let persistent_def = declare.durable && !declare.exclusive;
+        let store_id = if persistent_def {
+            self.store.next_id("queue")?
+        } else {
+            0
+        };
+        let spec = QueueSpec {
+            name: Arc::from(declare.name.as_str()),
+            durable: declare.durable,
+            exclusive_owner: declare.exclusive.then_some(connection),
+            auto_delete: declare.auto_delete,
+            arguments: declare.arguments.clone(),
+        };
+        let queue = Arc::new(Queue::new(
+            spec,
+            Arc::clone(&self.name),
+            store_id,
+            self.store.clone(),
+            self.limits,
+        ));
+        match self.queues.entry(Arc::clone(queue.name())) {
+            dashmap::Entry::Occupied(e) => {
+                // Lost a race with another declare of the same name: behave as a redeclare.
+                let existing = Arc::clone(e.get());
+                drop(e);
+                self.check_exclusive(&existing, connection)?;
+                self.check_queue_equivalent(&existing, &declare)?;
+                return Ok(DeclaredQueue {
+                    message_count: existing.message_count(),
+                    consumer_count: existing.consumer_count(),
+                    queue: existing,
+                    created: false,
+                });
+            }
+            dashmap::Entry::Vacant(v) => {
+                v.insert(Arc::clone(&queue));
+            }
+        }
+        if persistent_def {
+            let def = QueueDef {
+                name: declare.name.clone(),
+                auto_delete: declare.auto_delete,
+                arguments: declare.arguments.clone(),
+                store_id,
+            };
+            let value =
+                serde_json::to_vec(&def).map_err(|e| BrokerError::Internal(e.to_string()))?;
+            self.store.put_definition(
+                DefinitionKind::Queue,
+                &def_key(&self.name, &declare.name),
+                &value,
+            )?;
+        }
+        Ok(DeclaredQueue {
+            queue,
+            message_count: 0,
+            consumer_count: 0,
+            created: true,
+        })
+    }
+
+    fn check_queue_equivalent(
+        &self,
+        existing: &Queue,
+        declare: &QueueDeclare,
+    ) -> Result<(), BrokerError> {
+        let s = &existing.spec;
+        let what = "queue";
+        if s.durable != declare.durable {
+            return Err(BrokerError::inequivalent(
+                what,
+                "durable",
+                &declare.name,
+                &self.name,
+                declare.durable,
+                s.durable,
+            ));
+        }
+        if s.exclusive_owner.is_some() != declare.exclusive {
+            return Err(BrokerError::inequivalent(
+                what,
+                "exclusive",
+                &declare.name,
+                &self.name,
+                declare.exclusive,
+                s.exclusive_owner.is_some(),
+            ));
+        }
+        if s.auto_delete != declare.auto_delete {
+            return Err(BrokerError::inequivalent(
+                what,
+                "auto_delete",
+                &declare.name,
+                &self.name,
+                declare.auto_delete,
+                s.auto_delete,
+            ));
+        }
+        // RabbitMQ compares the x-arguments it knows; a differing one is inequivalent.
+        for (key, value) in declare.arguments.inner() {
+            let current = s.arguments.inner().get(key);
+            if key.as_str().starts_with("x-") && current != Some(value) {
+                return Err(BrokerError::inequivalent(
+                    what,
+                    key.as_str(),
+                    &declare.name,
+                    &self.name,
+                    format!("{value:?}"),
+                    current
+                        .map(|v| format!("{v:?}"))
+                        .unwrap_or_else(|| "none".into()),
+                ));
+            }
+        }
+        for (key, value) in s.arguments.inner() {
+            if key.as_str().starts_with("x-") && !declare.arguments.inner().contains_key(key) {
+                return Err(BrokerError::inequivalent(
+                    what,
+                    key.as_str(),
+                    &declare.name,
+                    &self.name,
+                    "none",
+                    format!("{value:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// queue.delete; returns the ready messages dropped and the consumers to notify.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection: ConnectionId,
+    ) -> Result<(u32, Vec<Arc<crate::Consumer>>), BrokerError> {
+        let queue = match self.queue(name, connection) {
+            Ok(q) => q,
+            // RabbitMQ: deleting a missing queue succeeds with a count of 0.
+            Err(BrokerError::NotFound(_)) => return Ok((0, Vec::new())),
+            Err(e) => return Err(e),
+        };
+        queue.check_delete(if_unused, if_empty)?;
+        self.remove_queue(&queue)
+    }
+
+    /// Remove a queue unconditionally (delete, exclusive owner gone, auto-delete).
+    pub fn remove_queue(
+        &self,
+        queue: &Arc<Queue>,
+    ) -> Result<(u32, Vec<Arc<crate::Consumer>>), BrokerError> {
+        let removed = self
+            .queues
+            .remove_if(queue.name(), |_, q| Arc::ptr_eq(q, queue))
+            .is_some();
+        let result = queue.delete();
+        if removed {
+            self.remove_bindings_to(&Destination::Queue(Arc::clone(queue.name())))?;
+            if queue.store_id != 0 {
+                self.store
+                    .delete_definition(DefinitionKind::Queue, &def_key(&self.name, queue.name()))?;
+            }
+        }
+        Ok(result)
+    }
+
+    // ---------------------------------------------------------------- routing
+
+    /// Route a publish: the queues it reaches, each once. Fails with 404 for a missing
+    /// exchange and 403 for an internal one.
+    pub fn route(
+        &self,
+        exchange: &str,
+        message: &Message,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), BrokerError> {
+        let source = self
+            .exchanges
+            .get(exchange)
+            .map(|e| Arc::clone(e.value()))
+            .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
+        if source.spec.internal {
+            return Err(BrokerError::AccessRefused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        let mut names: Vec<Arc<str>> = Vec::new();
+        warren_router::route(
+            self,
+            &source.name,
+            message.routing_key.as_str(),
+            message.headers(),
+            &mut names,
+        );
+        out.extend(
+            names
+                .iter()
+                .filter_map(|n| self.queues.get(n).map(|q| Arc::clone(q.value()))),
+        );
+        Ok(())
+    }
+
+    /// Restore a stored exchange.
+    pub(crate) fn restore_exchange(&self, spec: ExchangeSpec) {
+        if let Some(kind) = ExchangeKind::parse(&spec.kind) {
+            let exchange = Arc::new(Exchange::new(kind, spec));
+            self.exchanges.insert(Arc::clone(&exchange.name), exchange);
+        }
+    }
+
+    /// Restore a stored queue (its messages are recovered by the caller).
+    pub(crate) fn restore_queue(&self, def: QueueDef) -> Arc<Queue> {
+        let spec = QueueSpec {
+            name: Arc::from(def.name.as_str()),
+            durable: true,
+            exclusive_owner: None,
+            auto_delete: def.auto_delete,
+            arguments: def.arguments,
+        };
+        let queue = Arc::new(Queue::new(
+            spec,
+            Arc::clone(&self.name),
+            def.store_id,
+            self.store.clone(),
+            self.limits,
+        ));
+        self.queues
+            .insert(Arc::clone(queue.name()), Arc::clone(&queue));
+        queue
+    }
+
+    /// Restore a stored binding.
+    pub(crate) fn restore_binding(&self, def: BindingDef) {
+        let Some(exchange) = self.exchange(&def.source) else {
+            return;
+        };
+        let dest = if def.to_exchange {
+            match self.exchange(&def.destination) {
+                Some(e) => Destination::Exchange(Arc::clone(&e.name)),
+                None => return,
+            }
+        } else {
+            match self.queues.get(def.destination.as_str()) {
+                Some(q) => Destination::Queue(Arc::clone(q.name())),
+                None => return,
+            }
+        };
+        exchange
+            .bindings
+            .write()
+            .bind(dest, &def.routing_key, &def.arguments);
+    }
+
+    /// Generate a server-named queue name (`amq.gen-` + 22 url-safe characters).
+    pub fn generate_queue_name() -> String {
+        use rand::Rng;
+        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut rng = rand::rng();
+        let suffix: String = (0..22)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+            .collect();
+        format!("amq.gen-{suffix}")
+    }
+}
+
+impl ExchangeGraph for VHost {
+    type Queue = Arc<str>;
+    type Exchange = Arc<str>;
+
+    fn route_from(
+        &self,
+        exchange: &Arc<str>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<str>>,
+        exchanges: &mut Vec<Arc<str>>,
+    ) -> bool {
+        if exchange.is_empty() {
+            if let Some(q) = self.queues.get(routing_key) {
+                queues.push(Arc::clone(q.key()));
+            }
+            return true;
+        }
+        let Some(e) = self
+            .exchanges
+            .get(exchange.as_ref())
+            .map(|e| Arc::clone(e.value()))
+        else {
+            return false;
+        };
+        e.bindings
+            .read()
+            .route_split(routing_key, headers, queues, exchanges);
+        true
+    }
+
+    fn alternate(&self, exchange: &Arc<str>) -> Option<Arc<str>> {
+        self.exchanges
+            .get(exchange.as_ref())
+            .and_then(|e| e.alternate.clone())
+    }
+}
