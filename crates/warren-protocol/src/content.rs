@@ -25,6 +25,10 @@ pub struct Content<M> {
 
 /// What feeding a frame to the assembler produced.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once per message; boxing would add an allocation per message"
+)]
 pub enum ContentEvent<M> {
     /// More frames are needed.
     Pending,
@@ -33,6 +37,10 @@ pub enum ContentEvent<M> {
 }
 
 #[derive(Debug, Default)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per channel, rewritten in place; boxing the header would allocate per message"
+)]
 enum State<M> {
     #[default]
     Idle,

@@ -48,7 +48,8 @@ pub enum ProtocolError {
         /// Method id.
         method_id: u16,
     },
-    /// A known method whose arguments do not parse.
+    /// A known method whose arguments do not parse, or whose field table nests deeper
+    /// than [`MAX_FIELD_NESTING`](crate::MAX_FIELD_NESTING).
     #[error("SYNTAX_ERROR - cannot parse arguments of method {class_id}/{method_id}")]
     Syntax {
         /// Class id.
@@ -56,7 +57,8 @@ pub enum ProtocolError {
         /// Method id.
         method_id: u16,
     },
-    /// A content header whose fields do not parse.
+    /// A content header whose fields do not parse, or whose `headers` table nests deeper
+    /// than [`MAX_FIELD_NESTING`](crate::MAX_FIELD_NESTING).
     #[error("FRAME_ERROR - cannot parse content header on channel {channel}")]
     BadContentHeader {
         /// The channel it came on.

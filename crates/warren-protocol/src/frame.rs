@@ -4,14 +4,17 @@
 //! The decoder looks at the 7-byte frame header first and refuses a frame that declares
 //! more payload than `frame_max` allows, before a byte of its payload is buffered: one
 //! peer can therefore never make the broker buffer more than one frame. Only when the
-//! whole frame is in the buffer does it check the frame-end octet and parse. Body
-//! payloads are `Bytes` slices of the read buffer (no copy).
+//! whole frame is in the buffer does it check the frame-end octet and parse; field
+//! tables nested deeper than [`MAX_FIELD_NESTING`](crate::MAX_FIELD_NESTING) are refused
+//! before parsing (see `nesting.rs`: amq-protocol recurses per level). Body payloads are
+//! `Bytes` slices of the read buffer (no copy).
 
 use amq_protocol::frame::parsing::parse_content_header;
 use amq_protocol::protocol::{AMQPClass, BasicProperties, parse_class};
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::error::ProtocolError;
+use crate::nesting;
 
 /// The 8 octets a 0-9-1 client opens with.
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -31,6 +34,10 @@ const PROPERTIES_OFFSET: usize = 12;
 
 /// One decoded frame.
 #[derive(Debug, Clone, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a frame is moved once from decoder to channel; boxing headers would allocate per message"
+)]
 pub enum Frame {
     /// A method frame.
     Method {
@@ -167,6 +174,12 @@ fn parse_method(payload: &[u8]) -> Result<AMQPClass, ProtocolError> {
             method_id,
         });
     }
+    if nesting::method_too_deep(class_id, method_id, payload) {
+        return Err(ProtocolError::Syntax {
+            class_id,
+            method_id,
+        });
+    }
     match parse_class(payload) {
         Ok((_, method)) => Ok(method),
         Err(_) => Err(ProtocolError::Syntax {
@@ -177,6 +190,11 @@ fn parse_method(payload: &[u8]) -> Result<AMQPClass, ProtocolError> {
 }
 
 fn parse_header(channel: u16, payload: Bytes) -> Result<ContentHeader, ProtocolError> {
+    if let Some(properties) = payload.get(PROPERTIES_OFFSET..)
+        && nesting::properties_too_deep(properties)
+    {
+        return Err(ProtocolError::BadContentHeader { channel });
+    }
     match parse_content_header(&payload[..]) {
         Ok((rest, header)) if rest.is_empty() && payload.len() >= PROPERTIES_OFFSET => {
             Ok(ContentHeader {

@@ -12,7 +12,7 @@
 //! - [`ContentAssembler`] turns `basic.publish` + content header + body frames into one
 //!   [`Content`] whose body is a zero-copy `Bytes` slice of the read buffer when it came
 //!   in one frame.
-//! - [`encode`] writes outbound frames into a `BytesMut`: methods, content (split by
+//! - [`encode`] appends outbound frames to a `Vec<u8>`: methods, content (split by
 //!   `frame_max`) and heartbeats. Content headers are passed through as the raw
 //!   property bytes the publisher sent, so every property and field table reaches the
 //!   consumer byte for byte.
@@ -20,11 +20,21 @@
 //! Data flow: socket bytes -> `FrameDecoder` -> [`Frame`] -> (server: methods to the
 //! channel state machine; header/body frames to the channel's `ContentAssembler`) ->
 //! `Content`. Outbound: server -> `encode::*` -> connection writer.
+//!
+//! # Layout
+//!
+//! - `frame.rs`: [`Frame`], [`FrameDecoder`], the known-method table.
+//! - `nesting.rs`: the field-table nesting bound ([`MAX_FIELD_NESTING`]) checked before
+//!   amq-protocol's recursive parser sees a payload.
+//! - `content.rs`: [`ContentAssembler`] and [`Content`].
+//! - `encode.rs`: outbound frames, including the hand-written delivery path.
+//! - `error.rs`: [`ProtocolError`] and its reply codes.
 
 mod content;
 pub mod encode;
 mod error;
 pub mod frame;
+mod nesting;
 
 pub use amq_protocol::protocol::{
     AMQPClass, BasicProperties, basic, channel, confirm, connection, exchange, queue, tx,
@@ -36,6 +46,7 @@ pub use frame::is_known_method;
 pub use frame::{
     ContentHeader, FRAME_MIN_SIZE, FRAME_OVERHEAD, Frame, FrameDecoder, PROTOCOL_HEADER,
 };
+pub use nesting::MAX_FIELD_NESTING;
 
 /// AMQP reply codes used by the broker (spec 0-9-1, section 1.2 "constants").
 pub mod reply_code {
