@@ -501,17 +501,21 @@ impl Queue {
         });
     }
 
-    /// Mark deleted, drop messages, and return (ready count, consumers to notify).
-    pub fn delete(&self) -> (u32, Vec<Arc<Consumer>>) {
+    /// Mark deleted, drop messages, tell consumers (basic.cancel), return the ready count.
+    pub fn delete(&self) -> u32 {
         let mut st = self.state.lock();
         if st.deleted {
-            return (0, Vec::new());
+            return 0;
         }
         st.deleted = true;
         let count = st.ready.len() as u32;
         st.ready.clear();
         self.drop_stored_ranges();
-        (count, std::mem::take(&mut st.consumers))
+        for consumer in std::mem::take(&mut st.consumers) {
+            let sink = Arc::clone(&consumer.sink);
+            sink.send(ConsumerEvent::Cancelled { consumer });
+        }
+        count
     }
 
     /// Check `queue.delete`'s if-unused / if-empty conditions.

@@ -650,18 +650,18 @@ impl VHost {
         Ok(())
     }
 
-    /// queue.delete; returns the ready messages dropped and the consumers to notify.
+    /// queue.delete; returns the ready messages dropped.
     pub fn delete_queue(
         &self,
         name: &str,
         if_unused: bool,
         if_empty: bool,
         connection: ConnectionId,
-    ) -> Result<(u32, Vec<Arc<crate::Consumer>>), BrokerError> {
+    ) -> Result<u32, BrokerError> {
         let queue = match self.queue(name, connection) {
             Ok(q) => q,
             // RabbitMQ: deleting a missing queue succeeds with a count of 0.
-            Err(BrokerError::NotFound(_)) => return Ok((0, Vec::new())),
+            Err(BrokerError::NotFound(_)) => return Ok(0),
             Err(e) => return Err(e),
         };
         queue.check_delete(if_unused, if_empty)?;
@@ -669,10 +669,7 @@ impl VHost {
     }
 
     /// Remove a queue unconditionally (delete, exclusive owner gone, auto-delete).
-    pub fn remove_queue(
-        &self,
-        queue: &Arc<Queue>,
-    ) -> Result<(u32, Vec<Arc<crate::Consumer>>), BrokerError> {
+    pub fn remove_queue(&self, queue: &Arc<Queue>) -> Result<u32, BrokerError> {
         let removed = self
             .queues
             .remove_if(queue.name(), |_, q| Arc::ptr_eq(q, queue))

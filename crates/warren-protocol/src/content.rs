@@ -5,7 +5,9 @@
 //! sequence (header right after the method, bodies adding up to exactly the announced
 //! size, no method in between) and yields a [`Content`] when the body is complete.
 //! A body that arrived in one frame is that frame's `Bytes` (no copy); a body in several
-//! frames is copied once into a buffer sized from the header.
+//! frames is copied into one buffer whose capacity follows the bytes received, never the
+//! size the header announces (a peer could announce `max_body` and send two bytes). A
+//! body of two or three frames, the common case, is still copied exactly once.
 
 use bytes::{Bytes, BytesMut};
 
@@ -184,7 +186,7 @@ impl<M> ContentAssembler<M> {
             });
         };
         let announced = header.body_size;
-        *received += payload.len() as u64;
+        *received = received.saturating_add(payload.len() as u64);
         if *received > announced {
             return Err(ProtocolError::BodyTooLong { announced });
         }
@@ -192,9 +194,12 @@ impl<M> ContentAssembler<M> {
             None if rest.is_empty() => *first = Some(payload),
             None => rest.extend_from_slice(&payload),
             Some(earlier) => {
-                // A second frame: copy once into a buffer sized for the whole body.
-                let capacity = usize::try_from(announced).unwrap_or(usize::MAX);
-                rest.reserve(capacity);
+                // A second frame: copy into one buffer, sized for twice what has arrived
+                // rather than for the announced size, which a peer chooses: announcing
+                // max_body and sending two tiny frames must not allocate max_body (nor
+                // abort the broker when the announced size cannot be allocated).
+                let wanted = announced.min(received.saturating_mul(2));
+                rest.reserve(usize::try_from(wanted).unwrap_or(0));
                 rest.extend_from_slice(&earlier);
                 rest.extend_from_slice(&payload);
             }
@@ -221,5 +226,56 @@ impl<M> ContentAssembler<M> {
             header,
             body,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::BasicProperties;
+
+    fn header(body_size: u64) -> ContentHeader {
+        ContentHeader {
+            class_id: 60,
+            body_size,
+            properties: BasicProperties::default(),
+            raw_properties: Bytes::from_static(&[0, 0]),
+        }
+    }
+
+    fn buffered_capacity(assembler: &ContentAssembler<()>) -> usize {
+        match &assembler.state {
+            State::AwaitingBody { rest, .. } => rest.capacity(),
+            _ => panic!("not awaiting body"),
+        }
+    }
+
+    /// Regression: the second body frame used to reserve the whole announced size.
+    #[test]
+    fn announced_size_alone_does_not_allocate() {
+        let mut assembler = ContentAssembler::new(u64::MAX);
+        assembler.start((), 60, 40);
+        assembler.header(header(1 << 40)).unwrap();
+        assembler.body(Bytes::from_static(b"0123456789")).unwrap();
+        assembler.body(Bytes::from_static(b"0123456789")).unwrap();
+        assert!(buffered_capacity(&assembler) < 4096);
+    }
+
+    #[test]
+    fn three_frame_body_is_copied_into_a_buffer_reserved_once() {
+        let frame = Bytes::from(vec![7u8; 1000]);
+        let mut assembler = ContentAssembler::new(1 << 20);
+        assembler.start((), 60, 40);
+        assembler.header(header(3000)).unwrap();
+        assembler.body(frame.clone()).unwrap();
+        assembler.body(frame.clone()).unwrap();
+        let capacity = buffered_capacity(&assembler);
+        assert!(capacity >= 3000, "{capacity}");
+        let ContentEvent::Complete(content) = assembler.body(frame).unwrap() else {
+            panic!("body incomplete");
+        };
+        assert_eq!(content.body, vec![7u8; 3000]);
     }
 }

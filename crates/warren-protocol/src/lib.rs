@@ -37,7 +37,7 @@ pub mod frame;
 mod nesting;
 
 pub use amq_protocol::protocol::{
-    AMQPClass, BasicProperties, basic, channel, confirm, connection, exchange, queue, tx,
+    AMQPClass, BasicProperties, access, basic, channel, confirm, connection, exchange, queue, tx,
 };
 pub use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
 pub use content::{Content, ContentAssembler, ContentEvent};

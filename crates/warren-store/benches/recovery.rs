@@ -18,22 +18,30 @@ fn messages() -> u64 {
         .unwrap_or(1_000_000)
 }
 
+/// An incompressible 1 KiB body (xorshift), so LZ4 cannot make the bytes vanish.
+fn random_body(state: &mut u64) -> Bytes {
+    let mut body = Vec::with_capacity(1024);
+    while body.len() < 1024 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        body.extend_from_slice(&state.to_le_bytes());
+    }
+    Bytes::from(body)
+}
+
 fn fill(store: &Store, count: u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     let started = Instant::now();
-    let mut body = vec![0u8; 1024];
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     for seq in 0..count {
-        // Vary the bodies a little so LZ4 cannot make them vanish.
-        if let Some(slot) = body.get_mut((seq % 1024) as usize) {
-            *slot = seq as u8;
-        }
         let ticket = store.submit(WriteOp::Put {
             queue_id: 7,
             seq,
-            value: Bytes::copy_from_slice(&body),
+            value: random_body(&mut state),
         });
         // Keep about 10k messages in flight, like publishers with confirm windows.
         if (seq % 10_000 == 9_999 || seq + 1 == count)

@@ -2,7 +2,8 @@
 //! queue, consume and ack all of them, then print the data directory's size every 5 seconds
 //! for a minute, with the process RSS. The store should give the space back within a minute.
 //!
-//! Run: `cargo run --release -p warren-store --example reclaim [MESSAGES]`.
+//! Run: `cargo run --release -p warren-store --example reclaim [MESSAGES]`;
+//! `WARREN_RECLAIM=off` leaves reclaim to RocksDB's own compactions, for comparison.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -11,16 +12,48 @@ use bytes::Bytes;
 use warren_store::{Store, StoreOptions, Ticket, WriteOp};
 
 fn dir_size(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter_map(|entry| entry.metadata().ok())
-                .filter(|metadata| metadata.is_file())
-                .map(|metadata| metadata.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    sizes(dir).iter().map(|(_, size)| size).sum()
+}
+
+/// Bytes on disk per file kind (extension): sst, blob, log (WAL), other.
+fn sizes(dir: &Path) -> Vec<(String, u64)> {
+    let mut by_kind: Vec<(String, u64)> = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = match name.rsplit_once('.') {
+            Some((_, ext @ ("sst" | "blob" | "log"))) if !name.starts_with("LOG") => ext,
+            _ => "other",
+        };
+        match by_kind.iter_mut().find(|(known, _)| known == kind) {
+            Some((_, size)) => *size += metadata.len(),
+            None => by_kind.push((kind.to_string(), metadata.len())),
+        }
+    }
+    by_kind.sort();
+    by_kind
+}
+
+fn breakdown(dir: &Path) -> String {
+    sizes(dir)
+        .iter()
+        .map(|(kind, size)| format!("{kind} {:.1}", mib(*size)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An incompressible 1 KiB body (xorshift), so LZ4 cannot hide the bytes.
+fn random_body(state: &mut u64) -> Bytes {
+    let mut body = Vec::with_capacity(1024);
+    while body.len() < 1024 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        body.extend_from_slice(&state.to_le_bytes());
+    }
+    Bytes::from(body)
 }
 
 fn rss_mib() -> f64 {
@@ -58,7 +91,13 @@ fn main() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path(), StoreOptions::default()).expect("open");
+    let mut options = StoreOptions::default();
+    if std::env::var("WARREN_RECLAIM").as_deref() == Ok("off") {
+        // Baseline: leave reclaim to RocksDB's own compactions.
+        options.reclaim_after_deletes = u64::MAX;
+        options.reclaim_min_deletes = u64::MAX;
+    }
+    let store = Store::open(dir.path(), options).expect("open");
     let start_size = dir_size(dir.path());
     println!(
         "empty store: {:.2} MiB, RSS {:.0} MiB",
@@ -67,24 +106,22 @@ fn main() {
     );
 
     let started = Instant::now();
-    let mut body = vec![0u8; 1024];
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     for seq in 0..count {
-        if let Some(slot) = body.get_mut((seq % 1024) as usize) {
-            *slot = seq as u8;
-        }
         let ticket = store.submit(WriteOp::Put {
             queue_id: 1,
             seq,
-            value: Bytes::copy_from_slice(&body),
+            value: random_body(&mut state),
         });
         if seq % 10_000 == 9_999 || seq + 1 == count {
             wait(&runtime, &store, ticket);
         }
     }
     println!(
-        "published {count} x 1 KiB in {:.1}s: {:.1} MiB on disk, RSS {:.0} MiB, {} fsyncs",
+        "published {count} x 1 KiB in {:.1}s: {:.1} MiB on disk ({}), RSS {:.0} MiB, {} fsyncs",
         started.elapsed().as_secs_f64(),
         mib(dir_size(dir.path())),
+        breakdown(dir.path()),
         rss_mib(),
         store.stats().fsyncs
     );
@@ -104,17 +141,19 @@ fn main() {
     }
     let consumed = Instant::now();
     println!(
-        "consumed and acked all in {:.1}s: {:.1} MiB on disk, RSS {:.0} MiB",
+        "consumed and acked all in {:.1}s: {:.1} MiB on disk ({}), RSS {:.0} MiB",
         started.elapsed().as_secs_f64(),
         mib(dir_size(dir.path())),
+        breakdown(dir.path()),
         rss_mib()
     );
-    for _ in 0..13 {
+    for _ in 0..12 {
         std::thread::sleep(Duration::from_secs(5));
         println!(
-            "  +{:>2.0}s: {:.1} MiB on disk, {} reclaim compactions, RSS {:.0} MiB",
+            "  +{:>2.0}s: {:.1} MiB on disk ({}), {} reclaim compactions, RSS {:.0} MiB",
             consumed.elapsed().as_secs_f64(),
             mib(dir_size(dir.path())),
+            breakdown(dir.path()),
             store.stats().reclaim_compactions,
             rss_mib()
         );

@@ -75,9 +75,9 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             block_cache_bytes: 32 * MIB,
-            write_buffer_bytes: 32 * MIB,
+            write_buffer_bytes: 16 * MIB,
             max_write_buffer_number: 3,
-            total_write_buffer_bytes: 64 * MIB,
+            total_write_buffer_bytes: 48 * MIB,
             blob_files: true,
             min_blob_size: 256,
             max_batch_bytes: 32 * MIB,

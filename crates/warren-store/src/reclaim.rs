@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use rocksdb::DB;
+use rocksdb::{BottommostLevelCompaction, CompactOptions, DB};
 
 use crate::keys::{message_key, queue_range};
 use crate::options::{CF_DELIVERED, CF_INDEX, CF_MESSAGES};
@@ -179,9 +179,14 @@ fn compact(db: &DB, path: &std::path::Path, compaction: Compaction) {
     } else {
         message_key(compaction.queue_id, compaction.highest).to_vec()
     };
+    // Also rewrite the bottommost level of the range: that is where the tombstones of a
+    // drained range end up, and only a bottommost compaction drops them. With bodies in blob
+    // files, these SST files hold keys only, so rewriting them is cheap.
+    let mut options = CompactOptions::default();
+    options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
     for name in [CF_MESSAGES, CF_INDEX, CF_DELIVERED] {
         match column_family(db, path, name) {
-            Ok(cf) => db.compact_range_cf(cf, Some(&start[..]), Some(&end[..])),
+            Ok(cf) => db.compact_range_cf_opt(cf, Some(&start[..]), Some(&end[..]), &options),
             Err(error) => tracing::warn!(%error, "reclaim skipped"),
         }
     }

@@ -1,0 +1,788 @@
+//! One client connection: the handshake, then the read/dispatch loop.
+//!
+//! The connection task owns the socket's read half, every channel's state and the
+//! receiving end of the connection's [`ConnectionSink`]; the writer task (`writer.rs`)
+//! owns the write half. One loop iteration reads whatever the socket has, decodes every
+//! whole frame in the buffer and runs each through its channel; or takes the deliveries
+//! queues have dispatched to this connection's consumers; or releases publisher confirms
+//! the store has made durable; or sends a heartbeat. Everything an iteration produced
+//! goes to the writer in one piece.
+//!
+//! Closing: a client's connection.close is answered with close-ok and the socket closed.
+//! An error closes the channel (soft) or the connection (hard): the server sends
+//! connection.close, ignores everything but close/close-ok for `close_timeout`, then
+//! closes the socket. On the way out every channel requeues its unacked messages and
+//! cancels its consumers, and the connection's exclusive queues are deleted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, warn};
+use warren_broker::{Broker, ConnectionSink, ConsumerEvent, Durability, VHost};
+use warren_protocol::{
+    AMQPClass, AMQPValue, FieldTable, Frame, FrameDecoder, LongString, PROTOCOL_HEADER,
+    ShortString, channel as chan, connection as conn, encode,
+};
+
+use crate::channel::Channel;
+use crate::config::ServerConfig;
+use crate::error::Exception;
+use crate::writer::{self, Outbox};
+
+/// What the connection negotiated and shares with its channels.
+pub(crate) struct ConnCtx {
+    pub id: u64,
+    pub vhost: Arc<VHost>,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub sink: Arc<ConnectionSink>,
+    pub out: Vec<u8>,
+    pub cancel_notify: bool,
+    pub max_message_size: u64,
+}
+
+impl ConnCtx {
+    /// Append a method frame to the output.
+    pub(crate) fn send(&mut self, channel: u16, method: AMQPClass) {
+        if let Err(e) = encode::method(&mut self.out, channel, &method) {
+            warn!(error = %e, "cannot encode outbound method");
+        }
+    }
+}
+
+enum Phase {
+    Open,
+    /// The server sent connection.close and waits for close-ok until the deadline.
+    Closing(Instant),
+}
+
+/// Serve one accepted socket until it closes.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    config: Arc<ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = broker.next_connection_id();
+    let span = tracing::info_span!("connection", id, %peer);
+    async move {
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let outbox = Arc::new(Outbox::default());
+        let writer = tokio::spawn(writer::run(wr, Arc::clone(&outbox)));
+        let mut reader = Reader {
+            rd,
+            buf: BytesMut::with_capacity(16 * 1024),
+            decoder: FrameDecoder::new(config.frame_max),
+            last_read: Instant::now(),
+        };
+        let handshake = tokio::time::timeout(
+            config.handshake_timeout,
+            handshake(&mut reader, &outbox, &broker, &config, peer, id),
+        )
+        .await;
+        match handshake {
+            Ok(Ok(Some(hs))) => {
+                info!(user = %hs.user, vhost = %hs.vhost.name, "connection open");
+                run(reader, &outbox, broker.clone(), &config, shutdown, id, hs).await;
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => debug!(error = %e, "handshake failed"),
+            Err(_) => info!(
+                "handshake not finished within {:?}; closing",
+                config.handshake_timeout
+            ),
+        }
+        outbox.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        broker.connection_closed(id);
+        debug!("connection closed");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Reader {
+    rd: OwnedReadHalf,
+    buf: BytesMut,
+    decoder: FrameDecoder,
+    last_read: Instant,
+}
+
+impl Reader {
+    /// Read more bytes; `Ok(false)` on end of stream.
+    async fn fill(&mut self) -> std::io::Result<bool> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(64 * 1024);
+        }
+        let n = self.rd.read_buf(&mut self.buf).await?;
+        self.last_read = Instant::now();
+        Ok(n > 0)
+    }
+
+    /// Next whole frame during the handshake (heartbeats skipped).
+    async fn frame(&mut self) -> Result<Option<Frame>, HandshakeError> {
+        loop {
+            match self.decoder.decode(&mut self.buf) {
+                Ok(Some(Frame::Heartbeat)) => continue,
+                Ok(Some(frame)) => return Ok(Some(frame)),
+                Ok(None) => {}
+                Err(e) => return Err(HandshakeError::Protocol(e.into())),
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum HandshakeError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{}", .0.text)]
+    Protocol(Exception),
+}
+
+struct Handshake {
+    user: String,
+    vhost: Arc<VHost>,
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: u16,
+    cancel_notify: bool,
+}
+
+fn server_properties() -> FieldTable {
+    let mut caps = FieldTable::default();
+    for cap in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "per_consumer_qos",
+        "authentication_failure_close",
+    ] {
+        caps.insert(cap.into(), AMQPValue::Boolean(true));
+    }
+    let mut props = FieldTable::default();
+    let s = |v: &str| AMQPValue::LongString(LongString::from(v.as_bytes().to_vec()));
+    props.insert("product".into(), s("Warren"));
+    props.insert("version".into(), s(env!("CARGO_PKG_VERSION")));
+    props.insert(
+        "platform".into(),
+        s(&format!(
+            "Rust ({} {})",
+            std::env::consts::OS,
+            std::env::consts::ARCH
+        )),
+    );
+    props.insert("copyright".into(), s("The Warren developers"));
+    props.insert(
+        "information".into(),
+        s("Licensed under the Apache License 2.0"),
+    );
+    props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
+    props
+}
+
+/// Runs the handshake. `Ok(None)`: the peer went away or was refused (already answered).
+async fn handshake(
+    reader: &mut Reader,
+    outbox: &Outbox,
+    broker: &Broker,
+    config: &ServerConfig,
+    peer: SocketAddr,
+    _id: u64,
+) -> Result<Option<Handshake>, HandshakeError> {
+    while reader.buf.len() < PROTOCOL_HEADER.len() {
+        if !reader.fill().await? {
+            return Ok(None);
+        }
+    }
+    if &reader.buf[..8] != PROTOCOL_HEADER {
+        debug!(header = ?&reader.buf[..8], "unsupported protocol header");
+        let mut out = PROTOCOL_HEADER.to_vec();
+        outbox.push(&mut out);
+        return Ok(None);
+    }
+    let _ = reader.buf.split_to(8);
+    let mut out = Vec::with_capacity(512);
+    let start = AMQPClass::Connection(conn::AMQPMethod::Start(conn::Start {
+        version_major: 0,
+        version_minor: 9,
+        server_properties: server_properties(),
+        mechanisms: "PLAIN AMQPLAIN".into(),
+        locales: "en_US".into(),
+    }));
+    send(&mut out, outbox, 0, &start);
+
+    // start-ok
+    let Some(frame) = reader.frame().await? else {
+        return Ok(None);
+    };
+    let start_ok = match frame {
+        Frame::Method { channel: 0, method } => match *method {
+            AMQPClass::Connection(conn::AMQPMethod::StartOk(s)) => s,
+            other => {
+                return refuse(
+                    reader,
+                    outbox,
+                    config,
+                    Exception::command_invalid("expected 'connection.start_ok'")
+                        .on(other.get_amqp_class_id(), other.get_amqp_method_id()),
+                )
+                .await;
+            }
+        },
+        _ => {
+            return refuse(
+                reader,
+                outbox,
+                config,
+                Exception::new(505, "UNEXPECTED_FRAME - expected 'connection.start_ok'"),
+            )
+            .await;
+        }
+    };
+    let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let mechanism = start_ok.mechanism.as_str().to_owned();
+    let credentials = match mechanism.as_str() {
+        "PLAIN" => parse_plain(start_ok.response.as_bytes()),
+        "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
+        other => {
+            let e =
+                Exception::command_invalid(format!("unknown authentication mechanism '{other}'"))
+                    .on(10, 11);
+            return refuse(reader, outbox, config, e).await;
+        }
+    };
+    let user = match credentials.and_then(|(u, p)| {
+        broker
+            .authenticate(&mechanism, &u, &p, peer.ip())
+            .ok()
+            .map(|_| u)
+    }) {
+        Some(user) => user,
+        None => {
+            let e = Exception::new(403, format!(
+                "ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+            )).on(10, 11);
+            warn!(mechanism, "login refused");
+            return refuse(reader, outbox, config, e).await;
+        }
+    };
+
+    let tune = AMQPClass::Connection(conn::AMQPMethod::Tune(conn::Tune {
+        channel_max: config.channel_max,
+        frame_max: config.frame_max,
+        heartbeat: config.heartbeat,
+    }));
+    send(&mut out, outbox, 0, &tune);
+    let Some(frame) = reader.frame().await? else {
+        return Ok(None);
+    };
+    let tune_ok = match frame {
+        Frame::Method { channel: 0, method } => match *method {
+            AMQPClass::Connection(conn::AMQPMethod::TuneOk(t)) => t,
+            other => {
+                return refuse(
+                    reader,
+                    outbox,
+                    config,
+                    Exception::command_invalid("expected 'connection.tune_ok'")
+                        .on(other.get_amqp_class_id(), other.get_amqp_method_id()),
+                )
+                .await;
+            }
+        },
+        _ => {
+            return refuse(
+                reader,
+                outbox,
+                config,
+                Exception::new(505, "UNEXPECTED_FRAME - expected 'connection.tune_ok'"),
+            )
+            .await;
+        }
+    };
+    let frame_max = if tune_ok.frame_max == 0 {
+        config.frame_max
+    } else {
+        tune_ok.frame_max
+    };
+    if frame_max < warren_protocol::FRAME_MIN_SIZE {
+        let e = Exception::not_allowed(format!(
+            "frame_max={frame_max} < {} min size",
+            warren_protocol::FRAME_MIN_SIZE
+        ))
+        .on(10, 31);
+        return refuse(reader, outbox, config, e).await;
+    }
+    if frame_max > config.frame_max {
+        let e = Exception::not_allowed(format!(
+            "frame_max={frame_max} > {} max size",
+            config.frame_max
+        ))
+        .on(10, 31);
+        return refuse(reader, outbox, config, e).await;
+    }
+    let channel_max = match tune_ok.channel_max {
+        0 => config.channel_max,
+        n => n.min(config.channel_max),
+    };
+    reader.decoder.set_frame_max(frame_max);
+
+    let Some(frame) = reader.frame().await? else {
+        return Ok(None);
+    };
+    let open = match frame {
+        Frame::Method { channel: 0, method } => match *method {
+            AMQPClass::Connection(conn::AMQPMethod::Open(o)) => o,
+            other => {
+                return refuse(
+                    reader,
+                    outbox,
+                    config,
+                    Exception::command_invalid("expected 'connection.open'")
+                        .on(other.get_amqp_class_id(), other.get_amqp_method_id()),
+                )
+                .await;
+            }
+        },
+        _ => {
+            return refuse(
+                reader,
+                outbox,
+                config,
+                Exception::new(505, "UNEXPECTED_FRAME - expected 'connection.open'"),
+            )
+            .await;
+        }
+    };
+    let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
+        let e = Exception::not_allowed(format!("vhost {} not found", open.virtual_host)).on(10, 40);
+        return refuse(reader, outbox, config, e).await;
+    };
+    send(
+        &mut out,
+        outbox,
+        0,
+        &AMQPClass::Connection(conn::AMQPMethod::OpenOk(conn::OpenOk {})),
+    );
+    Ok(Some(Handshake {
+        user,
+        vhost,
+        frame_max,
+        channel_max,
+        heartbeat: tune_ok.heartbeat,
+        cancel_notify,
+    }))
+}
+
+fn send(out: &mut Vec<u8>, outbox: &Outbox, channel: u16, method: &AMQPClass) {
+    if let Err(e) = encode::method(out, channel, method) {
+        warn!(error = %e, "cannot encode outbound method");
+    }
+    outbox.push(out);
+}
+
+/// Close during the handshake: connection.close, then wait briefly for close-ok.
+async fn refuse(
+    reader: &mut Reader,
+    outbox: &Outbox,
+    config: &ServerConfig,
+    e: Exception,
+) -> Result<Option<Handshake>, HandshakeError> {
+    let mut out = Vec::new();
+    send(&mut out, outbox, 0, &close_method(&e));
+    let _ = tokio::time::timeout(config.close_timeout, async {
+        while let Ok(Some(frame)) = reader.frame().await {
+            if let Frame::Method { method, .. } = frame
+                && matches!(*method, AMQPClass::Connection(conn::AMQPMethod::CloseOk(_)))
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok(None)
+}
+
+fn close_method(e: &Exception) -> AMQPClass {
+    AMQPClass::Connection(conn::AMQPMethod::Close(conn::Close {
+        reply_code: e.code,
+        reply_text: ShortString::from(truncate(&e.text)),
+        class_id: e.class_id,
+        method_id: e.method_id,
+    }))
+}
+
+pub(crate) fn truncate(s: &str) -> String {
+    if s.len() <= 255 {
+        return s.to_owned();
+    }
+    let mut end = 255;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn client_capability(props: &FieldTable, name: &str) -> bool {
+    match props.inner().get("capabilities") {
+        Some(AMQPValue::FieldTable(caps)) => {
+            matches!(caps.inner().get(name), Some(AMQPValue::Boolean(true)))
+        }
+        _ => false,
+    }
+}
+
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    let pass = std::str::from_utf8(parts.next()?).ok()?.to_owned();
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((user, pass))
+}
+
+fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
+    // A field table without its length prefix.
+    let mut framed = Vec::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&(response.len() as u32).to_be_bytes());
+    framed.extend_from_slice(response);
+    let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
+    let get = |k: &str| match table.inner().get(k) {
+        Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    Some((get("LOGIN")?, get("PASSWORD")?))
+}
+
+/// The main loop after a successful handshake.
+async fn run(
+    mut reader: Reader,
+    outbox: &Arc<Outbox>,
+    broker: Arc<Broker>,
+    config: &ServerConfig,
+    mut shutdown: watch::Receiver<bool>,
+    id: u64,
+    hs: Handshake,
+) {
+    let (sink, mut events) = ConnectionSink::new();
+    let mut durability = broker.store().durability();
+    let mut conn = Connection {
+        ctx: ConnCtx {
+            id,
+            vhost: hs.vhost,
+            frame_max: hs.frame_max,
+            channel_max: hs.channel_max,
+            sink,
+            out: Vec::with_capacity(64 * 1024),
+            cancel_notify: hs.cancel_notify,
+            max_message_size: broker.config().max_message_size,
+        },
+        channels: HashMap::new(),
+        phase: Phase::Open,
+        done: false,
+    };
+    let heartbeat = Duration::from_secs(u64::from(hs.heartbeat));
+    let tick_every = if hs.heartbeat == 0 {
+        Duration::from_secs(3600)
+    } else {
+        heartbeat / 2
+    };
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut sent_since_tick = false;
+    let mut event_batch: Vec<ConsumerEvent> = Vec::with_capacity(256);
+
+    while !conn.done {
+        let outbox_full = outbox.is_full();
+        let waiting_confirms = conn.channels.values().any(Channel::awaits_durability);
+        let closing_deadline = match conn.phase {
+            Phase::Closing(deadline) => Some(deadline),
+            Phase::Open => None,
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.changed(), if closing_deadline.is_none() => {
+                let e = Exception::new(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
+                conn.close_connection(e, config);
+            }
+            read = reader.fill(), if !outbox_full => {
+                match read {
+                    Ok(true) => {
+                        loop {
+                            match reader.decoder.decode(&mut reader.buf) {
+                                Ok(Some(frame)) => conn.handle_frame(frame, config),
+                                Ok(None) => break,
+                                Err(e) => {
+                                    warn!(error = %e, "protocol error");
+                                    conn.close_connection(e.into(), config);
+                                    // Nothing after a framing error can be trusted.
+                                    reader.buf.clear();
+                                    break;
+                                }
+                            }
+                            if conn.done {
+                                break;
+                            }
+                        }
+                    }
+                    Ok(false) => {
+                        debug!("client closed the socket");
+                        conn.done = true;
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "socket read failed");
+                        conn.done = true;
+                    }
+                }
+            }
+            n = events.recv_many(&mut event_batch, 256), if !outbox_full => {
+                if n == 0 {
+                    conn.done = true;
+                } else {
+                    conn.handle_events(&mut event_batch);
+                }
+            }
+            _ = durability.changed(), if waiting_confirms => {}
+            _ = outbox.drained(), if outbox_full => {}
+            _ = ticker.tick() => {
+                if let Phase::Closing(deadline) = conn.phase
+                    && Instant::now() >= deadline
+                {
+                    debug!("no connection.close-ok in time; closing the socket");
+                    conn.done = true;
+                }
+                if hs.heartbeat > 0 {
+                    if reader.last_read.elapsed() > heartbeat * 2 {
+                        warn!(timeout_s = hs.heartbeat, "missed heartbeats from client; closing the connection");
+                        conn.done = true;
+                    } else if !sent_since_tick {
+                        encode::heartbeat(&mut conn.ctx.out);
+                    }
+                }
+                sent_since_tick = false;
+            }
+        }
+        let snapshot: Durability = *durability.borrow_and_update();
+        for channel in conn.channels.values_mut() {
+            channel.release_confirms(&snapshot, &mut conn.ctx);
+        }
+        if !conn.ctx.out.is_empty() {
+            sent_since_tick = true;
+            outbox.push(&mut conn.ctx.out);
+        }
+        if let Phase::Closing(_) = conn.phase
+            && closing_deadline.is_none()
+        {
+            // Make sure the deadline is checked even without heartbeats.
+            ticker.reset_after(config.close_timeout);
+        }
+    }
+    conn.teardown();
+    outbox.push(&mut conn.ctx.out);
+}
+
+struct Connection {
+    ctx: ConnCtx,
+    channels: HashMap<u16, Channel>,
+    phase: Phase,
+    done: bool,
+}
+
+impl Connection {
+    fn close_connection(&mut self, e: Exception, config: &ServerConfig) {
+        if let Phase::Closing(_) = self.phase {
+            return;
+        }
+        if e.code != 320 {
+            warn!(code = e.code, text = %e.text, "closing connection with an error");
+        } else {
+            info!("closing connection: broker shutting down");
+        }
+        self.release_channels();
+        self.ctx.send(0, close_method(&e));
+        self.phase = Phase::Closing(Instant::now() + config.close_timeout);
+    }
+
+    fn release_channels(&mut self) {
+        for (_, mut channel) in self.channels.drain() {
+            channel.release(&mut self.ctx);
+        }
+    }
+
+    fn teardown(&mut self) {
+        self.release_channels();
+    }
+
+    fn handle_frame(&mut self, frame: Frame, config: &ServerConfig) {
+        if let Phase::Closing(_) = self.phase {
+            // Only close and close-ok matter now.
+            if let Frame::Method { channel: 0, method } = frame {
+                match *method {
+                    AMQPClass::Connection(conn::AMQPMethod::CloseOk(_)) => self.done = true,
+                    AMQPClass::Connection(conn::AMQPMethod::Close(_)) => {
+                        self.ctx.send(
+                            0,
+                            AMQPClass::Connection(conn::AMQPMethod::CloseOk(conn::CloseOk {})),
+                        );
+                        self.done = true;
+                    }
+                    _ => {}
+                }
+            }
+            return;
+        }
+        let result = match frame {
+            Frame::Heartbeat => Ok(()),
+            Frame::Method { channel: 0, method } => self.connection_method(*method),
+            Frame::Method { channel, method } => self.channel_method(channel, *method),
+            Frame::Header { channel, header } => match self.channels.get_mut(&channel) {
+                Some(ch) => ch.content_header(&mut self.ctx, header),
+                None if channel == 0 => Err(Exception::new(
+                    505,
+                    "UNEXPECTED_FRAME - content header on channel 0",
+                )),
+                None => Err(Exception::channel_error("expected 'channel.open'")),
+            },
+            Frame::Body { channel, payload } => match self.channels.get_mut(&channel) {
+                Some(ch) => ch.content_body(&mut self.ctx, payload),
+                None if channel == 0 => Err(Exception::new(
+                    505,
+                    "UNEXPECTED_FRAME - content body on channel 0",
+                )),
+                None => Err(Exception::channel_error("expected 'channel.open'")),
+            },
+        };
+        if let Err(e) = result {
+            self.close_connection(e, config);
+        }
+    }
+
+    fn connection_method(&mut self, method: AMQPClass) -> Result<(), Exception> {
+        match method {
+            AMQPClass::Connection(conn::AMQPMethod::Close(close)) => {
+                debug!(code = close.reply_code, text = %close.reply_text, "client closed the connection");
+                self.release_channels();
+                self.ctx.send(
+                    0,
+                    AMQPClass::Connection(conn::AMQPMethod::CloseOk(conn::CloseOk {})),
+                );
+                self.done = true;
+                Ok(())
+            }
+            AMQPClass::Connection(conn::AMQPMethod::CloseOk(_)) => {
+                self.done = true;
+                Ok(())
+            }
+            AMQPClass::Connection(conn::AMQPMethod::UpdateSecret(_)) => {
+                Err(Exception::new(540, "NOT_IMPLEMENTED - connection.update-secret").on(10, 70))
+            }
+            other => {
+                let (c, m) = (other.get_amqp_class_id(), other.get_amqp_method_id());
+                Err(Exception::command_invalid(format!(
+                    "unexpected method on channel 0 (class {c}, method {m})"
+                ))
+                .on(c, m))
+            }
+        }
+    }
+
+    fn channel_method(&mut self, id: u16, method: AMQPClass) -> Result<(), Exception> {
+        let (class_id, method_id) = (method.get_amqp_class_id(), method.get_amqp_method_id());
+        if let AMQPClass::Connection(_) = method {
+            return Err(
+                Exception::command_invalid("connection method on a non-zero channel")
+                    .on(class_id, method_id),
+            );
+        }
+        if let Some(e) = self
+            .channels
+            .get(&id)
+            .and_then(Channel::content_interrupted)
+        {
+            return Err(e);
+        }
+        if let AMQPClass::Channel(chan::AMQPMethod::Open(_)) = method {
+            if id > self.ctx.channel_max {
+                return Err(Exception::not_allowed(format!(
+                    "channel number {id} exceeds the negotiated channel_max {}",
+                    self.ctx.channel_max
+                ))
+                .on(class_id, method_id));
+            }
+            if self.channels.contains_key(&id) {
+                return Err(
+                    Exception::channel_error("second 'channel.open' seen").on(class_id, method_id)
+                );
+            }
+            self.channels.insert(id, Channel::new(id, &self.ctx));
+            self.ctx.send(
+                id,
+                AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {})),
+            );
+            return Ok(());
+        }
+        let Some(channel) = self.channels.get_mut(&id) else {
+            return Err(Exception::channel_error("expected 'channel.open'").on(class_id, method_id));
+        };
+        match channel.method(&mut self.ctx, method) {
+            Ok(()) => {}
+            Err(e) if e.is_connection_error() => return Err(e.on(class_id, method_id)),
+            Err(e) => {
+                let e = e.on(class_id, method_id);
+                info!(channel = id, code = e.code, text = %e.text, "closing channel with an error");
+                channel.close_with(&mut self.ctx, &e);
+            }
+        }
+        if channel.is_finished() {
+            self.channels.remove(&id);
+        }
+        Ok(())
+    }
+
+    fn handle_events(&mut self, batch: &mut Vec<ConsumerEvent>) {
+        let n = batch.len();
+        for event in batch.drain(..) {
+            match event {
+                ConsumerEvent::Deliver {
+                    consumer,
+                    queue,
+                    entry,
+                } => match self.channels.get_mut(&consumer.channel) {
+                    Some(channel) => channel.deliver(&mut self.ctx, consumer, queue, entry),
+                    None => {
+                        consumer.release(1);
+                        queue.requeue([entry]);
+                    }
+                },
+                ConsumerEvent::Cancelled { consumer } => {
+                    if let Some(channel) = self.channels.get_mut(&consumer.channel) {
+                        channel.consumer_cancelled(&mut self.ctx, &consumer);
+                    }
+                }
+                ConsumerEvent::Kick => {}
+            }
+        }
+        if self.ctx.sink.processed(n) {
+            for channel in self.channels.values() {
+                channel.kick_queues();
+            }
+        }
+    }
+}
