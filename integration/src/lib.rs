@@ -1,1 +1,297 @@
-//! Test harness (placeholder).
+//! Test harness: a real Warren broker on a real TCP port with a real RocksDB in a temp dir.
+//!
+//! - [`TestBroker`] runs the broker in-process (its own runtime on its own thread), bound
+//!   to `127.0.0.1:0`, and hands back its URL. Dropping it shuts the broker down
+//!   gracefully; [`TestBroker::restart`] stops it and starts a new one on the same data
+//!   directory (recovery tests).
+//! - [`BinaryBroker`] runs the `warren` binary as a child process, for tests where a
+//!   process must die (SIGKILL) or must exit by itself (SIGTERM, exit codes).
+//! - [`raw`] has helpers for raw-socket protocol tests.
+//!
+//! Logs: set `WARREN_LOG=debug` to see the broker's logs in a failing test's output.
+
+pub mod raw;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::Once;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::sync::watch;
+use warren_broker::{Broker, BrokerConfig};
+use warren_server::{Server, ServerConfig};
+
+static TRACING: Once = Once::new();
+
+/// Install a test log subscriber once (filtered by `WARREN_LOG`, default `warn`).
+pub fn init_tracing() {
+    TRACING.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Settings a test may change before start.
+#[derive(Debug, Clone, Default)]
+pub struct TestConfig {
+    /// Listener settings (`listen` is ignored: always 127.0.0.1:0).
+    pub server: ServerConfig,
+    /// Broker settings.
+    pub broker: BrokerConfig,
+}
+
+/// An in-process broker; see the crate docs.
+pub struct TestBroker {
+    addr: SocketAddr,
+    stop: Option<watch::Sender<bool>>,
+    thread: Option<JoinHandle<()>>,
+    dir: Option<TempDir>,
+    data_dir: PathBuf,
+    config: TestConfig,
+}
+
+impl TestBroker {
+    /// Start with default settings and a fresh temp data dir.
+    pub fn start() -> TestBroker {
+        Self::start_with(TestConfig::default())
+    }
+
+    /// Start with the given settings and a fresh temp data dir.
+    pub fn start_with(config: TestConfig) -> TestBroker {
+        let dir = tempfile::tempdir().expect("create temp data dir");
+        let data_dir = dir.path().to_path_buf();
+        Self::start_in(Some(dir), data_dir, config)
+    }
+
+    fn start_in(dir: Option<TempDir>, data_dir: PathBuf, config: TestConfig) -> TestBroker {
+        init_tracing();
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let path = data_dir.clone();
+        let cfg = config.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("test runtime");
+            runtime.block_on(async move {
+                let broker = Broker::open(&path, cfg.broker).expect("open broker");
+                let mut server_config = cfg.server;
+                server_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                let server = Server::bind(server_config, Arc::clone(&broker))
+                    .await
+                    .expect("bind");
+                addr_tx
+                    .send(server.local_addr().expect("local addr"))
+                    .expect("report addr");
+                server.run(stop_rx).await;
+                broker.close().expect("close store");
+            });
+        });
+        let addr = addr_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("broker did not start");
+        TestBroker {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            dir,
+            data_dir,
+            config,
+        }
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stop gracefully (as SIGTERM would) and start again on the same data directory.
+    pub fn restart(mut self) -> TestBroker {
+        self.shutdown();
+        let dir = self.dir.take();
+        let data_dir = self.data_dir.clone();
+        let config = self.config.clone();
+        Self::start_in(dir, data_dir, config)
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The `warren` binary built next to the test executable.
+pub fn warren_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/warren
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("warren");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (`cargo build -p warren`; the README's test command does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on loopback (bound then released; fine for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The `warren` binary as a child process.
+pub struct BinaryBroker {
+    child: Option<Child>,
+    /// Its port.
+    pub port: u16,
+    data_dir: PathBuf,
+    _dir: Option<Arc<TempDir>>,
+    log: PathBuf,
+}
+
+impl BinaryBroker {
+    /// Start the binary on a free port with `data_dir`, and wait until it accepts.
+    pub fn spawn(data_dir: &Path) -> BinaryBroker {
+        Self::spawn_with(data_dir, &[], &[])
+    }
+
+    /// Same, with extra arguments and environment.
+    pub fn spawn_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> BinaryBroker {
+        let port = free_port();
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(warren_binary());
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn warren");
+        let broker = BinaryBroker {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+            log,
+        };
+        broker.wait_ready();
+        broker
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("warren did not start; log:\n{}", self.log_text());
+    }
+
+    /// The broker's stderr so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.port)
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(mut self) {
+        self.signal("KILL");
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        self.signal("TERM");
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for BinaryBroker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Connect lapin to `url` (inside a tokio runtime).
+pub async fn connect(url: &str) -> lapin::Connection {
+    lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .expect("connect")
+}
