@@ -310,6 +310,7 @@ impl Queue {
         };
         let mut rows = rows.into_iter().peekable();
         let mut loaded = 0usize;
+        let mut loaded_bytes = 0usize;
         for entry in st.ready.iter_mut() {
             if loaded >= limit {
                 break;
@@ -321,37 +322,23 @@ impl Queue {
             while rows.peek().is_some_and(|(seq, _)| *seq < key.seq) {
                 rows.next();
             }
-            match rows.peek() {
-                Some((seq, _)) if *seq == key.seq => {
-                    if let Some((_, value)) = rows.next() {
-                        match Message::decode(value) {
-                            Ok(m) => {
-                                entry.size = m.size() as u32;
-                                entry.message = Some(Arc::new(m));
-                                loaded += 1;
-                            }
-                            Err(e) => {
-                                tracing::error!(queue = %self.spec.name, seq = key.seq, error = %e, "dropping unreadable stored message");
-                            }
-                        }
-                    }
+            let Some((seq, value)) = rows.next_if(|(seq, _)| *seq == key.seq) else {
+                break;
+            };
+            match Message::decode(value) {
+                Ok(m) => {
+                    entry.size = m.size() as u32;
+                    entry.message = Some(Arc::new(m));
+                    loaded += 1;
+                    loaded_bytes += entry.size as usize;
                 }
-                _ => break,
+                Err(e) => {
+                    tracing::error!(queue = %self.spec.name, seq, error = %e, "dropping unreadable stored message");
+                }
             }
-        }
-        for entry in st.ready.iter() {
-            if entry.message.is_some() {
-                continue;
-            }
-            break;
         }
         st.ram_messages += loaded;
-        st.ram_bytes += st
-            .ready
-            .iter()
-            .take(loaded)
-            .map(|e| e.size as usize)
-            .sum::<usize>();
+        st.ram_bytes += loaded_bytes;
         if loaded == 0 {
             tracing::error!(queue = %self.spec.name, vhost = %self.vhost, seq = first.seq, "message body missing from the store; skipping it");
         }
