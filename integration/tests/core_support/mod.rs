@@ -1,0 +1,258 @@
+//! Shared helpers for the lapin messaging-core tests (exchanges, queues, publish, consume,
+//! acks, confirms, tx, routing).
+//!
+//! Every test starts its own in-process broker ([`Env::start`]). Set `WARREN_TEST_URL` (for
+//! example `amqp://guest:guest@127.0.0.1:5673/%2f`) to run the same tests against another
+//! broker instead, such as a reference RabbitMQ: that is how the expected behaviour was
+//! checked. Names are made unique ([`unique`]) so tests may share a broker.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, Consumer};
+use warren_integration::TestBroker;
+
+/// A broker to talk to: in-process, or the one `WARREN_TEST_URL` names.
+pub struct Env {
+    url: String,
+    broker: Option<TestBroker>,
+}
+
+impl Env {
+    pub fn start() -> Env {
+        match std::env::var("WARREN_TEST_URL") {
+            Ok(url) if !url.is_empty() => Env { url, broker: None },
+            _ => {
+                let broker = TestBroker::start();
+                Env {
+                    url: broker.url(),
+                    broker: Some(broker),
+                }
+            }
+        }
+    }
+
+    /// Whether the tests run against an external broker.
+    pub fn is_external(&self) -> bool {
+        self.broker.is_none()
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// host:port of the broker.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        let rest = self.url.rsplit('@').next().unwrap();
+        let hostport = rest.split('/').next().unwrap();
+        hostport.parse().unwrap()
+    }
+
+    pub async fn connect(&self) -> Connection {
+        warren_integration::connect(&self.url).await
+    }
+
+    /// A fresh connection and a channel on it.
+    pub async fn channel(&self) -> (Connection, Channel) {
+        let conn = self.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        (conn, ch)
+    }
+}
+
+/// `prefix` plus a suffix unique to this process and call.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The AMQP reply code an operation failed with.
+pub fn reply_code<T: std::fmt::Debug>(result: lapin::Result<T>) -> u16 {
+    match result {
+        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
+        Err(e) => match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) => amqp.get_id(),
+            other => panic!("expected an AMQP error, got {other:?}"),
+        },
+    }
+}
+
+/// Assert `result` failed with `code` as a channel error: the channel is closed, the
+/// connection still usable.
+pub async fn assert_channel_error<T: std::fmt::Debug>(
+    conn: &Connection,
+    ch: &Channel,
+    result: lapin::Result<T>,
+    code: u16,
+) {
+    assert_eq!(reply_code(result), code, "reply code");
+    let closed = wait_until(|| !ch.status().connected()).await;
+    assert!(closed, "channel still open after a channel error");
+    assert!(
+        conn.status().connected(),
+        "connection closed by a channel error"
+    );
+    let other = conn.create_channel().await;
+    assert!(other.is_ok(), "connection unusable after a channel error");
+}
+
+/// Assert `result` failed with `code` as a connection error: the connection is closed.
+pub async fn assert_connection_error<T: std::fmt::Debug>(
+    conn: &Connection,
+    result: lapin::Result<T>,
+    code: u16,
+) {
+    assert_eq!(reply_code(result), code, "reply code");
+    let closed = wait_until(|| !conn.status().connected()).await;
+    assert!(closed, "connection still open after a connection error");
+}
+
+/// Poll `f` for up to 5 s.
+pub async fn wait_until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..500 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    f()
+}
+
+/// Declare a transient queue with a unique name and return the name.
+pub async fn declare_queue(ch: &Channel) -> String {
+    let name = unique("q");
+    ch.queue_declare(
+        name.as_str().into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    name
+}
+
+/// Publish `body` through `exchange` with `routing_key` (no confirm wait).
+pub async fn publish(ch: &Channel, exchange: &str, routing_key: &str, body: &[u8]) {
+    publish_with(ch, exchange, routing_key, body, BasicProperties::default()).await;
+}
+
+/// Publish with properties.
+pub async fn publish_with(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) {
+    ch.basic_publish(
+        exchange.into(),
+        routing_key.into(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+    .unwrap();
+}
+
+/// Start a consumer with a server-generated tag.
+pub async fn consume(ch: &Channel, queue: &str, no_ack: bool) -> Consumer {
+    ch.basic_consume(
+        queue.into(),
+        "".into(),
+        BasicConsumeOptions {
+            no_ack,
+            ..BasicConsumeOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// The next delivery on `consumer` within 5 s.
+pub async fn next(consumer: &mut Consumer) -> lapin::message::Delivery {
+    tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect("no delivery within 5 s")
+        .expect("consumer stream ended")
+        .expect("delivery error")
+}
+
+/// Assert nothing arrives on `consumer` for `ms` milliseconds.
+pub async fn assert_no_delivery(consumer: &mut Consumer, ms: u64) {
+    if let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(ms), consumer.next()).await {
+        panic!("unexpected delivery: {d:?}");
+    }
+}
+
+/// basic.get with acks: `Some((tag, body, redelivered, message_count))`.
+pub async fn get(ch: &Channel, queue: &str) -> Option<(u64, Vec<u8>, bool, u32)> {
+    ch.basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+        .map(|m| {
+            (
+                m.delivery.delivery_tag,
+                m.delivery.data,
+                m.delivery.redelivered,
+                m.message_count,
+            )
+        })
+}
+
+/// Bodies of every message in `queue` (basic.get with no-ack until empty).
+pub async fn drain(ch: &Channel, queue: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        out.push(m.delivery.data);
+    }
+    out
+}
+
+/// Ready-message count of `queue` (passive declare).
+pub async fn message_count(ch: &Channel, queue: &str) -> u32 {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
+/// Delete a queue (cleanup when running against a shared broker).
+pub async fn delete_queue(ch: &Channel, queue: &str) {
+    let _ = ch
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await;
+}
+
+/// Bodies as byte vectors, for comparisons.
+pub fn bodies(items: &[&str]) -> Vec<Vec<u8>> {
+    items.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
