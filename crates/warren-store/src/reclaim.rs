@@ -8,8 +8,11 @@
 //! - The commit thread feeds a [`ReclaimTracker`] with every `Delete` (per queue: how many, and
 //!   the lowest and highest seq) and every `DeleteQueue`.
 //! - After each batch the tracker asks for a compaction of a queue's deleted seq range once it
-//!   holds `reclaim_after_deletes` deletes, and every `reclaim_interval` for queues with at
-//!   least `reclaim_min_deletes`; a `DeleteQueue` asks for the queue's whole range at once.
+//!   holds `reclaim_after_deletes` deletes; every `reclaim_interval` it also asks for queues
+//!   with at least `reclaim_min_deletes`, and for queues whose acks stopped since the previous
+//!   check (a drained backlog's tail). A `DeleteQueue` asks for the queue's whole range at once.
+//!   A busy queue streaming through its memtable is thus compacted rarely, while an idle one is
+//!   cleaned within two intervals.
 //! - The reclaim thread ([`run`]) runs those `compact_range` calls on the `messages`, `index`
 //!   and `delivered` column families, off the commit thread (a manual compaction takes
 //!   hundreds of milliseconds; commits must not wait for it). Requests that queued up while it
@@ -50,6 +53,8 @@ impl Compaction {
 #[derive(Debug, Clone, Copy)]
 struct DeleteRun {
     count: u64,
+    /// `count` at the previous periodic check: unchanged means the queue saw no acks since.
+    count_at_last_check: u64,
     lowest: u64,
     highest: u64,
 }
@@ -92,6 +97,7 @@ impl ReclaimTracker {
             Entry::Vacant(slot) => {
                 slot.insert(DeleteRun {
                     count: 1,
+                    count_at_last_check: 0,
                     lowest: seq,
                     highest: seq,
                 });
@@ -124,14 +130,17 @@ impl ReclaimTracker {
         if periodic {
             self.next_check = now + self.interval;
         }
-        let threshold = if periodic {
-            self.min_deletes
-        } else {
-            self.after_deletes
-        };
+        let (after_deletes, min_deletes) = (self.after_deletes, self.min_deletes);
         let requests = &self.requests;
         self.runs.retain(|&queue_id, run| {
-            if run.count < threshold {
+            // Due: many deletes; or, at a periodic check, enough deletes, or a queue whose acks
+            // stopped (drained or idle) since the previous check, whatever its count.
+            let due = run.count >= after_deletes
+                || (periodic && (run.count >= min_deletes || run.count == run.count_at_last_check));
+            if !due {
+                if periodic {
+                    run.count_at_last_check = run.count;
+                }
                 return true;
             }
             let _ = requests.send(Compaction {
