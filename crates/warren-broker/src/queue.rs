@@ -196,7 +196,9 @@ impl Queue {
         let seq = st.next_seq;
         st.next_seq += 1;
         let size = message.size();
-        let persist = self.spec.durable && message.is_persistent();
+        // Only queues with a store id (durable, not exclusive) keep messages across restarts;
+        // the store id is also what keeps two queues' messages apart in the store.
+        let persist = self.store_id != 0 && message.is_persistent();
         let over_limit = st.ram_bytes + size > self.limits.ram_bytes
             || st.ram_messages >= self.limits.ram_messages;
         // Fast path: a consumer is waiting and nothing is queued ahead of this message.
