@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use amq_protocol::types::FieldTable;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use warren_store::{Store, Ticket, WriteOp};
+use tokio::sync::watch;
+use warren_store::{Durability, Store, Ticket, TicketStatus, WriteOp};
 
 use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
 use crate::error::BrokerError;
@@ -111,6 +112,20 @@ struct QueueState {
     unacked: usize,
     deleted: bool,
     had_consumer: bool,
+    /// Bodies paged out at publish whose store write has not landed yet, in seq order. A
+    /// paged-out message can reach the head before the commit loop has written it (a stalled
+    /// consumer gets credit back and takes the whole in-memory window at once); page-in takes
+    /// such bodies from here, as the store cannot return them yet. Trimmed as writes land, so
+    /// it holds at most the page-outs of the last commit or two.
+    unwritten: VecDeque<Unwritten>,
+}
+
+/// A paged-out body waiting for its store write.
+#[derive(Debug)]
+struct Unwritten {
+    ticket: Ticket,
+    seq: u64,
+    message: Arc<Message>,
 }
 
 /// One queue; see the module docs.
@@ -124,6 +139,8 @@ pub struct Queue {
     pub store_id: u64,
     transient_id: u64,
     store: Store,
+    /// The store's durability frontier (to know which page-outs have landed).
+    durability: watch::Receiver<Durability>,
     limits: QueueLimits,
     state: Mutex<QueueState>,
 }
@@ -149,6 +166,7 @@ impl Queue {
             vhost,
             store_id,
             transient_id: NEXT_TRANSIENT_ID.fetch_add(1, Ordering::Relaxed),
+            durability: store.durability(),
             store,
             limits,
             state: Mutex::new(QueueState {
@@ -210,6 +228,7 @@ impl Queue {
             size: size as u32,
         };
         let mut result = Enqueued::default();
+        let mut put_ticket = None;
         if persist || over_limit {
             let (id, persistent) = if persist {
                 (self.store_id, true)
@@ -225,13 +244,34 @@ impl Queue {
             if persist {
                 result.ticket = Some(ticket);
             }
+            put_ticket = Some(ticket);
             entry.stored = Some(StoreKey {
                 id,
                 seq,
                 persistent,
             });
         }
-        if over_limit && entry.stored.is_some() && !st.ready.is_empty() {
+        let page_out = match put_ticket {
+            Some(ticket) if over_limit && !st.ready.is_empty() => {
+                let durability = *self.durability.borrow();
+                trim_unwritten(&mut st.unwritten, &durability);
+                match durability.status(ticket) {
+                    TicketStatus::Synced => true,
+                    TicketStatus::Pending => {
+                        st.unwritten.push_back(Unwritten {
+                            ticket,
+                            seq,
+                            message: Arc::clone(message),
+                        });
+                        true
+                    }
+                    // The store refused the write (poisoned): the body stays in memory.
+                    TicketStatus::Failed => false,
+                }
+            }
+            _ => false,
+        };
+        if page_out {
             entry.message = None;
         } else {
             st.ram_bytes += size;
@@ -313,7 +353,13 @@ impl Queue {
         let mut rows = rows.into_iter().peekable();
         let mut loaded = 0usize;
         let mut loaded_bytes = 0usize;
-        for entry in st.ready.iter_mut() {
+        let QueueState {
+            ready, unwritten, ..
+        } = st;
+        if !unwritten.is_empty() {
+            trim_unwritten(unwritten, &self.durability.borrow());
+        }
+        for entry in ready.iter_mut() {
             if loaded >= limit {
                 break;
             }
@@ -325,7 +371,20 @@ impl Queue {
                 rows.next();
             }
             let Some((seq, value)) = rows.next_if(|(seq, _)| *seq == key.seq) else {
-                break;
+                // Not in the store (yet): a page-out whose write has not landed?
+                let Some(message) = unwritten
+                    .binary_search_by_key(&key.seq, |u| u.seq)
+                    .ok()
+                    .and_then(|at| unwritten.get(at))
+                    .map(|u| Arc::clone(&u.message))
+                else {
+                    break;
+                };
+                entry.size = message.size() as u32;
+                entry.message = Some(message);
+                loaded += 1;
+                loaded_bytes += entry.size as usize;
+                continue;
             };
             match Message::decode(value) {
                 Ok(m) => {
@@ -474,6 +533,7 @@ impl Queue {
             }
         }
         st.ready.clear();
+        st.unwritten.clear();
         st.ram_bytes = 0;
         st.ram_messages = 0;
         count
@@ -499,6 +559,7 @@ impl Queue {
         st.deleted = true;
         let count = st.ready.len() as u32;
         st.ready.clear();
+        st.unwritten.clear();
         self.drop_stored_ranges();
         for consumer in std::mem::take(&mut st.consumers) {
             let sink = Arc::clone(&consumer.sink);
@@ -543,5 +604,15 @@ impl Queue {
     /// Whether the queue was deleted.
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
+    }
+}
+
+/// Drops the page-outs whose store write has landed (the store can return them now).
+fn trim_unwritten(unwritten: &mut VecDeque<Unwritten>, durability: &Durability) {
+    while unwritten
+        .front()
+        .is_some_and(|u| durability.status(u.ticket) == TicketStatus::Synced)
+    {
+        unwritten.pop_front();
     }
 }
