@@ -28,6 +28,8 @@ pub struct BrokerConfig {
     pub max_message_size: u64,
     /// Per-queue memory bounds.
     pub queue_limits: QueueLimits,
+    /// Tuning of the message store (RocksDB memory, reclaim; fault injection in tests).
+    pub store_options: StoreOptions,
 }
 
 impl Default for BrokerConfig {
@@ -38,6 +40,7 @@ impl Default for BrokerConfig {
             loopback_users: vec!["guest".into()],
             max_message_size: 16 * 1024 * 1024,
             queue_limits: QueueLimits::default(),
+            store_options: StoreOptions::default(),
         }
     }
 }
@@ -74,7 +77,7 @@ impl Broker {
     /// Open the store in `data_dir` and recover every durable definition and message.
     pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let started = Instant::now();
-        let store = Store::open(data_dir, StoreOptions::default())?;
+        let store = Store::open(data_dir, config.store_options.clone())?;
         let broker = Broker {
             vhosts: DashMap::new(),
             store,

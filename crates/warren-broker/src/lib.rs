@@ -37,4 +37,4 @@ pub use message::Message;
 pub use queue::{Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
 pub use vhost::{DeclaredQueue, QueueDeclare, VHost};
 pub use warren_router::{Destination, ExchangeKind};
-pub use warren_store::{Durability, Store, Ticket, TicketStatus};
+pub use warren_store::{Durability, Store, StoreOptions, Ticket, TicketStatus};

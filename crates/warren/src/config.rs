@@ -155,6 +155,7 @@ impl Config {
                 ram_messages: self.queue_ram_messages,
                 ..QueueLimits::default()
             },
+            ..BrokerConfig::default()
         }
     }
 }
