@@ -12,6 +12,7 @@ use lapin::BasicProperties;
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use warren_integration::raw::{RawClient, RawFrame, frame, method, short};
+use warren_integration::{TestBroker, TestConfig};
 
 static PANIC_HOOK: Once = Once::new();
 static BROKER_PANICS: AtomicUsize = AtomicUsize::new(0);
@@ -32,6 +33,17 @@ pub fn watch_broker_panics() {
             previous(info);
         }));
     });
+}
+
+/// An in-process broker, with broker-panic detection on.
+pub fn start_broker() -> TestBroker {
+    start_broker_with(TestConfig::default())
+}
+
+/// Same, with settings.
+pub fn start_broker_with(config: TestConfig) -> TestBroker {
+    watch_broker_panics();
+    TestBroker::start_with(config)
 }
 
 /// Panics seen on runtime worker threads so far.
