@@ -435,7 +435,8 @@ impl VHost {
         Ok(())
     }
 
-    /// queue.unbind / exchange.unbind. Unbinding what was never bound succeeds.
+    /// queue.unbind / exchange.unbind. Unbinding what was never bound succeeds, as in
+    /// RabbitMQ, even when the exchange or the destination does not exist.
     pub fn unbind(
         &self,
         source: &str,
@@ -444,7 +445,11 @@ impl VHost {
         arguments: &FieldTable,
         connection: ConnectionId,
     ) -> Result<(), BrokerError> {
-        let (exchange, dest) = self.check_binding(source, dest, connection)?;
+        let (exchange, dest) = match self.check_binding(source, dest, connection) {
+            Ok(found) => found,
+            Err(BrokerError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let removed = exchange
             .bindings
             .write()
