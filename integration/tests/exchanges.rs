@@ -765,3 +765,26 @@ async fn auto_delete_exchange_goes_when_its_last_binding_goes() {
         .await;
     assert_eq!(reply_code(result), 404);
 }
+
+// RabbitMQ (checked against 3.10): unbinding what is not bound succeeds even when either
+// exchange does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_unbind_with_missing_exchange_succeeds() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let missing = unique("missing");
+    for (dest, src) in [
+        (missing.as_str(), "amq.direct"),
+        ("amq.direct", missing.as_str()),
+    ] {
+        ch.exchange_unbind(
+            dest.into(),
+            src.into(),
+            "k".into(),
+            ExchangeUnbindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+}

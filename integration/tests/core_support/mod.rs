@@ -39,6 +39,16 @@ impl Env {
         }
     }
 
+    /// Stop the in-process broker gracefully and start it again on the same data directory
+    /// (`None` against an external broker, which cannot be restarted from here).
+    pub fn restart(self) -> Option<Env> {
+        let broker = self.broker?.restart();
+        Some(Env {
+            url: broker.url(),
+            broker: Some(broker),
+        })
+    }
+
     /// Whether the tests run against an external broker.
     pub fn is_external(&self) -> bool {
         self.broker.is_none()
@@ -255,4 +265,18 @@ pub async fn delete_queue(ch: &Channel, queue: &str) {
 /// Bodies as byte vectors, for comparisons.
 pub fn bodies(items: &[&str]) -> Vec<Vec<u8>> {
     items.iter().map(|s| s.as_bytes().to_vec()).collect()
+}
+
+/// Assert `queue` reaches `expected` ready messages within 5 s (RabbitMQ's counts may lag
+/// a publish briefly; Warren's do not, so there the first look decides).
+pub async fn assert_count(ch: &Channel, queue: &str, expected: u32) {
+    let mut last = 0;
+    for _ in 0..100 {
+        last = message_count(ch, queue).await;
+        if last == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("queue {queue} has {last} ready messages, expected {expected}");
 }
