@@ -54,19 +54,28 @@ fn drained_and_deleted_queues_give_their_disk_space_back() {
         .build()
         .expect("runtime");
 
-    let mut last = None;
+    // In waves, so that there are many writes: RocksDB switches a full memtable (and flushes
+    // it) on the write after the one that filled it.
     for queue_id in [1, 2] {
-        for seq in 0..4_000 {
-            last = Some(store.submit(WriteOp::Put {
-                queue_id,
-                seq,
-                value: body(seq),
-            }));
+        for wave in 0..10 {
+            let mut last = None;
+            for seq in wave * 400..(wave + 1) * 400 {
+                last = Some(store.submit(WriteOp::Put {
+                    queue_id,
+                    seq,
+                    value: body(seq),
+                }));
+            }
+            runtime
+                .block_on(store.wait_durable(last.expect("ticket")))
+                .expect("synced");
         }
     }
-    runtime
-        .block_on(store.wait_durable(last.expect("ticket")))
-        .expect("synced");
+    let nudge = store.submit(WriteOp::MarkDelivered {
+        queue_id: 1,
+        seq: 0,
+    });
+    runtime.block_on(store.wait_durable(nudge)).expect("synced");
     assert!(
         until(Duration::from_secs(10), || blob_bytes(dir.path())
             > 4_000_000),
