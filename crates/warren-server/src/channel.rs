@@ -207,6 +207,16 @@ impl Channel {
         ctx: &mut ConnCtx,
         content: Content<basic::Publish>,
     ) -> Result<(), Exception> {
+        if let Some(user_id) = content.header.properties.user_id()
+            && user_id.as_str() != ctx.user
+        {
+            let e = Exception::precondition(format!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                ctx.user
+            ))
+            .on(60, 40);
+            return self.soft(ctx, e);
+        }
         if let Some(ops) = self.tx.as_mut() {
             // Check the exchange now, as RabbitMQ does, so the error comes at publish time.
             let name = content.method.exchange.as_str();

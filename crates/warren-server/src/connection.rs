@@ -39,6 +39,8 @@ use crate::writer::{self, Outbox};
 /// What the connection negotiated and shares with its channels.
 pub(crate) struct ConnCtx {
     pub id: u64,
+    /// The authenticated user (checked against the user-id property of publishes).
+    pub user: String,
     pub vhost: Arc<VHost>,
     pub frame_max: u32,
     pub channel_max: u16,
@@ -486,6 +488,7 @@ async fn run(
     let mut conn = Connection {
         ctx: ConnCtx {
             id,
+            user: hs.user,
             vhost: hs.vhost,
             frame_max: hs.frame_max,
             channel_max: hs.channel_max,
@@ -573,7 +576,12 @@ async fn run(
                         warn!(timeout_s = hs.heartbeat, "missed heartbeats from client; closing the connection");
                         conn.done = true;
                     } else if !sent_since_tick {
+                        // Pushed here so that our own heartbeat does not count as
+                        // traffic: an idle connection gets one every heartbeat/2, as
+                        // from RabbitMQ (clients that only echo the broker's heartbeats
+                        // time out after one interval without data).
                         encode::heartbeat(&mut conn.ctx.out);
+                        outbox.push(&mut conn.ctx.out);
                     }
                 }
                 sent_since_tick = false;
