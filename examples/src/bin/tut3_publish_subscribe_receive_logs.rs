@@ -1,0 +1,70 @@
+//! Tutorial 3, "Publish/Subscribe": bind a fresh exclusive, server-named queue to the
+//! `logs` fanout exchange and print what arrives.
+//!
+//! Exits after `EXPECTED_MESSAGES` messages (default 1; 0 = forever).
+
+use futures::StreamExt;
+use lapin::{ExchangeKind, options::*, types::FieldTable};
+
+#[tokio::main]
+async fn main() -> lapin::Result<()> {
+    let expected = warren_examples::expected_messages();
+    let connection = warren_examples::connect().await?;
+    let channel = connection.create_channel().await?;
+
+    channel
+        .exchange_declare(
+            "logs".into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            "logs".into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    println!(" [*] Waiting for messages. To exit press CTRL+C");
+
+    let mut received = 0;
+    while let Some(delivery) = consumer.next().await {
+        let delivery = delivery?;
+        println!(
+            " [x] Received '{}'",
+            String::from_utf8_lossy(&delivery.data)
+        );
+        received += 1;
+        if expected == Some(received) {
+            break;
+        }
+    }
+
+    connection.close(200, "Bye".into()).await
+}
