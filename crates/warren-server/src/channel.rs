@@ -56,7 +56,7 @@ impl Pending {
 
 /// An operation held by a transaction until commit.
 enum TxOp {
-    Publish(Content<basic::Publish>),
+    Publish(Box<Content<basic::Publish>>),
     Ack {
         tag: u64,
         multiple: bool,
@@ -230,7 +230,7 @@ impl Channel {
                     .on(60, 40),
                 );
             }
-            ops.push(TxOp::Publish(content));
+            ops.push(TxOp::Publish(Box::new(content)));
             return Ok(());
         }
         match self.route_and_enqueue(ctx, content) {
@@ -384,7 +384,7 @@ impl Channel {
                 .is_some_and(|(c, _)| Arc::ptr_eq(c, &consumer));
         let Some(message) = entry.message.as_ref().filter(|_| registered) else {
             consumer.release(1);
-            queue.requeue([entry]);
+            queue.return_undelivered(entry, !consumer.no_ack);
             return;
         };
         let tag = self.next_tag;
@@ -401,7 +401,9 @@ impl Channel {
             &message.body,
             ctx.frame_max,
         );
-        if !consumer.no_ack {
+        if consumer.no_ack {
+            queue.auto_acked(&entry);
+        } else {
             self.unacked.push_back(Unacked {
                 tag,
                 queue,
@@ -931,7 +933,7 @@ impl Channel {
                 for op in ops {
                     match op {
                         TxOp::Publish(content) => {
-                            if let Some(t) = self.route_and_enqueue(ctx, content)? {
+                            if let Some(t) = self.route_and_enqueue(ctx, *content)? {
                                 ticket = Some(ticket.map_or(t, |old| old.max(t)));
                             }
                         }
