@@ -70,6 +70,20 @@ impl Server {
         })
     }
 
+    /// Serve on a listener bound beforehand (the binary binds before it opens the
+    /// store, so a busy port fails fast and early clients wait in the backlog).
+    pub fn from_listener(
+        listener: TcpListener,
+        config: ServerConfig,
+        broker: Arc<Broker>,
+    ) -> Server {
+        Server {
+            listener,
+            broker,
+            config: Arc::new(config),
+        }
+    }
+
     /// The address actually bound (port 0 resolved).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()

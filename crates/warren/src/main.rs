@@ -25,7 +25,10 @@ fn main() -> ExitCode {
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("warren: invalid configuration: {e}");
+            eprintln!(
+                "warren: invalid configuration: {}",
+                one_line(&e.to_string())
+            );
             return ExitCode::from(2);
         }
     };
@@ -66,21 +69,30 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Handle SIGTERM/SIGINT from the start: a signal during start-up (store recovery)
+    // stops cleanly as well, instead of killing the process.
+    let signals = install_signal_handlers();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal(signals).await;
+        tracing::info!("signal received; shutting down");
+        let _ = stop_tx.send(true);
+    });
+    // Bind before opening the store: a busy or forbidden address fails before anything
+    // is logged (its error is the only line on stderr), and clients connecting during
+    // recovery wait in the backlog.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let data_dir = config.data_dir.clone();
     let broker_config = config.broker();
     let broker = tokio::task::spawn_blocking(move || Broker::open(&data_dir, broker_config))
         .await
         .context("start-up task failed")?
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-    let server = Server::bind(config.server(), std::sync::Arc::clone(&broker)).await?;
+    let server = Server::from_listener(listener, config.server(), std::sync::Arc::clone(&broker));
     let addr = server.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received; shutting down");
-        let _ = stop_tx.send(true);
-    });
     server.run(stop_rx).await;
     tokio::task::spawn_blocking(move || broker.close())
         .await
@@ -90,12 +102,37 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// A multi-line error (TOML parse errors draw the offending line) as one line: the
+/// source snippet and caret lines are dropped, the rest joined.
+fn one_line(text: &str) -> String {
+    // "  |", "1 | key = value", "  |   ^": the snippet TOML errors draw.
+    let is_snippet = |l: &str| match l.split_once('|') {
+        Some((gutter, _)) => gutter.trim().chars().all(|c| c.is_ascii_digit()),
+        None => false,
+    };
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !is_snippet(l))
+        .collect();
+    parts.join(": ").replace(": in ", " in ")
+}
+
+type Signals = Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>;
+
+fn install_signal_handlers() -> Signals {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => None,
+    }
+}
+
+async fn wait_for_signal(signals: Signals) {
+    let Some((mut term, mut int)) = signals else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         std::future::pending::<()>().await;
         return;
