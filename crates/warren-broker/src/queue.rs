@@ -291,7 +291,7 @@ impl Queue {
             if st.ready.front().is_some_and(|e| e.message.is_none()) {
                 self.page_in(st);
             }
-            let Some(mut entry) = st.ready.pop_front() else {
+            let Some(entry) = st.ready.pop_front() else {
                 return;
             };
             if entry.message.is_none() {
@@ -302,10 +302,9 @@ impl Queue {
             self.account_out(st, &entry);
             let consumer = Arc::clone(&st.consumers[index]);
             consumer.take_credit();
-            if consumer.no_ack {
-                self.forget(&entry);
-                entry.stored = None;
-            } else {
+            // A no-ack delivery is settled by the connection once it is written
+            // (`auto_acked`), so a message whose consumer vanished in between can come back.
+            if !consumer.no_ack {
                 st.unacked += 1;
                 self.mark_delivered(&entry);
             }
@@ -494,6 +493,31 @@ impl Queue {
             let at = st.ready.partition_point(|e| e.seq < entry.seq);
             st.ready.insert(at, entry);
         }
+        self.dispatch(&mut st);
+    }
+
+    /// A no-ack delivery was written to its consumer: forget its stored copy. Takes no lock.
+    pub fn auto_acked(&self, entry: &Entry) {
+        self.forget(entry);
+    }
+
+    /// A dispatched message never reached its consumer (cancelled or channel closed while
+    /// the delivery was on its way): put it back where it was, not marked redelivered.
+    /// `counted` is true when it was dispatched to a consumer with acks.
+    pub fn return_undelivered(self: &Arc<Self>, entry: Entry, counted: bool) {
+        let mut st = self.state.lock();
+        if counted {
+            st.unacked = st.unacked.saturating_sub(1);
+        }
+        if st.deleted {
+            return;
+        }
+        if entry.message.is_some() {
+            st.ram_bytes += entry.size as usize;
+            st.ram_messages += 1;
+        }
+        let at = st.ready.partition_point(|e| e.seq < entry.seq);
+        st.ready.insert(at, entry);
         self.dispatch(&mut st);
     }
 

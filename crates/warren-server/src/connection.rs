@@ -776,7 +776,7 @@ impl Connection {
                     Some(channel) => channel.deliver(&mut self.ctx, consumer, queue, entry),
                     None => {
                         consumer.release(1);
-                        queue.requeue([entry]);
+                        queue.return_undelivered(entry, !consumer.no_ack);
                     }
                 },
                 ConsumerEvent::Cancelled { consumer } => {
