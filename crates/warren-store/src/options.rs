@@ -20,6 +20,21 @@
 //!   compaction collector marks tombstone-heavy SST files, and the store's reclaim thread runs a
 //!   manual `compact_range` over a queue's deleted range after many deletes or a `DeleteQueue`
 //!   (see `reclaim.rs`).
+//!
+//! Measured on the 2-core development VM (2026-11; RocksDB built with -O3):
+//!
+//! - Group commit (`benches/commit.rs`): 1000 `Put`s of 1 KiB synced in 4.9 ms (about 210k
+//!   puts/s, 976 puts per fsync); one `Put` alone 0.24 ms (about 4,300 fsyncs/s).
+//! - Recovery (`benches/recovery.rs`): reopen of a 1,000,000 x 1 KiB queue 10-20 ms, then
+//!   `queue_index` 220-235 ms. Listing the same queue through `messages` (which loads every
+//!   blob) took 2.4 s, hence the `index` column family.
+//! - Reclaim (`examples/reclaim.rs`): 500k x 1 KiB published (550-630 MiB on disk), then
+//!   consumed and acked: the data directory is back to 0.3-0.5 MiB within 5 s. Without the
+//!   reclaim thread 540 MiB stayed after a minute.
+//! - Memory: RSS 85-95 MiB during that backlog with 16 MiB memtables (106-128 MiB with 32 MiB).
+//!
+//! With other builds loading the machine (load average 7 on 2 cores) the same benches gave
+//! 14.6 ms per 1000 puts, 3.5 ms per single put and 0.76 s for reopen + index of 1M.
 
 use std::time::Duration;
 
