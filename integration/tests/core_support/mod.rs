@@ -280,3 +280,98 @@ pub async fn assert_count(ch: &Channel, queue: &str, expected: u32) {
     }
     panic!("queue {queue} has {last} ready messages, expected {expected}");
 }
+
+/// Hand-made frames for what lapin hides (frame order, `multiple` flags, exact bytes).
+pub mod raw {
+    use std::net::SocketAddr;
+
+    pub use warren_integration::raw::{RawClient, RawFrame, frame, method, short};
+
+    /// A handshaken raw connection (no heartbeats) with channel 1 open.
+    pub fn open(addr: SocketAddr) -> RawClient {
+        let mut c = RawClient::open(addr, 0);
+        c.send(&frame(1, 1, &method(20, 10, &short(""))));
+        let ok = next_method(&mut c);
+        assert_eq!(ok.class_method(), Some((20, 11)), "channel.open-ok");
+        c
+    }
+
+    /// The next frame that is not a heartbeat.
+    pub fn next_frame(c: &mut RawClient) -> RawFrame {
+        loop {
+            let f = c.read_frame().expect("a frame from the broker");
+            if f.frame_type != 8 {
+                return f;
+            }
+        }
+    }
+
+    /// The next method frame (content frames are returned too; callers check).
+    pub fn next_method(c: &mut RawClient) -> RawFrame {
+        next_frame(c)
+    }
+
+    /// Send a method on channel 1 and return the broker's next frame.
+    pub fn call(c: &mut RawClient, class: u16, m: u16, args: &[u8]) -> RawFrame {
+        c.send(&frame(1, 1, &method(class, m, args)));
+        next_method(c)
+    }
+
+    /// confirm.select on channel 1.
+    pub fn confirm_select(c: &mut RawClient) {
+        let ok = call(c, 85, 10, &[0]);
+        assert_eq!(ok.class_method(), Some((85, 11)), "confirm.select-ok");
+    }
+
+    /// queue.declare of a transient queue on channel 1.
+    pub fn queue_declare(c: &mut RawClient, name: &str) {
+        let mut args = 0u16.to_be_bytes().to_vec();
+        args.extend(short(name));
+        args.push(0);
+        args.extend_from_slice(&0u32.to_be_bytes());
+        let ok = call(c, 50, 10, &args);
+        assert_eq!(ok.class_method(), Some((50, 11)), "queue.declare-ok");
+    }
+
+    /// The bytes of a basic.publish with its content header and one body frame, on
+    /// channel 1. `properties` is flags + property list as on the wire.
+    pub fn publish_bytes(
+        exchange: &str,
+        routing_key: &str,
+        mandatory: bool,
+        properties: &[u8],
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut args = 0u16.to_be_bytes().to_vec();
+        args.extend(short(exchange));
+        args.extend(short(routing_key));
+        args.push(u8::from(mandatory));
+        let mut out = frame(1, 1, &method(60, 40, &args));
+        out.extend(frame(2, 1, &header_payload(body.len() as u64, properties)));
+        if !body.is_empty() {
+            out.extend(frame(3, 1, body));
+        }
+        out
+    }
+
+    /// A content header payload: class 60, weight 0, body size, properties.
+    pub fn header_payload(body_size: u64, properties: &[u8]) -> Vec<u8> {
+        let mut p = 60u16.to_be_bytes().to_vec();
+        p.extend_from_slice(&0u16.to_be_bytes());
+        p.extend_from_slice(&body_size.to_be_bytes());
+        if properties.is_empty() {
+            p.extend_from_slice(&0u16.to_be_bytes());
+        } else {
+            p.extend_from_slice(properties);
+        }
+        p
+    }
+
+    /// (delivery tag, multiple) of a basic.ack or basic.nack payload.
+    pub fn ack_fields(f: &RawFrame) -> (u64, bool) {
+        let p = &f.payload;
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&p[4..12]);
+        (u64::from_be_bytes(tag), p[12] & 1 == 1)
+    }
+}
