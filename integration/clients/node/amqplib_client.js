@@ -1,0 +1,342 @@
+// Client-compatibility scenarios with amqplib (promise API). AMQP_URL names the broker.
+"use strict";
+
+const assert = require("node:assert");
+const amqp = require("amqplib");
+const { Skip, url, unique, sleep, check, eventually, run, NESTED_HEADERS } = require("./runner");
+
+const HEARTBEAT = 2;
+const state = {};
+
+async function connect() {
+  const sep = url().includes("?") ? "&" : "?";
+  const conn = await amqp.connect(`${url()}${sep}heartbeat=${HEARTBEAT}`);
+  conn.on("error", () => {});
+  return conn;
+}
+
+async function channel(confirm = false) {
+  const ch = confirm ? await state.conn.createConfirmChannel() : await state.conn.createChannel();
+  ch.on("error", () => {}); // channel errors are asserted through the rejected promises
+  return ch;
+}
+
+async function main() {
+  if (!state.ch || state.chClosed) {
+    state.ch = await channel();
+    state.chClosed = false;
+    state.ch.on("close", () => {
+      state.chClosed = true;
+    });
+  }
+  return state.ch;
+}
+
+async function queue(opts = {}) {
+  const ch = await main();
+  const ok = await ch.assertQueue(unique("amqplib"), opts);
+  return ok.queue;
+}
+
+async function count(name) {
+  const ch = await main();
+  return (await ch.checkQueue(name)).messageCount;
+}
+
+async function expectCode(promise, code) {
+  try {
+    await promise;
+  } catch (e) {
+    check(e.code === code, `error code ${e.code}, expected ${code}: ${e.message}`);
+    return e;
+  }
+  throw new Error(`expected a ${code} error, the operation succeeded`);
+}
+
+async function connectHeartbeat() {
+  state.conn = await connect();
+  const negotiated = state.conn.connection.heartbeat;
+  check(negotiated === HEARTBEAT, `negotiated heartbeat ${negotiated}`);
+  let closed = false;
+  state.conn.on("close", () => {
+    closed = true;
+  });
+  await sleep(HEARTBEAT * 2500);
+  check(!closed, "connection closed while idle with heartbeats");
+  const q = await queue({ autoDelete: true });
+  check((await count(q)) === 0, "round trip after idle period");
+}
+
+async function exchangeTypes() {
+  const ch = await main();
+  for (const kind of ["direct", "fanout", "topic", "headers"]) {
+    const ex = unique(`amqplib-${kind}`);
+    await ch.assertExchange(ex, kind, { durable: false });
+    const q = await queue();
+    if (kind === "headers") await ch.bindQueue(q, ex, "", { "x-match": "all", k: "v" });
+    else await ch.bindQueue(q, ex, "a.b");
+    ch.publish(ex, "a.b", Buffer.from("m"), { headers: { k: "v" } });
+    const msg = await eventually(() => ch.get(q, { noAck: true }));
+    check(msg && msg.content.toString() === "m", `${kind} exchange did not route`);
+    await ch.deleteExchange(ex);
+    await ch.deleteQueue(q);
+  }
+}
+
+async function exchangeToExchange() {
+  const ch = await main();
+  const src = unique("amqplib-src");
+  const dst = unique("amqplib-dst");
+  await ch.assertExchange(src, "topic", { durable: false });
+  await ch.assertExchange(dst, "fanout", { durable: false });
+  await ch.bindExchange(dst, src, "a.#");
+  const q = await queue();
+  await ch.bindQueue(q, dst, "");
+  ch.publish(src, "a.b.c", Buffer.from("e2e"));
+  ch.publish(src, "b.c", Buffer.from("nope"));
+  check(await eventually(async () => (await count(q)) === 1), "expected 1 message via e2e");
+  await ch.unbindExchange(dst, src, "a.#");
+  await ch.deleteExchange(src);
+  await ch.deleteExchange(dst);
+  await ch.deleteQueue(q);
+}
+
+async function queueDurable() {
+  const q = await queue({ durable: true });
+  await (await main()).assertQueue(q, { durable: true });
+  await expectCode((await main()).assertQueue(q, { durable: false }), 406);
+  await (await main()).deleteQueue(q);
+}
+
+async function queueExclusive() {
+  const q = await queue({ exclusive: true });
+  const other = await connect();
+  try {
+    const och = await other.createChannel();
+    och.on("error", () => {});
+    await expectCode(
+      och.consume(q, () => {}),
+      405,
+    );
+  } finally {
+    await other.close();
+  }
+  await (await main()).deleteQueue(q);
+}
+
+async function queueAutoDelete() {
+  const ch = await main();
+  const q = await queue({ autoDelete: true });
+  const { consumerTag } = await ch.consume(q, () => {});
+  await ch.cancel(consumerTag);
+  await expectCode(ch.checkQueue(q), 404);
+}
+
+async function queueServerNamed() {
+  const ch = await main();
+  const ok = await ch.assertQueue("", { exclusive: true });
+  check(ok.queue.startsWith("amq.gen-"), `server-named queue ${ok.queue}`);
+  await ch.deleteQueue(ok.queue);
+}
+
+async function passiveMissing404() {
+  const ch = await main();
+  const e = await expectCode(ch.checkQueue(unique("amqplib-missing")), 404);
+  check(/NOT_FOUND/.test(e.message), e.message);
+  await main(); // the connection is still usable
+}
+
+async function publishConfirms() {
+  const ch = await channel(true);
+  const q = unique("amqplib-confirm");
+  await ch.assertQueue(q, { durable: true });
+  const acks = [];
+  for (let i = 0; i < 20; i++) {
+    acks.push(
+      new Promise((resolve, reject) =>
+        ch.sendToQueue(q, Buffer.from(`c${i}`), { persistent: true }, (err) =>
+          err ? reject(err) : resolve(),
+        ),
+      ),
+    );
+  }
+  await Promise.all(acks);
+  await ch.waitForConfirms();
+  check((await count(q)) === 20, "count");
+  await ch.deleteQueue(q);
+  await ch.close();
+}
+
+async function mandatoryReturn() {
+  const ch = await channel(true);
+  const returned = new Promise((resolve) => ch.on("return", resolve));
+  const key = unique("amqplib-unroutable");
+  ch.publish("", key, Buffer.from("ret"), { mandatory: true });
+  await ch.waitForConfirms();
+  const msg = await returned;
+  check(msg.fields.replyCode === 312 && msg.fields.replyText === "NO_ROUTE", JSON.stringify(msg.fields));
+  check(msg.fields.routingKey === key && msg.content.toString() === "ret", JSON.stringify(msg.fields));
+  await ch.close();
+}
+
+async function consumeManualAck() {
+  const ch = await main();
+  const q = await queue();
+  for (let i = 0; i < 3; i++) ch.sendToQueue(q, Buffer.from(`m${i}`));
+  const got = [];
+  let done;
+  const all = new Promise((resolve) => {
+    done = resolve;
+  });
+  const { consumerTag } = await ch.consume(
+    q,
+    (msg) => {
+      got.push(msg.content.toString());
+      ch.ack(msg);
+      if (got.length === 3) done();
+    },
+    { noAck: false },
+  );
+  await all;
+  await ch.cancel(consumerTag);
+  assert.deepStrictEqual(got, ["m0", "m1", "m2"]);
+  check((await count(q)) === 0, "acked messages still in queue");
+  await ch.deleteQueue(q);
+}
+
+async function nackRequeue() {
+  const ch = await main();
+  const q = await queue();
+  ch.sendToQueue(q, Buffer.from("n"));
+  let msg = await eventually(() => ch.get(q));
+  check(msg && !msg.fields.redelivered, "first get");
+  ch.nack(msg, false, true);
+  msg = await eventually(() => ch.get(q));
+  check(msg && msg.fields.redelivered && msg.content.toString() === "n", "not redelivered");
+  ch.ack(msg);
+  await ch.deleteQueue(q);
+}
+
+async function rejectNoRequeue() {
+  const ch = await main();
+  const q = await queue();
+  ch.sendToQueue(q, Buffer.from("r"));
+  const msg = await eventually(() => ch.get(q));
+  ch.reject(msg, false);
+  check((await count(q)) === 0, "rejected message still in queue");
+  check((await ch.get(q)) === false, "rejected message delivered again");
+  await ch.deleteQueue(q);
+}
+
+async function basicGet() {
+  const ch = await main();
+  const q = await queue();
+  check((await ch.get(q)) === false, "get on an empty queue returned a message");
+  ch.sendToQueue(q, Buffer.from("g1"));
+  ch.sendToQueue(q, Buffer.from("g2"));
+  await eventually(async () => (await count(q)) === 2);
+  const msg = await ch.get(q, { noAck: true });
+  check(msg.content.toString() === "g1" && msg.fields.messageCount === 1, JSON.stringify(msg.fields));
+  await ch.deleteQueue(q);
+}
+
+async function prefetch() {
+  const q = await queue();
+  const main_ = await main();
+  for (let i = 0; i < 5; i++) main_.sendToQueue(q, Buffer.from(`p${i}`));
+  const ch = await channel();
+  await ch.prefetch(2);
+  const got = [];
+  await ch.consume(q, (msg) => got.push(msg), { noAck: false });
+  await sleep(500);
+  check(got.length === 2, `${got.length} unacked deliveries with prefetch 2`);
+  ch.ack(got[0]);
+  await sleep(500);
+  check(got.length === 3, `${got.length} deliveries after one ack`);
+  await ch.close();
+  await main_.deleteQueue(q);
+}
+
+async function cancelConsumer() {
+  const ch = await main();
+  const q = await queue();
+  const got = [];
+  const { consumerTag } = await ch.consume(q, (msg) => got.push(msg), { noAck: true });
+  await ch.cancel(consumerTag);
+  ch.sendToQueue(q, Buffer.from("after-cancel"));
+  await sleep(300);
+  check(got.length === 0, "delivery after cancel");
+  check((await count(q)) === 1, "message not left in the queue");
+  await ch.deleteQueue(q);
+}
+
+async function transactions() {
+  throw new Skip("amqplib has no tx.select/commit/rollback");
+}
+
+async function headersRoundtrip() {
+  const ch = await main();
+  const q = await queue();
+  ch.sendToQueue(q, Buffer.from("h"), {
+    headers: NESTED_HEADERS,
+    contentType: "text/plain",
+    priority: 3,
+    correlationId: "cid",
+    messageId: "mid",
+    timestamp: 1700000000,
+    type: "t",
+    appId: "amqplib",
+    expiration: "60000",
+    replyTo: "rq",
+    persistent: true,
+  });
+  const msg = await eventually(() => ch.get(q, { noAck: true }));
+  assert.deepStrictEqual(msg.properties.headers, NESTED_HEADERS);
+  const p = msg.properties;
+  const want = {
+    contentType: "text/plain",
+    priority: 3,
+    correlationId: "cid",
+    messageId: "mid",
+    timestamp: 1700000000,
+    type: "t",
+    appId: "amqplib",
+    expiration: "60000",
+    replyTo: "rq",
+    deliveryMode: 2,
+  };
+  for (const [k, v] of Object.entries(want)) check(p[k] === v, `${k}=${p[k]}`);
+  await ch.deleteQueue(q);
+}
+
+async function closeCleanly() {
+  await (await main()).close();
+  let closedWith = "none";
+  state.conn.on("close", (err) => {
+    closedWith = err ? String(err) : "clean";
+  });
+  await state.conn.close();
+  check(closedWith === "clean", `close event: ${closedWith}`);
+}
+
+run([
+  ["connect_heartbeat", connectHeartbeat],
+  ["exchange_types", exchangeTypes],
+  ["exchange_to_exchange_binding", exchangeToExchange],
+  ["queue_durable", queueDurable],
+  ["queue_exclusive", queueExclusive],
+  ["queue_auto_delete", queueAutoDelete],
+  ["queue_server_named", queueServerNamed],
+  ["passive_declare_missing_404", passiveMissing404],
+  ["publish_confirms", publishConfirms],
+  ["mandatory_unroutable_return", mandatoryReturn],
+  ["consume_manual_ack", consumeManualAck],
+  ["nack_requeue_redelivered", nackRequeue],
+  ["reject_without_requeue", rejectNoRequeue],
+  ["basic_get_empty_and_nonempty", basicGet],
+  ["prefetch_honoured", prefetch],
+  ["cancel_consumer", cancelConsumer],
+  ["tx_commit_rollback", transactions],
+  ["headers_nested_roundtrip", headersRoundtrip],
+  ["close_cleanly", closeCleanly],
+]);

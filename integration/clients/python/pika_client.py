@@ -1,0 +1,326 @@
+"""Client-compatibility scenarios with pika (BlockingConnection). AMQP_URL names the broker."""
+
+import time
+
+import pika
+import pika.exceptions
+
+from runner import NESTED_HEADERS, Skip, check, eventually, run, unique, url  # noqa: F401
+
+HEARTBEAT = 2
+
+
+def connect(heartbeat=HEARTBEAT):
+    params = pika.URLParameters(url())
+    params.heartbeat = heartbeat
+    return pika.BlockingConnection(params)
+
+
+conn = None
+ch = None
+
+
+def setup():
+    global conn, ch
+    conn = connect()
+    ch = conn.channel()
+
+
+def reopen():
+    global ch
+    if ch is None or not ch.is_open:
+        ch = conn.channel()
+    return ch
+
+
+def queue(**kw):
+    name = unique("pika")
+    reopen().queue_declare(queue=name, **kw)
+    return name
+
+
+def count(name):
+    return reopen().queue_declare(queue=name, passive=True).method.message_count
+
+
+def publish(name, body, exchange="", **props):
+    reopen().basic_publish(exchange, name, body, pika.BasicProperties(**props))
+
+
+def connect_heartbeat():
+    setup()
+    negotiated = conn._impl.params.heartbeat
+    check(negotiated == HEARTBEAT, f"negotiated heartbeat {negotiated}, asked {HEARTBEAT}")
+    # Stay idle for more than two heartbeat intervals; the connection must survive.
+    conn.sleep(HEARTBEAT * 2.5)
+    check(conn.is_open, "connection closed while idle with heartbeats")
+    q = queue(auto_delete=True)
+    check(count(q) == 0, "round trip after idle period failed")
+
+
+def exchange_types():
+    for kind in ("direct", "fanout", "topic", "headers"):
+        ex = unique(f"pika-{kind}")
+        ch.exchange_declare(exchange=ex, exchange_type=kind)
+        q = queue()
+        args = {"x-match": "all", "k": "v"} if kind == "headers" else None
+        key = "a.b" if kind != "headers" else ""
+        ch.queue_bind(q, ex, routing_key=key, arguments=args)
+        ch.basic_publish(ex, "a.b", b"m", pika.BasicProperties(headers={"k": "v"}))
+        method, _, body = ch.basic_get(q, auto_ack=True)
+        check(method is not None and body == b"m", f"{kind} exchange did not route")
+        ch.exchange_delete(ex)
+        ch.queue_delete(q)
+
+
+def exchange_to_exchange():
+    src, dst = unique("pika-src"), unique("pika-dst")
+    ch.exchange_declare(exchange=src, exchange_type="topic")
+    ch.exchange_declare(exchange=dst, exchange_type="fanout")
+    ch.exchange_bind(destination=dst, source=src, routing_key="a.#")
+    q = queue()
+    ch.queue_bind(q, dst)
+    ch.basic_publish(src, "a.b.c", b"e2e")
+    ch.basic_publish(src, "b.c", b"nope")
+    check(eventually(lambda: count(q) == 1), f"expected 1 message via e2e, got {count(q)}")
+    ch.exchange_unbind(destination=dst, source=src, routing_key="a.#")
+    ch.exchange_delete(src)
+    ch.exchange_delete(dst)
+    ch.queue_delete(q)
+
+
+def queue_durable():
+    q = queue(durable=True)
+    ch.queue_declare(queue=q, durable=True)  # equivalent redeclare is fine
+    try:
+        ch.queue_declare(queue=q, durable=False)
+        raise AssertionError("inequivalent redeclare succeeded")
+    except pika.exceptions.ChannelClosedByBroker as e:
+        check(e.reply_code == 406, f"reply code {e.reply_code}, expected 406")
+    reopen().queue_delete(q)
+
+
+def queue_exclusive():
+    q = queue(exclusive=True)
+    other = connect()
+    try:
+        och = other.channel()
+        try:
+            och.basic_consume(q, lambda *a: None)
+            raise AssertionError("another connection consumed an exclusive queue")
+        except pika.exceptions.ChannelClosedByBroker as e:
+            check(e.reply_code == 405, f"reply code {e.reply_code}, expected 405")
+    finally:
+        other.close()
+    ch.queue_delete(q)
+
+
+def queue_auto_delete():
+    q = queue(auto_delete=True)
+    tag = ch.basic_consume(q, lambda *a: None)
+    ch.basic_cancel(tag)
+    try:
+        ch.queue_declare(queue=q, passive=True)
+        raise AssertionError("auto-delete queue still exists after its last consumer left")
+    except pika.exceptions.ChannelClosedByBroker as e:
+        check(e.reply_code == 404, f"reply code {e.reply_code}, expected 404")
+
+
+def queue_server_named():
+    ok = reopen().queue_declare(queue="", exclusive=True)
+    name = ok.method.queue
+    check(name.startswith("amq.gen-"), f"server-named queue {name!r}")
+    ch.queue_delete(name)
+
+
+def passive_missing_404():
+    try:
+        reopen().queue_declare(queue=unique("pika-missing"), passive=True)
+        raise AssertionError("passive declare of a missing queue succeeded")
+    except pika.exceptions.ChannelClosedByBroker as e:
+        check(e.reply_code == 404, f"reply code {e.reply_code}, expected 404")
+        check("NOT_FOUND" in e.reply_text, f"reply text {e.reply_text!r}")
+    check(conn.is_open, "the connection closed on a channel error")
+    reopen()
+
+
+def publish_confirms():
+    c = conn.channel()
+    c.confirm_delivery()
+    q = unique("pika-confirm")
+    c.queue_declare(queue=q, durable=True)
+    for i in range(20):
+        # basic_publish raises NackError/UnroutableError unless the broker acks.
+        c.basic_publish("", q, b"c%d" % i, pika.BasicProperties(delivery_mode=2))
+    check(count(q) == 20, f"count {count(q)}")
+    c.queue_delete(q)
+    c.close()
+
+
+def mandatory_return():
+    returned = []
+    c = conn.channel()
+    c.add_on_return_callback(lambda _ch, method, props, body: returned.append((method, body)))
+    key = unique("pika-unroutable")
+    c.basic_publish("", key, b"ret", mandatory=True)
+    conn.process_data_events(time_limit=0)
+    deadline = time.monotonic() + 5
+    while not returned and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.1)
+    check(returned, "no basic.return")
+    method, body = returned[0]
+    check(method.reply_code == 312 and method.reply_text == "NO_ROUTE", f"{method}")
+    check(method.routing_key == key and body == b"ret", f"{method} {body!r}")
+    # With confirms on, pika raises UnroutableError carrying the returned message.
+    c.confirm_delivery()
+    try:
+        c.basic_publish("", key, b"ret2", mandatory=True)
+        raise AssertionError("mandatory publish with confirms did not raise")
+    except pika.exceptions.UnroutableError as e:
+        check(len(e.messages) == 1 and e.messages[0].body == b"ret2", f"{e.messages}")
+    c.close()
+
+
+def consume_manual_ack():
+    q = queue()
+    for i in range(3):
+        publish(q, b"m%d" % i)
+    got = []
+    for method, props, body in ch.consume(q, auto_ack=False, inactivity_timeout=5):
+        check(method is not None, "timed out waiting for deliveries")
+        got.append(body)
+        ch.basic_ack(method.delivery_tag)
+        if len(got) == 3:
+            break
+    ch.cancel()
+    check(got == [b"m0", b"m1", b"m2"], f"got {got}")
+    check(count(q) == 0, "acked messages still in queue")
+    ch.queue_delete(q)
+
+
+def nack_requeue():
+    q = queue()
+    publish(q, b"n")
+    method, _, _ = ch.basic_get(q)
+    check(method is not None and not method.redelivered, "first get")
+    ch.basic_nack(method.delivery_tag, requeue=True)
+    method, _, body = ch.basic_get(q)
+    check(method is not None, "requeued message missing")
+    check(method.redelivered and body == b"n", f"redelivered={method.redelivered}")
+    ch.basic_ack(method.delivery_tag)
+    ch.queue_delete(q)
+
+
+def reject_no_requeue():
+    q = queue()
+    publish(q, b"r")
+    method, _, _ = ch.basic_get(q)
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    check(count(q) == 0, "rejected message still in queue")
+    method, _, _ = ch.basic_get(q)
+    check(method is None, "rejected message delivered again")
+    ch.queue_delete(q)
+
+
+def basic_get():
+    q = queue()
+    method, _, _ = ch.basic_get(q)
+    check(method is None, "get on an empty queue returned a message")
+    publish(q, b"g1")
+    publish(q, b"g2")
+    method, props, body = ch.basic_get(q, auto_ack=True)
+    check(body == b"g1" and method.message_count == 1, f"{method} {body!r}")
+    ch.queue_delete(q)
+
+
+def prefetch():
+    q = queue()
+    for i in range(5):
+        publish(q, b"p%d" % i)
+    c = conn.channel()
+    c.basic_qos(prefetch_count=2)
+    got = []
+    c.basic_consume(q, lambda _c, m, p, b: got.append(m), auto_ack=False)
+    conn.process_data_events(time_limit=0.5)
+    check(len(got) == 2, f"{len(got)} unacked deliveries with prefetch 2")
+    c.basic_ack(got[0].delivery_tag)
+    conn.process_data_events(time_limit=0.5)
+    check(len(got) == 3, f"{len(got)} deliveries after one ack")
+    c.close()
+    ch.queue_delete(q)
+
+
+def cancel_consumer():
+    q = queue()
+    got = []
+    tag = ch.basic_consume(q, lambda _c, m, p, b: got.append(b), auto_ack=True)
+    ch.basic_cancel(tag)
+    publish(q, b"after-cancel")
+    conn.process_data_events(time_limit=0.3)
+    check(not got, "delivery after cancel")
+    check(count(q) == 1, "message not left in the queue")
+    ch.queue_delete(q)
+
+
+def transactions():
+    q = queue()
+    c = conn.channel()
+    c.tx_select()
+    c.basic_publish("", q, b"rolled-back")
+    c.tx_rollback()
+    check(count(q) == 0, "rolled-back publish delivered")
+    c.basic_publish("", q, b"committed")
+    check(count(q) == 0, "uncommitted publish visible")
+    c.tx_commit()
+    check(count(q) == 1, "committed publish missing")
+    method, _, _ = c.basic_get(q)
+    c.basic_ack(method.delivery_tag)
+    c.tx_rollback()
+    c.close()  # the ack was rolled back: closing the channel requeues the message
+    check(eventually(lambda: count(q) == 1), "rolled-back ack removed the message")
+    ch.queue_delete(q)
+
+
+def headers_roundtrip():
+    q = queue()
+    publish(q, b"h", headers=NESTED_HEADERS, content_type="text/plain", priority=3,
+            correlation_id="cid", message_id="mid", timestamp=1700000000, type="t",
+            app_id="pika", expiration="60000", reply_to="rq", delivery_mode=2)
+    method, props, body = ch.basic_get(q, auto_ack=True)
+    check(props.headers == NESTED_HEADERS, f"headers {props.headers}")
+    for attr, want in [("content_type", "text/plain"), ("priority", 3),
+                       ("correlation_id", "cid"), ("message_id", "mid"),
+                       ("timestamp", 1700000000), ("type", "t"), ("app_id", "pika"),
+                       ("expiration", "60000"), ("reply_to", "rq"), ("delivery_mode", 2)]:
+        check(getattr(props, attr) == want, f"{attr}={getattr(props, attr)!r}")
+    ch.queue_delete(q)
+
+
+def close_cleanly():
+    reopen().close()
+    conn.close()
+    check(conn.is_closed, "connection not closed")
+
+
+if __name__ == "__main__":
+    run([
+        ("connect_heartbeat", connect_heartbeat),
+        ("exchange_types", exchange_types),
+        ("exchange_to_exchange_binding", exchange_to_exchange),
+        ("queue_durable", queue_durable),
+        ("queue_exclusive", queue_exclusive),
+        ("queue_auto_delete", queue_auto_delete),
+        ("queue_server_named", queue_server_named),
+        ("passive_declare_missing_404", passive_missing_404),
+        ("publish_confirms", publish_confirms),
+        ("mandatory_unroutable_return", mandatory_return),
+        ("consume_manual_ack", consume_manual_ack),
+        ("nack_requeue_redelivered", nack_requeue),
+        ("reject_without_requeue", reject_no_requeue),
+        ("basic_get_empty_and_nonempty", basic_get),
+        ("prefetch_honoured", prefetch),
+        ("cancel_consumer", cancel_consumer),
+        ("tx_commit_rollback", transactions),
+        ("headers_nested_roundtrip", headers_roundtrip),
+        ("close_cleanly", close_cleanly),
+    ])
