@@ -95,14 +95,14 @@ struct FlagLayer {
 
 impl Config {
     /// Build the layered configuration.
-    pub fn load(cli: &Cli) -> Result<Config, figment::Error> {
+    pub fn load(cli: &Cli) -> Result<Config, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &cli.config {
             if !path.exists() {
-                return Err(figment::Error::from(format!(
+                return Err(Box::new(figment::Error::from(format!(
                     "configuration file {} does not exist",
                     path.display()
-                )));
+                ))));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
@@ -117,15 +117,21 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), figment::Error> {
+    fn validate(&self) -> Result<(), Box<figment::Error>> {
         if self.frame_max < 4096 {
-            return Err(format!("frame_max must be at least 4096 (got {})", self.frame_max).into());
+            return Err(Box::new(
+                format!("frame_max must be at least 4096 (got {})", self.frame_max).into(),
+            ));
         }
         if self.max_connections == 0 {
-            return Err("max_connections must be at least 1".to_string().into());
+            return Err(Box::new(
+                "max_connections must be at least 1".to_string().into(),
+            ));
         }
         if self.queue_ram_messages == 0 {
-            return Err("queue_ram_messages must be at least 1".to_string().into());
+            return Err(Box::new(
+                "queue_ram_messages must be at least 1".to_string().into(),
+            ));
         }
         Ok(())
     }
