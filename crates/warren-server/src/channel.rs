@@ -896,8 +896,9 @@ impl Channel {
             if tag == 0 {
                 return Ok(self.unacked.drain(..).collect());
             }
+            // As RabbitMQ: the tag named must itself be outstanding, not just tags below it.
             let end = self.unacked.partition_point(|u| u.tag <= tag);
-            if end == 0 {
+            if end == 0 || self.unacked[end - 1].tag != tag {
                 return Err(unknown());
             }
             return Ok(self.unacked.drain(..end).collect());
