@@ -681,3 +681,54 @@ fn tut7_publisher_confirms_all_three_strategies_confirm_every_message(client: Cl
         );
     }
 }
+
+/// Today's RabbitMQ tutorials declare their queues with an `x-queue-type` argument. RabbitMQ
+/// compares queue types on redeclaration, an absent `x-queue-type` meaning the default,
+/// classic; so `x-queue-type: classic` and no argument are the same queue, and only a
+/// different type is inequivalent (406, the channel closes).
+#[test]
+fn redeclaring_with_x_queue_type_classic_matches_a_queue_declared_without_a_type() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{AMQPValue, FieldTable};
+
+    fn queue_type(kind: &str) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString(kind.into()));
+        args
+    }
+    let broker = TestBroker::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let conn = warren_integration::connect(&broker.url()).await;
+        let declare = |name: &'static str, args: FieldTable| {
+            let conn = &conn;
+            async move {
+                let channel = conn.create_channel().await.unwrap();
+                channel
+                    .queue_declare(name.into(), QueueDeclareOptions::default(), args)
+                    .await
+                    .map(|_| ())
+            }
+        };
+
+        declare("untyped", FieldTable::default()).await.unwrap();
+        declare("untyped", queue_type("classic")).await.unwrap();
+        declare("classic", queue_type("classic")).await.unwrap();
+        declare("classic", FieldTable::default()).await.unwrap();
+
+        let error = declare("classic", queue_type("quorum"))
+            .await
+            .expect_err("a different queue type is inequivalent");
+        let text = error.to_string();
+        assert!(
+            text.contains(
+                "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue 'classic' \
+                 in vhost '/': received 'quorum' but current is 'classic'"
+            ),
+            "{text}"
+        );
+    });
+}
