@@ -685,9 +685,18 @@ async fn publish_to_internal_exchange_closes_channel_with_403() {
     )
     .await
     .unwrap();
-    publish(&ch, &x, "", b"m").await;
-    // The publish itself has no reply; the next synchronous method sees the close.
-    let result = ch.basic_qos(1, BasicQosOptions::default()).await;
+    let result = then_sync(
+        &conn,
+        &ch,
+        ch.basic_publish(
+            x.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            lapin::BasicProperties::default(),
+        ),
+    )
+    .await;
     assert_channel_error(&conn, &ch, result, 403).await;
 }
 

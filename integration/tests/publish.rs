@@ -17,8 +17,18 @@ use lapin::{BasicProperties, Channel};
 async fn publish_to_missing_exchange_closes_channel_with_404() {
     let env = Env::start();
     let (conn, ch) = env.channel().await;
-    publish(&ch, &unique("missing"), "k", b"m").await;
-    let result = ch.basic_qos(1, BasicQosOptions::default()).await;
+    let result = then_sync(
+        &conn,
+        &ch,
+        ch.basic_publish(
+            unique("missing").as_str().into(),
+            "k".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            BasicProperties::default(),
+        ),
+    )
+    .await;
     assert_channel_error(&conn, &ch, result, 404).await;
 }
 
@@ -180,19 +190,21 @@ async fn immediate_publish_closes_connection_with_540() {
     let env = Env::start();
     let (conn, ch) = env.channel().await;
     let q = declare_queue(&ch).await;
-    ch.basic_publish(
-        "".into(),
-        q.as_str().into(),
-        BasicPublishOptions {
-            immediate: true,
-            ..BasicPublishOptions::default()
-        },
-        b"m",
-        BasicProperties::default(),
+    let result = then_sync(
+        &conn,
+        &ch,
+        ch.basic_publish(
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions {
+                immediate: true,
+                ..BasicPublishOptions::default()
+            },
+            b"m",
+            BasicProperties::default(),
+        ),
     )
-    .await
-    .unwrap();
-    let result = ch.basic_qos(1, BasicQosOptions::default()).await;
+    .await;
     assert_connection_error(&conn, result, 540).await;
 }
 
@@ -323,15 +335,18 @@ async fn publish_with_foreign_user_id_closes_channel_with_406() {
     let env = Env::start();
     let (conn, ch) = env.channel().await;
     let q = declare_queue(&ch).await;
-    publish_with(
+    let result = then_sync(
+        &conn,
         &ch,
-        "",
-        &q,
-        b"m",
-        BasicProperties::default().with_user_id("mallory".into()),
+        ch.basic_publish(
+            "".into(),
+            q.as_str().into(),
+            BasicPublishOptions::default(),
+            b"m",
+            BasicProperties::default().with_user_id("mallory".into()),
+        ),
     )
     .await;
-    let result = ch.basic_qos(1, BasicQosOptions::default()).await;
     assert_channel_error(&conn, &ch, result, 406).await;
 }
 

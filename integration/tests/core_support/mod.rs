@@ -375,3 +375,41 @@ pub mod raw {
         (u64::from_be_bytes(tag), p[12] & 1 == 1)
     }
 }
+
+/// Send `fire` (a method without a reply: publish, ack, nack, reject), then a basic.qos,
+/// and return the qos outcome: a channel or connection error caused by `fire` shows up
+/// here with its reply code. If lapin saw the close before the qos could be sent, the
+/// reason is taken from the connection's error events.
+pub async fn then_sync<T>(
+    conn: &Connection,
+    ch: &Channel,
+    fire: impl std::future::Future<Output = lapin::Result<T>>,
+) -> lapin::Result<()> {
+    let mut events = Box::pin(conn.events_listener());
+    if let Err(e) = fire.await
+        && !matches!(e.kind(), lapin::ErrorKind::ProtocolError(_))
+    {
+        panic!("sending failed: {e}");
+    }
+    let qos = ch
+        .basic_qos(0, lapin::options::BasicQosOptions::default())
+        .await;
+    match qos {
+        Err(e)
+            if matches!(
+                e.kind(),
+                lapin::ErrorKind::InvalidChannelState(..)
+                    | lapin::ErrorKind::InvalidConnectionState(..)
+            ) =>
+        {
+            loop {
+                match tokio::time::timeout(Duration::from_secs(5), events.next()).await {
+                    Ok(Some(lapin::Event::Error(reason))) => return Err(reason),
+                    Ok(Some(_)) => continue,
+                    _ => return Err(e),
+                }
+            }
+        }
+        other => other,
+    }
+}
