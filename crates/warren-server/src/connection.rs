@@ -8,7 +8,8 @@
 //! the store has made durable; or sends a heartbeat. Everything an iteration produced
 //! goes to the writer in one piece.
 //!
-//! Closing: a client's connection.close is answered with close-ok and the socket closed.
+//! Closing: a client's connection.close is answered with close-ok; the client then closes
+//! the socket (as with RabbitMQ; the server closes it only after `close_timeout`).
 //! An error closes the channel (soft) or the connection (hard): the server sends
 //! connection.close, ignores everything but close/close-ok for `close_timeout`, then
 //! closes the socket. On the way out every channel requeues its unacked messages and
@@ -500,6 +501,7 @@ async fn run(
         channels: HashMap::new(),
         phase: Phase::Open,
         done: false,
+        sent_close_ok: false,
     };
     let heartbeat = Duration::from_secs(u64::from(hs.heartbeat));
     let tick_every = if hs.heartbeat == 0 {
@@ -604,6 +606,17 @@ async fn run(
     }
     conn.teardown();
     outbox.push(&mut conn.ctx.out);
+    if conn.sent_close_ok {
+        // close-ok tells the client it may close the socket; closing it first makes some
+        // clients (amqp091-go) see EOF before close-ok and report the clean close as an
+        // error. Wait for the client's close, as RabbitMQ does, within the close timeout.
+        let _ = tokio::time::timeout(config.close_timeout, async {
+            while let Ok(true) = reader.fill().await {
+                reader.buf.clear();
+            }
+        })
+        .await;
+    }
 }
 
 struct Connection {
@@ -611,6 +624,8 @@ struct Connection {
     channels: HashMap<u16, Channel>,
     phase: Phase,
     done: bool,
+    /// We answered the client's connection.close: the client closes the socket.
+    sent_close_ok: bool,
 }
 
 impl Connection {
@@ -649,6 +664,7 @@ impl Connection {
                             0,
                             AMQPClass::Connection(conn::AMQPMethod::CloseOk(conn::CloseOk {})),
                         );
+                        self.sent_close_ok = true;
                         self.done = true;
                     }
                     _ => {}
@@ -691,6 +707,7 @@ impl Connection {
                     0,
                     AMQPClass::Connection(conn::AMQPMethod::CloseOk(conn::CloseOk {})),
                 );
+                self.sent_close_ok = true;
                 self.done = true;
                 Ok(())
             }
