@@ -95,7 +95,8 @@ impl Broker {
 
     fn recover(&self) -> Result<(), BrokerError> {
         // Paged-out transient messages of the previous run are garbage now.
-        for id in self.store.stored_queue_ids()? {
+        let stored_ids = self.store.stored_queue_ids()?;
+        for &id in &stored_ids {
             if id >= TRANSIENT_ID_BASE {
                 self.store.submit(WriteOp::DeleteQueue { queue_id: id });
             }
@@ -121,19 +122,38 @@ impl Broker {
         }
         let mut messages = 0usize;
         let mut queues = 0usize;
+        let mut owned_ids = std::collections::HashSet::new();
+        let mut unreadable_queues = false;
         for (key, value) in self.store.definitions(DefinitionKind::Queue)? {
             let (Some((vhost, _)), Ok(def)) =
                 (split(&key), serde_json::from_slice::<QueueDef>(&value))
             else {
                 tracing::warn!(key, "skipping unreadable queue definition");
+                unreadable_queues = true;
                 continue;
             };
             let store_id = def.store_id;
+            owned_ids.insert(store_id);
             let queue = self.vhost_or_create(&vhost).restore_queue(def);
             let index = self.store.queue_index(store_id)?;
             messages += index.len();
             queues += 1;
             queue.recover(index);
+        }
+        // Messages of a durable queue whose definition is gone: the queue was deleted and the
+        // process died before the commit loop wrote the range delete (the definition delete is
+        // synchronous, the range delete is not). Nothing can reach them; give the disk back.
+        // Not when a definition was unreadable: its messages would look orphaned.
+        if !unreadable_queues {
+            for &id in &stored_ids {
+                if id < TRANSIENT_ID_BASE && !owned_ids.contains(&id) {
+                    tracing::info!(
+                        store_id = id,
+                        "removing the stored messages of a queue deleted before the last stop"
+                    );
+                    self.store.submit(WriteOp::DeleteQueue { queue_id: id });
+                }
+            }
         }
         for (key, value) in self.store.definitions(DefinitionKind::Binding)? {
             let (Some((vhost, _)), Ok(def)) =
