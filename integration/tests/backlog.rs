@@ -293,12 +293,12 @@ fn backlog_of_500k_persistent_messages_keeps_rss_flat_and_gives_disk_back() {
                 "out of order"
             );
             next += 1;
-            if next % 100 == 0 || next == MESSAGES {
+            if next.is_multiple_of(100) || next == MESSAGES {
                 ch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
                     .await
                     .unwrap();
             }
-            if next % 50_000 == 0 {
+            if next.is_multiple_of(50_000) {
                 println!(
                     "  drained {next:>7}: rss {:.1} MiB, data dir {:.1} MiB, {:.0} msg/s",
                     mib(rss(pid)),
