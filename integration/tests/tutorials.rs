@@ -7,8 +7,8 @@
 //!
 //! Needs the example binaries next to this test: `cargo build --workspace --bins` first.
 //! The pika programs run in a venv under `$CARGO_TARGET_DIR/pyenv`, the amqplib ones with
-//! `node_modules` under `$CARGO_TARGET_DIR/node` (from the `requirements.txt` and
-//! `package.json` beside the programs); both are installed on first use. Without
+//! `node_modules` under `$CARGO_TARGET_DIR/node` (from `clients/python/requirements.txt` and
+//! `clients/node/tutorials/package.json`); both are installed on first use. Without
 //! `python3` (or `node`/`npm`) that client's tests print one line saying so and pass.
 
 #![allow(clippy::unwrap_used)]
@@ -144,20 +144,20 @@ fn install_lock(path: &Path) -> File {
     file
 }
 
-/// The venv under `$CARGO_TARGET_DIR/pyenv` with `clients/python/tutorials/requirements.txt`
-/// (pika) installed, on first use and again when that file changes. The venv may be shared
-/// with other tests, so this only ever adds to it.
+/// The venv under `$CARGO_TARGET_DIR/pyenv` with `clients/python/requirements.txt` (pika)
+/// installed, on first use and again when that file changes. `pika.rs` shares the venv, its
+/// lock and its stamp; this side only ever adds to the venv, never clears it.
 fn pika_toolchain() -> Option<Toolchain> {
     if !found("python3") {
         say_skipped("tutorials: python3 not found, skipping the pika tutorials");
         return None;
     }
-    let tutorials = clients_dir().join("python").join("tutorials");
-    let requirements_file = tutorials.join("requirements.txt");
+    let python_dir = clients_dir().join("python");
+    let requirements_file = python_dir.join("requirements.txt");
     let requirements = std::fs::read_to_string(&requirements_file).unwrap();
     let venv = target_dir().join("pyenv");
     let python = venv.join("bin").join("python");
-    let stamp = venv.join("warren-tutorials-requirements.txt");
+    let stamp = venv.join("warren-requirements.txt");
 
     let _lock = install_lock(&target_dir().join("pyenv.lock"));
     if !python.exists() {
@@ -174,7 +174,7 @@ fn pika_toolchain() -> Option<Toolchain> {
     Some(Toolchain {
         interpreter: Some(python),
         interpreter_args: vec!["-u".into()],
-        dir: tutorials,
+        dir: python_dir.join("tutorials"),
         ext: ".py",
         env: vec![("PYTHONUNBUFFERED", "1".into())],
     })
