@@ -29,9 +29,11 @@ async fn declare(
         .await
 }
 
+/// A queue argument RabbitMQ checks on redeclare and that Warren accepts
+/// (`x-max-in-memory-length`: RabbitMQ 3.10's classic queues accept and do not use it).
 fn max_length(n: i32) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert("x-max-length".into(), AMQPValue::LongInt(n));
+    args.insert("x-max-in-memory-length".into(), AMQPValue::LongInt(n));
     args
 }
 
@@ -705,5 +707,39 @@ async fn deleting_a_queue_removes_its_bindings() {
         .unwrap();
     publish(&ch, "amq.direct", &key, b"m").await;
     assert!(drain(&ch, &q).await.is_empty());
+    delete_queue(&ch, &q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_a_queue_with_an_unimplemented_argument_closes_channel_with_406() {
+    let env = Env::start();
+    let conn = env.connect().await;
+    for key in ["x-message-ttl", "x-max-length", "x-dead-letter-exchange"] {
+        let ch = conn.create_channel().await.unwrap();
+        let mut args = FieldTable::default();
+        args.insert(key.into(), AMQPValue::LongInt(1));
+        let result = ch
+            .queue_declare(
+                unique("unsupported").as_str().into(),
+                QueueDeclareOptions::default(),
+                args,
+            )
+            .await;
+        assert_channel_error(&conn, &ch, result, 406).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclare_ignores_differences_in_unknown_arguments() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = unique("unknown-args");
+    for value in [1, 2] {
+        let mut args = FieldTable::default();
+        args.insert("x-foo".into(), AMQPValue::LongInt(value));
+        ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), args)
+            .await
+            .unwrap();
+    }
     delete_queue(&ch, &q).await;
 }

@@ -19,6 +19,7 @@
 //! - `message.rs`: [`Message`] and its stored form.
 //! - `error.rs`: [`BrokerError`].
 
+mod arguments;
 mod broker;
 mod consumer;
 mod error;

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use amq_protocol::types::FieldTable;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use warren_router::{Destination, ExchangeGraph, ExchangeKind};
@@ -526,6 +526,7 @@ impl VHost {
                 declare.name
             )));
         }
+        crate::arguments::validate(&declare.name, &self.name, &declare.arguments)?;
         let persistent_def = declare.durable && !declare.exclusive;
         let store_id = if persistent_def {
             self.store.next_id("queue")?
@@ -624,52 +625,12 @@ impl VHost {
                 s.auto_delete,
             ));
         }
-        // RabbitMQ compares queue types, an absent x-queue-type meaning the default (classic).
-        let (received, current) = (queue_type(&declare.arguments), queue_type(&s.arguments));
-        if received != current {
-            return Err(BrokerError::inequivalent(
-                what,
-                QUEUE_TYPE,
-                &declare.name,
-                &self.name,
-                received,
-                current,
-            ));
-        }
-        // RabbitMQ compares the x-arguments it knows; a differing one is inequivalent.
-        for (key, value) in declare.arguments.inner() {
-            let current = s.arguments.inner().get(key);
-            if key.as_str().starts_with("x-")
-                && key.as_str() != QUEUE_TYPE
-                && current != Some(value)
-            {
-                return Err(BrokerError::inequivalent(
-                    what,
-                    key.as_str(),
-                    &declare.name,
-                    &self.name,
-                    format!("{value:?}"),
-                    current
-                        .map(|v| format!("{v:?}"))
-                        .unwrap_or_else(|| "none".into()),
-                ));
-            }
-        }
-        for (key, value) in s.arguments.inner() {
-            if key.as_str().starts_with("x-")
-                && key.as_str() != QUEUE_TYPE
-                && !declare.arguments.inner().contains_key(key)
-            {
-                return Err(BrokerError::inequivalent(
-                    what,
-                    key.as_str(),
-                    &declare.name,
-                    &self.name,
-                    "none",
-                    format!("{value:?}"),
-                ));
-            }
-        }
+        crate::arguments::check_equivalent(
+            &declare.name,
+            &self.name,
+            &s.arguments,
+            &declare.arguments,
+        )?;
         Ok(())
     }
 
@@ -843,18 +804,5 @@ impl ExchangeGraph for VHost {
         self.exchanges
             .get(exchange.as_ref())
             .and_then(|e| e.alternate.clone())
-    }
-}
-
-/// The queue argument naming the queue type.
-const QUEUE_TYPE: &str = "x-queue-type";
-
-/// A queue's type as RabbitMQ compares it: its `x-queue-type`, or `classic` without one.
-fn queue_type(arguments: &FieldTable) -> String {
-    match arguments.inner().get(QUEUE_TYPE) {
-        None => "classic".to_string(),
-        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        Some(AMQPValue::ShortString(s)) => s.as_str().to_string(),
-        Some(other) => format!("{other:?}"),
     }
 }
