@@ -57,13 +57,11 @@ impl Pending {
 /// An operation held by a transaction until commit.
 enum TxOp {
     Publish(Box<Content<basic::Publish>>),
-    Ack {
-        tag: u64,
-        multiple: bool,
-    },
-    Nack {
-        tag: u64,
-        multiple: bool,
+    /// The deliveries an ack, nack or reject named. As in RabbitMQ they leave the unacked
+    /// list at once (an unknown tag fails then, not at commit); commit settles them,
+    /// rollback and channel close put them back.
+    Settle {
+        items: Vec<Unacked>,
         requeue: bool,
     },
 }
@@ -144,10 +142,35 @@ impl Channel {
                 let _ = ctx.vhost.remove_queue(&queue);
             }
         }
+        if let Some(ops) = self.tx.take() {
+            self.restore_unacked(ops);
+        }
         let all: Vec<Unacked> = self.unacked.drain(..).collect();
         settle(all, true);
         self.pending.clear();
-        self.tx = None;
+    }
+
+    /// Put the deliveries held by discarded transaction operations back on the unacked
+    /// list, in tag order.
+    fn restore_unacked(&mut self, ops: Vec<TxOp>) {
+        let mut restored = false;
+        for op in ops {
+            if let TxOp::Settle { items, .. } = op {
+                restored |= !items.is_empty();
+                self.unacked.extend(items);
+            }
+        }
+        if restored {
+            self.unacked.make_contiguous().sort_by_key(|u| u.tag);
+        }
+    }
+
+    /// Settle now, or hold until commit on a transactional channel.
+    fn settle_or_hold(&mut self, items: Vec<Unacked>, requeue: bool) {
+        match self.tx.as_mut() {
+            Some(ops) => ops.push(TxOp::Settle { items, requeue }),
+            None => settle(items, requeue),
+        }
     }
 
     pub(crate) fn kick_queues(&self) {
@@ -833,39 +856,16 @@ impl Channel {
                 }
             }
             basic::AMQPMethod::Ack(a) => {
-                if let Some(ops) = self.tx.as_mut() {
-                    ops.push(TxOp::Ack {
-                        tag: a.delivery_tag,
-                        multiple: a.multiple,
-                    });
-                } else {
-                    let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
-                    settle(taken, false);
-                }
+                let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
+                self.settle_or_hold(taken, false);
             }
             basic::AMQPMethod::Nack(n) => {
-                if let Some(ops) = self.tx.as_mut() {
-                    ops.push(TxOp::Nack {
-                        tag: n.delivery_tag,
-                        multiple: n.multiple,
-                        requeue: n.requeue,
-                    });
-                } else {
-                    let taken = self.take_unacked(n.delivery_tag, n.multiple)?;
-                    settle(taken, n.requeue);
-                }
+                let taken = self.take_unacked(n.delivery_tag, n.multiple)?;
+                self.settle_or_hold(taken, n.requeue);
             }
             basic::AMQPMethod::Reject(r) => {
-                if let Some(ops) = self.tx.as_mut() {
-                    ops.push(TxOp::Nack {
-                        tag: r.delivery_tag,
-                        multiple: false,
-                        requeue: r.requeue,
-                    });
-                } else {
-                    let taken = self.take_unacked(r.delivery_tag, false)?;
-                    settle(taken, r.requeue);
-                }
+                let taken = self.take_unacked(r.delivery_tag, false)?;
+                self.settle_or_hold(taken, r.requeue);
             }
             basic::AMQPMethod::Recover(r) => {
                 self.recover(r.requeue)?;
@@ -938,26 +938,16 @@ impl Channel {
                                 ticket = Some(ticket.map_or(t, |old| old.max(t)));
                             }
                         }
-                        TxOp::Ack { tag, multiple } => {
-                            let taken = self.take_unacked(tag, multiple)?;
-                            settle(taken, false);
-                        }
-                        TxOp::Nack {
-                            tag,
-                            multiple,
-                            requeue,
-                        } => {
-                            let taken = self.take_unacked(tag, multiple)?;
-                            settle(taken, requeue);
-                        }
+                        TxOp::Settle { items, requeue } => settle(items, requeue),
                     }
                 }
                 self.pending.push_back(Pending::CommitOk { ticket });
             }
             tx::AMQPMethod::Rollback(_) => {
-                if self.tx.replace(Vec::new()).is_none() {
+                let Some(ops) = self.tx.replace(Vec::new()) else {
                     return Err(Exception::precondition("channel is not transactional"));
-                }
+                };
+                self.restore_unacked(ops);
                 ctx.send(
                     self.id,
                     AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
