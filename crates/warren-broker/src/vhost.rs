@@ -152,16 +152,17 @@ impl VHost {
 
     /// exchange.declare.
     pub fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
+        // RabbitMQ refuses even a passive declare of the default exchange.
+        if spec.name.is_empty() {
+            return Err(BrokerError::AccessRefused(
+                "operation not permitted on the default exchange".into(),
+            ));
+        }
         if passive {
             return match self.exchange(&spec.name) {
                 Some(_) => Ok(()),
                 None => Err(BrokerError::no_exchange(&self.name, &spec.name)),
             };
-        }
-        if spec.name.is_empty() {
-            return Err(BrokerError::AccessRefused(
-                "operation not permitted on the default exchange".into(),
-            ));
         }
         let kind = ExchangeKind::parse(&spec.kind).ok_or_else(|| {
             BrokerError::CommandInvalid(format!("invalid exchange type '{}'", spec.kind))
