@@ -135,12 +135,16 @@ impl VHost {
 
     fn check_exclusive(&self, queue: &Queue, connection: ConnectionId) -> Result<(), BrokerError> {
         match queue.spec.exclusive_owner {
-            Some(owner) if owner != connection => Err(BrokerError::ResourceLocked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
-                queue.spec.name, self.name
-            ))),
+            Some(owner) if owner != connection => Err(self.locked(queue)),
             _ => Ok(()),
         }
+    }
+
+    fn locked(&self, queue: &Queue) -> BrokerError {
+        BrokerError::ResourceLocked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+            queue.spec.name, self.name
+        ))
     }
 
     /// All queues (for recovery, connection cleanup, management).
@@ -596,6 +600,10 @@ impl VHost {
     ) -> Result<(), BrokerError> {
         let s = &existing.spec;
         let what = "queue";
+        // As RabbitMQ, a differing exclusive flag is checked first and is a 405.
+        if s.exclusive_owner.is_some() != declare.exclusive {
+            return Err(self.locked(existing));
+        }
         if s.durable != declare.durable {
             return Err(BrokerError::inequivalent(
                 what,
@@ -604,16 +612,6 @@ impl VHost {
                 &self.name,
                 declare.durable,
                 s.durable,
-            ));
-        }
-        if s.exclusive_owner.is_some() != declare.exclusive {
-            return Err(BrokerError::inequivalent(
-                what,
-                "exclusive",
-                &declare.name,
-                &self.name,
-                declare.exclusive,
-                s.exclusive_owner.is_some(),
             ));
         }
         if s.auto_delete != declare.auto_delete {
