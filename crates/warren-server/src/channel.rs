@@ -642,6 +642,15 @@ impl Channel {
                 } else {
                     self.queue_name(&d.queue)?
                 };
+                // amq.* names are the server's (amq.gen-*): as RabbitMQ, a client may not
+                // declare one actively, even an existing server-named queue by its name.
+                if !d.passive && d.queue.as_str().starts_with("amq.") {
+                    return Err(warren_broker::BrokerError::AccessRefused(format!(
+                        "queue name '{}' contains reserved prefix 'amq.*'",
+                        d.queue
+                    ))
+                    .into());
+                }
                 let declared = vhost.declare_queue(
                     QueueDeclare {
                         name: name.clone(),
