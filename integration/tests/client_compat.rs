@@ -7,8 +7,43 @@
 
 use std::time::{Duration, Instant};
 
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ErrorKind, ExchangeKind};
 use warren_integration::TestBroker;
 use warren_integration::raw::{RawClient, frame, method, short};
+
+/// (reply code, reply text) of the AMQP error `result` failed with.
+fn amqp_error<T: std::fmt::Debug>(result: lapin::Result<T>) -> (u16, String) {
+    let error = result.expect_err("expected an AMQP error");
+    match error.kind() {
+        ErrorKind::ProtocolError(e) => (e.get_id(), e.get_message().to_string()),
+        other => panic!("expected an AMQP error, got {other:?}"),
+    }
+}
+
+fn declare(exclusive: bool, durable: bool) -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        exclusive,
+        durable,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+async fn redeclare(
+    conn: &Connection,
+    name: &str,
+    first: QueueDeclareOptions,
+    second: QueueDeclareOptions,
+) -> lapin::Result<lapin::Queue> {
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(name.into(), first, FieldTable::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(name.into(), second, FieldTable::default())
+        .await
+}
 
 /// An idle connection gets a heartbeat every heartbeat/2 seconds, as RabbitMQ sends them.
 /// Found by @cloudamqp/amqp-client, which sends no heartbeats of its own (it only answers
@@ -80,4 +115,82 @@ fn client_close_is_answered_without_closing_the_socket_first() {
         "{:?}",
         start.elapsed()
     );
+}
+
+/// Redeclaring a queue with the other exclusive flag, on the connection that may use it,
+/// is RabbitMQ's exclusive-access check (405 RESOURCE_LOCKED, checked before durable and
+/// auto-delete), not an argument mismatch (406). Found by comparing pika's errors.
+#[test]
+fn redeclare_with_other_exclusive_flag_closes_channel_with_405() {
+    let broker = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = warren_integration::connect(&broker.url()).await;
+        for (name, first, second) in [
+            ("plain-then-exclusive", declare(false, false), declare(true, false)),
+            ("exclusive-then-plain", declare(true, false), declare(false, false)),
+            ("plain-then-exclusive-durable", declare(false, false), declare(true, true)),
+        ] {
+            let (code, text) = amqp_error(redeclare(&conn, name, first, second).await);
+            assert_eq!(code, 405, "{name}: {text}");
+            assert_eq!(
+                text,
+                format!(
+                    "RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{name}' in vhost '/'. \
+                     It could be originally declared on another connection or the exclusive property \
+                     value does not match that of the original declaration."
+                ),
+                "{name}"
+            );
+        }
+    });
+}
+
+/// An exclusive queue is never durable (RabbitMQ declares it with durable = durable and
+/// not exclusive), so redeclaring it with the other durable flag is no mismatch.
+#[test]
+fn exclusive_queue_redeclared_with_other_durable_flag_is_equivalent() {
+    let broker = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = warren_integration::connect(&broker.url()).await;
+        redeclare(
+            &conn,
+            "excl-durable",
+            declare(true, true),
+            declare(true, false),
+        )
+        .await
+        .expect("exclusive durable, then exclusive");
+        redeclare(&conn, "excl", declare(true, false), declare(true, true))
+            .await
+            .expect("exclusive, then exclusive durable");
+    });
+}
+
+/// An exchange.declare with an unknown type closes the connection with 503 and RabbitMQ's
+/// words, "unknown exchange type".
+#[test]
+fn unknown_exchange_type_closes_connection_with_503_unknown_exchange_type() {
+    let broker = TestBroker::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let conn = warren_integration::connect(&broker.url()).await;
+        let ch = conn.create_channel().await.unwrap();
+        let result = ch
+            .exchange_declare(
+                "e".into(),
+                ExchangeKind::Custom("nosuch".into()),
+                ExchangeDeclareOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        assert_eq!(
+            amqp_error(result),
+            (
+                503,
+                "COMMAND_INVALID - unknown exchange type 'nosuch'".to_owned()
+            )
+        );
+    });
 }

@@ -169,7 +169,7 @@ impl VHost {
             };
         }
         let kind = ExchangeKind::parse(&spec.kind).ok_or_else(|| {
-            BrokerError::CommandInvalid(format!("invalid exchange type '{}'", spec.kind))
+            BrokerError::CommandInvalid(format!("unknown exchange type '{}'", spec.kind))
         })?;
         if let Some(existing) = self.exchange(&spec.name) {
             return self.check_exchange_equivalent(&existing, &spec);
@@ -532,7 +532,9 @@ impl VHost {
             )));
         }
         crate::arguments::validate(&declare.name, &self.name, &declare.arguments)?;
-        let persistent_def = declare.durable && !declare.exclusive;
+        // As RabbitMQ: an exclusive queue is never durable, whatever the declare says.
+        let durable = declare.durable && !declare.exclusive;
+        let persistent_def = durable;
         let store_id = if persistent_def {
             self.store.next_id("queue")?
         } else {
@@ -540,7 +542,7 @@ impl VHost {
         };
         let spec = QueueSpec {
             name: Arc::from(declare.name.as_str()),
-            durable: declare.durable,
+            durable,
             exclusive_owner: declare.exclusive.then_some(connection),
             auto_delete: declare.auto_delete,
             arguments: declare.arguments.clone(),
@@ -604,13 +606,14 @@ impl VHost {
         if s.exclusive_owner.is_some() != declare.exclusive {
             return Err(self.locked(existing));
         }
-        if s.durable != declare.durable {
+        let durable = declare.durable && !declare.exclusive;
+        if s.durable != durable {
             return Err(BrokerError::inequivalent(
                 what,
                 "durable",
                 &declare.name,
                 &self.name,
-                declare.durable,
+                durable,
                 s.durable,
             ));
         }
