@@ -714,7 +714,7 @@ async fn deleting_a_queue_removes_its_bindings() {
 async fn declaring_a_queue_with_an_unimplemented_argument_closes_channel_with_406() {
     let env = Env::start();
     let conn = env.connect().await;
-    for key in ["x-message-ttl", "x-max-length", "x-dead-letter-exchange"] {
+    for key in ["x-max-priority", "x-max-length", "x-dead-letter-exchange"] {
         let ch = conn.create_channel().await.unwrap();
         let mut args = FieldTable::default();
         args.insert(key.into(), AMQPValue::LongInt(1));
@@ -742,4 +742,80 @@ async fn redeclare_ignores_differences_in_unknown_arguments() {
             .unwrap();
     }
     delete_queue(&ch, &q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbind_with_empty_queue_and_key_means_the_last_declared_queue() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let ok = declare(&ch, "", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let name = ok.name().as_str().to_owned();
+    // Bound with the queue's name as the key...
+    ch.queue_bind(
+        "".into(),
+        "amq.direct".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish(&ch, "amq.direct", &name, b"bound").await;
+    // ...and unbound the same way.
+    ch.queue_unbind(
+        "".into(),
+        "amq.direct".into(),
+        "".into(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish(&ch, "amq.direct", &name, b"unbound").await;
+    assert_eq!(drain(&ch, &name).await, bodies(&["bound"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declare_with_client_chosen_amq_gen_name_closes_channel_with_403() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let result = declare(&ch, &unique("amq.gen-mine"), QueueDeclareOptions::default()).await;
+    assert_channel_error(&conn, &ch, result, 403).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owner_redeclaring_exclusive_queue_as_non_exclusive_gets_405() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let q = unique("excl");
+    declare(&ch, &q, QueueDeclareOptions::exclusive())
+        .await
+        .unwrap();
+    let result = declare(&ch, &q, QueueDeclareOptions::default()).await;
+    assert_channel_error(&conn, &ch, result, 405).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclaring_a_shared_queue_as_exclusive_gets_405() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    let result = declare(&ch, &q, QueueDeclareOptions::exclusive()).await;
+    assert_channel_error(&conn, &ch, result, 405).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_redeclare_of_a_server_named_queue_by_name_closes_channel_with_403() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let ok = declare(&ch, "", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let name = ok.name().as_str().to_owned();
+    // Passive is fine...
+    declare(&ch, &name, passive()).await.unwrap();
+    // ...an active declare of an amq.* name is not, even for an existing queue.
+    let result = declare(&ch, &name, QueueDeclareOptions::default()).await;
+    assert_channel_error(&conn, &ch, result, 403).await;
 }

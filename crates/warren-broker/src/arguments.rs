@@ -1,5 +1,7 @@
 //! Queue arguments (`x-...`): which ones Warren knows, how they are validated at declare
-//! time, and RabbitMQ's equivalence check on redeclare.
+//! time, and RabbitMQ's equivalence check on redeclare. Implemented: `x-message-ttl`,
+//! `x-expires`, `x-queue-type` (classic), `x-queue-mode` / `x-queue-version` (classic
+//! queues always page to disk past their memory window, so both modes behave alike).
 //!
 //! RabbitMQ compares only the arguments it knows when a queue is declared again (an
 //! unknown `x-foo` may differ freely), and treats an absent `x-queue-type` as the default
@@ -39,8 +41,6 @@ const KNOWN: &[&str] = &[
 
 /// Known arguments whose behaviour Warren does not implement yet.
 const NOT_YET: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
     "x-max-length",
@@ -58,6 +58,38 @@ const NOT_YET: &[&str] = &[
 ];
 
 const QUEUE_TYPE: &str = "x-queue-type";
+const MESSAGE_TTL: &str = "x-message-ttl";
+const EXPIRES: &str = "x-expires";
+
+/// An AMQP integer of any width.
+fn integer(value: &AMQPValue) -> Option<i64> {
+    Some(match value {
+        AMQPValue::ShortShortInt(v) => i64::from(*v),
+        AMQPValue::ShortShortUInt(v) => i64::from(*v),
+        AMQPValue::ShortInt(v) => i64::from(*v),
+        AMQPValue::ShortUInt(v) => i64::from(*v),
+        AMQPValue::LongInt(v) => i64::from(*v),
+        AMQPValue::LongUInt(v) => i64::from(*v),
+        AMQPValue::LongLongInt(v) => *v,
+        _ => return None,
+    })
+}
+
+/// `x-message-ttl` of a validated argument table, in ms.
+pub(crate) fn message_ttl(args: &FieldTable) -> Option<u64> {
+    args.inner()
+        .get(MESSAGE_TTL)
+        .and_then(integer)
+        .and_then(|v| u64::try_from(v).ok())
+}
+
+/// `x-expires` of a validated argument table, in ms.
+pub(crate) fn queue_expires(args: &FieldTable) -> Option<u64> {
+    args.inner()
+        .get(EXPIRES)
+        .and_then(integer)
+        .and_then(|v| u64::try_from(v).ok())
+}
 
 /// The queue type an argument table asks for (absent = classic).
 fn queue_type(args: &FieldTable) -> Option<String> {
@@ -87,6 +119,45 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
             return Err(BrokerError::PreconditionFailed(format!(
                 "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': {value}"
             )));
+        }
+    }
+    let invalid = |key: &str, why: String| {
+        BrokerError::PreconditionFailed(format!(
+            "invalid arg '{key}' for queue '{name}' in vhost '{vhost}': {why}"
+        ))
+    };
+    if let Some(value) = args.inner().get(MESSAGE_TTL) {
+        match integer(value) {
+            Some(v) if (0..=i64::from(u32::MAX)).contains(&v) => {}
+            Some(v) => {
+                return Err(invalid(
+                    MESSAGE_TTL,
+                    format!("{v} is not between 0 and {}", u32::MAX),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    MESSAGE_TTL,
+                    format!("{} is not an integer", describe(value)),
+                ));
+            }
+        }
+    }
+    if let Some(value) = args.inner().get(EXPIRES) {
+        match integer(value) {
+            Some(v) if (1..=i64::from(u32::MAX)).contains(&v) => {}
+            Some(v) => {
+                return Err(invalid(
+                    EXPIRES,
+                    format!("{v} is not between 1 and {}", u32::MAX),
+                ));
+            }
+            None => {
+                return Err(invalid(
+                    EXPIRES,
+                    format!("{} is not an integer", describe(value)),
+                ));
+            }
         }
     }
     for key in args.inner().keys() {

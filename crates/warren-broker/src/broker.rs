@@ -101,11 +101,7 @@ impl Broker {
                 self.store.submit(WriteOp::DeleteQueue { queue_id: id });
             }
         }
-        let default = Arc::new(VHost::new(
-            "/",
-            self.store.clone(),
-            self.config.queue_limits,
-        ));
+        let default = VHost::new("/", self.store.clone(), self.config.queue_limits);
         self.vhosts.insert(Arc::clone(&default.name), default);
         let split = |key: &str| -> Option<(String, String)> {
             key.split_once('\u{1f}')
@@ -172,11 +168,7 @@ impl Broker {
         if let Some(v) = self.vhosts.get(name) {
             return Arc::clone(v.value());
         }
-        let vhost = Arc::new(VHost::new(
-            name,
-            self.store.clone(),
-            self.config.queue_limits,
-        ));
+        let vhost = VHost::new(name, self.store.clone(), self.config.queue_limits);
         self.vhosts
             .insert(Arc::clone(&vhost.name), Arc::clone(&vhost));
         vhost

@@ -34,7 +34,7 @@ pub use consumer::{
 };
 pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
-pub use message::Message;
+pub use message::{Message, now_ms};
 pub use queue::{Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
 pub use vhost::{DeclaredQueue, QueueDeclare, VHost};
 pub use warren_router::{Destination, ExchangeKind};

@@ -23,9 +23,20 @@ pub struct Message {
     pub raw_properties: Bytes,
     /// The body.
     pub body: Bytes,
+    /// When the broker received it, in milliseconds since the Unix epoch (the base of
+    /// message TTL; stored with the message so expiry survives a restart).
+    pub timestamp_ms: u64,
 }
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 impl Message {
     /// delivery-mode 2.
@@ -36,6 +47,23 @@ impl Message {
     /// The headers table, if any.
     pub fn headers(&self) -> Option<&FieldTable> {
         self.properties.headers().as_ref()
+    }
+
+    /// The per-message TTL from the `expiration` property, in milliseconds. RabbitMQ
+    /// accepts only a non-negative integer in decimal; anything else is a 406.
+    pub fn expiration_ms(&self) -> Result<Option<u64>, BrokerError> {
+        let Some(expiration) = self.properties.expiration() else {
+            return Ok(None);
+        };
+        let text = expiration.as_str();
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "invalid expiration '{text}': not a non-negative integer number of milliseconds"
+            )));
+        }
+        text.parse::<u64>().map(Some).map_err(|_| {
+            BrokerError::PreconditionFailed(format!("invalid expiration '{text}': too large"))
+        })
     }
 
     /// Bytes of memory this message accounts for (body and properties).
@@ -51,6 +79,7 @@ impl Message {
             8 + exchange.len() + routing_key.len() + self.raw_properties.len() + self.body.len(),
         );
         buf.put_u8(FORMAT);
+        buf.put_u64(self.timestamp_ms);
         buf.put_u8(exchange.len() as u8);
         buf.put_slice(exchange);
         buf.put_u8(routing_key.len() as u8);
@@ -64,9 +93,10 @@ impl Message {
     /// Parse the stored form.
     pub fn decode(mut bytes: Bytes) -> Result<Message, BrokerError> {
         let corrupt = || BrokerError::Internal("corrupt stored message".into());
-        if bytes.remaining() < 2 || bytes.get_u8() != FORMAT {
+        if bytes.remaining() < 10 || bytes.get_u8() != FORMAT {
             return Err(corrupt());
         }
+        let timestamp_ms = bytes.get_u64();
         let exchange = take_short(&mut bytes).ok_or_else(corrupt)?;
         let routing_key = take_short(&mut bytes).ok_or_else(corrupt)?;
         if bytes.remaining() < 4 {
@@ -87,6 +117,7 @@ impl Message {
             properties,
             raw_properties,
             body: bytes,
+            timestamp_ms,
         })
     }
 }

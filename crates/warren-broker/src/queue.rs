@@ -73,6 +73,9 @@ pub struct Entry {
     pub message: Option<Arc<Message>>,
     /// Body size (memory accounting while paged out).
     pub size: u32,
+    /// When the message expires (ms since the Unix epoch; `u64::MAX` = never, or not
+    /// known until its body is paged in).
+    pub expires_at: u64,
 }
 
 /// A message's key in the store.
@@ -112,6 +115,8 @@ struct QueueState {
     unacked: usize,
     deleted: bool,
     had_consumer: bool,
+    /// Last use for `x-expires` (declare, consume, get, last consumer gone), ms.
+    last_used: u64,
     /// Bodies paged out at publish whose store write has not landed yet, in seq order. A
     /// paged-out message can reach the head before the commit loop has written it (a stalled
     /// consumer gets credit back and takes the whole in-memory window at once); page-in takes
@@ -142,6 +147,10 @@ pub struct Queue {
     /// The store's durability frontier (to know which page-outs have landed).
     durability: watch::Receiver<Durability>,
     limits: QueueLimits,
+    /// `x-message-ttl`, ms.
+    message_ttl: Option<u64>,
+    /// `x-expires`, ms.
+    expires: Option<u64>,
     state: Mutex<QueueState>,
 }
 
@@ -161,6 +170,7 @@ impl Queue {
         store: Store,
         limits: QueueLimits,
     ) -> Self {
+        let spec_ttl_args = spec.arguments.clone();
         Self {
             spec,
             vhost,
@@ -169,11 +179,63 @@ impl Queue {
             durability: store.durability(),
             store,
             limits,
+            message_ttl: crate::arguments::message_ttl(&spec_ttl_args),
+            expires: crate::arguments::queue_expires(&spec_ttl_args),
             state: Mutex::new(QueueState {
                 next_seq: 1,
+                last_used: crate::message::now_ms(),
                 ..QueueState::default()
             }),
         }
+    }
+
+    /// The expiry time of `message` in this queue (queue TTL and per-message TTL, the
+    /// lower wins), or `u64::MAX`.
+    fn expiry_of(&self, message: &Message) -> u64 {
+        let per_message = message.expiration_ms().ok().flatten();
+        let ttl = match (self.message_ttl, per_message) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        ttl.map_or(u64::MAX, |ttl| message.timestamp_ms.saturating_add(ttl))
+    }
+
+    /// Drop expired messages at the head (RabbitMQ expires only at the head). Bodies that
+    /// are paged out are not read for this: dispatch checks them once they are paged in.
+    fn expire_head(&self, st: &mut QueueState, now: u64) {
+        while let Some(front) = st.ready.front() {
+            if front.message.is_none() || front.expires_at > now {
+                return;
+            }
+            if let Some(entry) = st.ready.pop_front() {
+                self.account_out(st, &entry);
+                self.forget(&entry);
+            }
+        }
+    }
+
+    /// `x-expires`: milliseconds of disuse after which the queue deletes itself.
+    pub fn expires(&self) -> Option<u64> {
+        self.expires
+    }
+
+    /// Note a use of the queue (declare, consume, get) for `x-expires`.
+    pub fn touch(&self) {
+        self.state.lock().last_used = crate::message::now_ms();
+    }
+
+    /// For `x-expires`: `None` when the queue is in use (consumers) or deleted, else the
+    /// milliseconds left before it expires (0 = expired now).
+    pub fn expires_in(&self, now: u64) -> Option<u64> {
+        let expires = self.expires?;
+        let st = self.state.lock();
+        if st.deleted {
+            return None;
+        }
+        if !st.consumers.is_empty() {
+            return Some(expires);
+        }
+        Some((st.last_used.saturating_add(expires)).saturating_sub(now))
     }
 
     /// Name.
@@ -195,6 +257,7 @@ impl Queue {
                 }),
                 message: None,
                 size: 0,
+                expires_at: u64::MAX,
             });
             st.next_seq = st.next_seq.max(seq + 1);
         }
@@ -226,6 +289,9 @@ impl Queue {
             stored: None,
             message: Some(Arc::clone(message)),
             size: size as u32,
+            // Set after the first dispatch attempt: a message with TTL 0 is still
+            // delivered if a consumer can take it at once.
+            expires_at: u64::MAX,
         };
         let mut result = Enqueued::default();
         let mut put_ticket = None;
@@ -279,11 +345,19 @@ impl Queue {
         }
         st.ready.push_back(entry);
         self.dispatch(&mut st);
+        let expires_at = self.expiry_of(message);
+        if expires_at != u64::MAX {
+            if let Some(back) = st.ready.back_mut().filter(|e| e.seq == seq) {
+                back.expires_at = expires_at;
+            }
+            self.expire_head(&mut st, crate::message::now_ms());
+        }
         result
     }
 
     /// Hand ready messages to consumers with credit.
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
+        let now = crate::message::now_ms();
         while !st.ready.is_empty() && !st.consumers.is_empty() {
             let Some(index) = self.pick_consumer(st) else {
                 return;
@@ -300,6 +374,10 @@ impl Queue {
                 continue;
             }
             self.account_out(st, &entry);
+            if entry.expires_at <= now {
+                self.forget(&entry);
+                continue;
+            }
             let consumer = Arc::clone(&st.consumers[index]);
             consumer.take_credit();
             // A no-ack delivery is settled by the connection once it is written
@@ -380,6 +458,7 @@ impl Queue {
                     break;
                 };
                 entry.size = message.size() as u32;
+                entry.expires_at = self.expiry_of(&message);
                 entry.message = Some(message);
                 loaded += 1;
                 loaded_bytes += entry.size as usize;
@@ -388,6 +467,7 @@ impl Queue {
             match Message::decode(value) {
                 Ok(m) => {
                     entry.size = m.size() as u32;
+                    entry.expires_at = self.expiry_of(&m);
                     entry.message = Some(Arc::new(m));
                     loaded += 1;
                     loaded_bytes += entry.size as usize;
@@ -442,6 +522,7 @@ impl Queue {
         }
         st.consumers.push(consumer);
         st.had_consumer = true;
+        st.last_used = crate::message::now_ms();
         self.dispatch(&mut st);
         Ok(())
     }
@@ -451,6 +532,7 @@ impl Queue {
     pub fn cancel(&self, consumer: &Arc<Consumer>) -> bool {
         let mut st = self.state.lock();
         st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
+        st.last_used = crate::message::now_ms();
         if st.next_consumer >= st.consumers.len() {
             st.next_consumer = 0;
         }
@@ -524,6 +606,8 @@ impl Queue {
     /// basic.get: take the head message. Returns it with the count of messages left.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
         let mut st = self.state.lock();
+        let now = crate::message::now_ms();
+        st.last_used = now;
         loop {
             if st.ready.front().is_some_and(|e| e.message.is_none()) {
                 self.page_in(&mut st);
@@ -534,6 +618,10 @@ impl Queue {
                 continue;
             }
             self.account_out(&mut st, &entry);
+            if entry.expires_at <= now {
+                self.forget(&entry);
+                continue;
+            }
             if no_ack {
                 self.forget(&entry);
                 entry.stored = None;
@@ -612,7 +700,9 @@ impl Queue {
 
     /// Ready messages (what queue.declare-ok reports).
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len() as u32
+        let mut st = self.state.lock();
+        self.expire_head(&mut st, crate::message::now_ms());
+        st.ready.len() as u32
     }
 
     /// Consumers.

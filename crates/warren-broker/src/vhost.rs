@@ -5,7 +5,7 @@
 //! no map guard is ever held while another lock is taken. Durable definitions are written
 //! to the store (`meta`) as they change and read back by `Broker::open`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use amq_protocol::types::FieldTable;
 use dashmap::DashMap;
@@ -79,6 +79,8 @@ pub struct VHost {
     queues: DashMap<Arc<str>, Arc<Queue>>,
     store: Store,
     limits: QueueLimits,
+    /// This vhost, for tasks it spawns (queue expiry).
+    me: Weak<VHost>,
 }
 
 fn def_key(vhost: &str, name: &str) -> String {
@@ -87,14 +89,15 @@ fn def_key(vhost: &str, name: &str) -> String {
 
 impl VHost {
     /// An empty vhost with the predeclared exchanges.
-    pub fn new(name: &str, store: Store, limits: QueueLimits) -> Self {
-        let vhost = Self {
+    pub fn new(name: &str, store: Store, limits: QueueLimits) -> Arc<Self> {
+        let vhost = Arc::new_cyclic(|me| Self {
             name: Arc::from(name),
             exchanges: DashMap::new(),
             queues: DashMap::new(),
             store,
             limits,
-        };
+            me: me.clone(),
+        });
         for (name, kind) in [
             ("", ExchangeKind::Direct),
             ("amq.direct", ExchangeKind::Direct),
@@ -515,6 +518,7 @@ impl VHost {
             if !declare.passive {
                 self.check_queue_equivalent(&existing, &declare)?;
             }
+            existing.touch();
             return Ok(DeclaredQueue {
                 message_count: existing.message_count(),
                 consumer_count: existing.consumer_count(),
@@ -554,6 +558,7 @@ impl VHost {
             self.store.clone(),
             self.limits,
         ));
+        self.watch_expiry(&queue);
         match self.queues.entry(Arc::clone(queue.name())) {
             dashmap::Entry::Occupied(e) => {
                 // Lost a race with another declare of the same name: behave as a redeclare.
@@ -734,7 +739,41 @@ impl VHost {
         ));
         self.queues
             .insert(Arc::clone(queue.name()), Arc::clone(&queue));
+        self.watch_expiry(&queue);
         queue
+    }
+
+    /// `x-expires`: a task that deletes the queue once it has gone unused (no consumers,
+    /// no declare, no get) for its expiry time, as RabbitMQ does.
+    fn watch_expiry(&self, queue: &Arc<Queue>) {
+        let Some(expires) = queue.expires() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(queue = %queue.name(), "no runtime to run x-expires; the queue will not expire");
+            return;
+        };
+        let (vhost, weak) = (self.me.clone(), Arc::downgrade(queue));
+        runtime.spawn(async move {
+            let mut wait = expires;
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(wait.max(1))).await;
+                let (Some(vhost), Some(queue)) = (vhost.upgrade(), weak.upgrade()) else {
+                    return;
+                };
+                match queue.expires_in(crate::message::now_ms()) {
+                    None => return,
+                    Some(0) => {
+                        tracing::info!(queue = %queue.name(), vhost = %vhost.name, "queue expired (x-expires)");
+                        if let Err(e) = vhost.remove_queue(&queue) {
+                            tracing::error!(queue = %queue.name(), error = %e, "cannot delete expired queue");
+                        }
+                        return;
+                    }
+                    Some(left) => wait = left,
+                }
+            }
+        });
     }
 
     /// Restore a stored binding.

@@ -294,7 +294,9 @@ impl Channel {
             properties: header.properties,
             raw_properties: header.raw_properties,
             body,
+            timestamp_ms: warren_broker::now_ms(),
         });
+        message.expiration_ms()?;
         self.routed.clear();
         ctx.vhost
             .route(message.exchange.as_str(), &message, &mut self.routed)?;
@@ -697,10 +699,17 @@ impl Channel {
             }
             queue::AMQPMethod::Unbind(b) => {
                 let name = self.queue_name(&b.queue)?;
+                // The same shortcut as queue.bind: no queue and no key mean the last
+                // declared queue, bound with its name.
+                let key = if b.queue.as_str().is_empty() && b.routing_key.as_str().is_empty() {
+                    name.clone()
+                } else {
+                    b.routing_key.as_str().to_owned()
+                };
                 vhost.unbind(
                     b.exchange.as_str(),
                     Destination::Queue(Arc::from(name.as_str())),
-                    b.routing_key.as_str(),
+                    &key,
                     &b.arguments,
                     ctx.id,
                 )?;
