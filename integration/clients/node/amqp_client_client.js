@@ -3,7 +3,7 @@
 
 const assert = require("node:assert");
 const { AMQPClient } = require("@cloudamqp/amqp-client");
-const { url, unique, sleep, check, eventually, run, NESTED_HEADERS } = require("./runner");
+const { url, unique, sleep, check, eventually, run, NESTED_HEADERS, settle } = require("./runner");
 
 const HEARTBEAT = 2;
 const state = {};
@@ -230,10 +230,10 @@ async function prefetch() {
   await ch.basicConsume(q, { noAck: false }, (msg) => {
     got.push(msg);
   });
-  await sleep(500);
+  await settle(got, 2);
   check(got.length === 2, `${got.length} unacked deliveries with prefetch 2`);
   await got[0].ack();
-  await sleep(500);
+  await settle(got, 3);
   check(got.length === 3, `${got.length} deliveries after one ack`);
   await ch.close();
   await m.queueDelete(q);

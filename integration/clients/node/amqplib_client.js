@@ -3,7 +3,7 @@
 
 const assert = require("node:assert");
 const amqp = require("amqplib");
-const { Skip, url, unique, sleep, check, eventually, run, NESTED_HEADERS } = require("./runner");
+const { Skip, url, unique, sleep, check, eventually, run, NESTED_HEADERS, settle } = require("./runner");
 
 const HEARTBEAT = 2;
 const state = {};
@@ -248,10 +248,10 @@ async function prefetch() {
   await ch.prefetch(2);
   const got = [];
   await ch.consume(q, (msg) => got.push(msg), { noAck: false });
-  await sleep(500);
+  await settle(got, 2);
   check(got.length === 2, `${got.length} unacked deliveries with prefetch 2`);
   ch.ack(got[0]);
-  await sleep(500);
+  await settle(got, 3);
   check(got.length === 3, `${got.length} deliveries after one ack`);
   await ch.close();
   await main_.deleteQueue(q);

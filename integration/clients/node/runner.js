@@ -23,6 +23,12 @@ async function eventually(fn, timeoutMs = 5000) {
   }
 }
 
+// Wait until `items` has `want` entries (5 s at most), then 300 ms more.
+async function settle(items, want) {
+  for (let i = 0; i < 100 && items.length < want; i++) await sleep(50);
+  await sleep(300);
+}
+
 function withTimeout(promise, ms) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -59,4 +65,4 @@ async function run(scenarios) {
   process.exit(failed ? 1 : 0);
 }
 
-module.exports = { Skip, url, unique, sleep, check, eventually, run, NESTED_HEADERS };
+module.exports = { Skip, url, unique, sleep, settle, check, eventually, run, NESTED_HEADERS };

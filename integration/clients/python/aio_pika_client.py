@@ -253,6 +253,15 @@ async def basic_get():
     await q.delete(if_unused=False, if_empty=False)
 
 
+async def settle(got, want):
+    """Wait until `got` has `want` items (5 s at most), then 300 ms more."""
+    for _ in range(100):
+        if len(got) >= want:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+
+
 async def prefetch():
     q = await queue()
     for i in range(5):
@@ -262,10 +271,10 @@ async def prefetch():
     cq = await ch.get_queue(q.name, ensure=False)
     got = []
     await cq.consume(collector(got))
-    await asyncio.sleep(0.5)
+    await settle(got, 2)
     check(len(got) == 2, f"{len(got)} unacked deliveries with prefetch 2")
     await got[0].ack()
-    await asyncio.sleep(0.5)
+    await settle(got, 3)
     check(len(got) == 3, f"{len(got)} deliveries after one ack")
     await ch.close()
     await q.delete(if_unused=False, if_empty=False)

@@ -25,7 +25,7 @@ def start_worker():
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--pool=solo",
          "-Q", QUEUE, "-n", name, "--without-gossip", "--without-mingle", "-l", "warning"],
-        cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log = log.name
     state["workers"].append(proc)
     return proc, name
@@ -46,7 +46,7 @@ def wait_ready(proc, name, timeout=30):
 def stop_all():
     for proc in state["workers"]:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+            proc.kill()
             proc.wait()
         os.unlink(proc.log)
 
@@ -89,7 +89,7 @@ def acks_late_redelivered_after_worker_killed():
         check(os.path.exists(marker), "task never started")
         # The worker dies mid-task: with acks_late the message was not acked, so the
         # broker must requeue it (redelivered) when the worker's connection drops.
-        os.killpg(proc.pid, signal.SIGKILL)
+        proc.kill()
         proc.wait()
         proc, name = start_worker()
         state["worker"] = (proc, name)
@@ -108,7 +108,7 @@ def queue_empty_after_acks():
 
 def shutdown():
     proc, _ = state["worker"]
-    os.killpg(proc.pid, signal.SIGTERM)  # warm shutdown
+    proc.send_signal(signal.SIGTERM)  # warm shutdown
     check(proc.wait(timeout=30) == 0, f"worker exit code {proc.returncode}")
     with app.connection_for_write() as conn:
         conn.default_channel.queue_delete(QUEUE)

@@ -252,6 +252,14 @@ def basic_get():
     q.delete()
 
 
+def settle(got, want):
+    """Drain events until `got` has `want` items (5 s at most), then 300 ms more."""
+    deadline = time.monotonic() + 5
+    while len(got) < want and time.monotonic() < deadline:
+        drain(state["conn"], 0.05)
+    drain_for(state["conn"], 0.3)
+
+
 def prefetch():
     q = queue()
     for i in range(5):
@@ -262,10 +270,10 @@ def prefetch():
                         callbacks=[lambda body, msg: got.append(msg)], no_ack=False)
     consumer.qos(prefetch_count=2)
     consumer.consume()
-    drain_for(state["conn"], 0.5)
+    settle(got, 2)
     check(len(got) == 2, f"{len(got)} unacked deliveries with prefetch 2")
     got[0].ack()
-    drain_for(state["conn"], 0.5)
+    settle(got, 3)
     check(len(got) == 3, f"{len(got)} deliveries after one ack")
     ch.close()
     q.delete()

@@ -233,6 +233,14 @@ def basic_get():
     ch.queue_delete(q)
 
 
+def settle(got, want):
+    """Process events until `got` has `want` items (5 s at most), then 300 ms more."""
+    deadline = time.monotonic() + 5
+    while len(got) < want and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.05)
+    conn.process_data_events(time_limit=0.3)
+
+
 def prefetch():
     q = queue()
     for i in range(5):
@@ -241,10 +249,10 @@ def prefetch():
     c.basic_qos(prefetch_count=2)
     got = []
     c.basic_consume(q, lambda _c, m, p, b: got.append(m), auto_ack=False)
-    conn.process_data_events(time_limit=0.5)
+    settle(got, 2)
     check(len(got) == 2, f"{len(got)} unacked deliveries with prefetch 2")
     c.basic_ack(got[0].delivery_tag)
-    conn.process_data_events(time_limit=0.5)
+    settle(got, 3)
     check(len(got) == 3, f"{len(got)} deliveries after one ack")
     c.close()
     ch.queue_delete(q)
