@@ -83,7 +83,8 @@ pub(crate) async fn serve(
         let writer = tokio::spawn(writer::run(wr, Arc::clone(&outbox)));
         let mut reader = Reader {
             rd,
-            buf: BytesMut::with_capacity(16 * 1024),
+            buf: BytesMut::new(),
+            read_size: MIN_READ,
             decoder: FrameDecoder::new(config.frame_max),
             last_read: Instant::now(),
         };
@@ -113,9 +114,16 @@ pub(crate) async fn serve(
     .await
 }
 
+/// Smallest and largest read the connection asks the socket for. Reads grow while they
+/// come back full (a busy publisher) and shrink when they don't, so an idle connection
+/// holds a few KiB and a busy one reads in large gulps.
+const MIN_READ: usize = 4096;
+const MAX_READ: usize = 256 * 1024;
+
 struct Reader {
     rd: OwnedReadHalf,
     buf: BytesMut,
+    read_size: usize,
     decoder: FrameDecoder,
     last_read: Instant,
 }
@@ -123,11 +131,20 @@ struct Reader {
 impl Reader {
     /// Read more bytes; `Ok(false)` on end of stream.
     async fn fill(&mut self) -> std::io::Result<bool> {
-        if self.buf.capacity() - self.buf.len() < 4096 {
-            self.buf.reserve(64 * 1024);
+        if self.buf.is_empty() && self.buf.capacity() > 2 * MAX_READ {
+            self.buf = BytesMut::new();
         }
+        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
+            self.buf.reserve(self.read_size);
+        }
+        let spare = self.buf.capacity() - self.buf.len();
         let n = self.rd.read_buf(&mut self.buf).await?;
         self.last_read = Instant::now();
+        if n == spare {
+            self.read_size = (self.read_size * 2).min(MAX_READ);
+        } else if n < self.read_size / 4 {
+            self.read_size = (self.read_size / 2).max(MIN_READ);
+        }
         Ok(n > 0)
     }
 
@@ -494,7 +511,7 @@ async fn run(
             frame_max: hs.frame_max,
             channel_max: hs.channel_max,
             sink,
-            out: Vec::with_capacity(64 * 1024),
+            out: Vec::new(),
             cancel_notify: hs.cancel_notify,
             max_message_size: broker.config().max_message_size,
         },
@@ -512,7 +529,7 @@ async fn run(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent_since_tick = false;
-    let mut event_batch: Vec<ConsumerEvent> = Vec::with_capacity(256);
+    let mut event_batch: Vec<ConsumerEvent> = Vec::new();
 
     while !conn.done {
         let outbox_full = outbox.is_full();

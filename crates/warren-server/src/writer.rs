@@ -74,7 +74,7 @@ impl Outbox {
 
 /// The writer task body. Returns when the outbox is closed and flushed, or on a write error.
 pub(crate) async fn run(mut socket: OwnedWriteHalf, outbox: Arc<Outbox>) -> std::io::Result<()> {
-    let mut local: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut local: Vec<u8> = Vec::new();
     loop {
         {
             let mut buf = outbox.buf.lock();
@@ -91,8 +91,9 @@ pub(crate) async fn run(mut socket: OwnedWriteHalf, outbox: Arc<Outbox>) -> std:
         outbox.pending.fetch_sub(local.len(), Ordering::Release);
         outbox.drained.notify_waiters();
         result?;
-        if local.capacity() > 4 * 1024 * 1024 {
-            local = Vec::with_capacity(64 * 1024);
+        // Give back what a burst grew, so that idle connections stay small.
+        if local.capacity() > 1024 * 1024 {
+            local = Vec::new();
         } else {
             local.clear();
         }
