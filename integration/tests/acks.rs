@@ -379,3 +379,13 @@ async fn ack_multiple_naming_an_already_acked_tag_closes_channel_with_406() {
         expect(&[("m0", true), ("m2", true)])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_without_requeue_closes_connection_with_540() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let result = ch
+        .basic_recover(BasicRecoverOptions { requeue: false })
+        .await;
+    assert_connection_error(&conn, result, 540).await;
+}

@@ -452,3 +452,24 @@ async fn a_requeued_message_goes_to_another_consumer() {
     assert_eq!(d.data, b"m");
     assert!(d.redelivered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_does_not_limit_no_ack_consumers() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    publish_n(&ch, &q, 5).await;
+    let consumer_ch = env.connect().await.create_channel().await.unwrap();
+    consumer_ch
+        .basic_qos(1, BasicQosOptions::default())
+        .await
+        .unwrap();
+    consumer_ch
+        .basic_qos(1, BasicQosOptions { global: true })
+        .await
+        .unwrap();
+    let mut c = consume(&consumer_ch, &q, true).await;
+    for i in 0..5 {
+        assert_eq!(next(&mut c).await.data, format!("m{i}").as_bytes());
+    }
+}

@@ -797,3 +797,114 @@ async fn exchange_unbind_with_missing_exchange_succeeds() {
         .unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declare_of_the_default_exchange_closes_channel_with_403() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let result = ch
+        .exchange_declare(
+            "".into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    assert_channel_error(&conn, &ch, result, 403).await;
+}
+
+// RabbitMQ refuses even a passive declare of the default exchange.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_declare_of_the_default_exchange_closes_channel_with_403() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let result = ch
+        .exchange_declare(
+            "".into(),
+            ExchangeKind::Direct,
+            passive(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_channel_error(&conn, &ch, result, 403).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_of_the_default_exchange_closes_channel_with_403() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let result = ch
+        .exchange_delete("".into(), ExchangeDeleteOptions::default())
+        .await;
+    assert_channel_error(&conn, &ch, result, 403).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_exchanges_and_bindings_survive_a_restart_transient_ones_do_not() {
+    let env = Env::start();
+    let durable_x = unique("durable-x");
+    let transient_x = unique("transient-x");
+    let q = unique("durable-q");
+    {
+        let (conn, ch) = env.channel().await;
+        for (x, durable) in [(&durable_x, true), (&transient_x, false)] {
+            ch.exchange_declare(
+                x.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        bind(&ch, &q, &durable_x, "a.#").await;
+        ch.exchange_bind(
+            durable_x.as_str().into(),
+            "amq.fanout".into(),
+            "".into(),
+            ExchangeBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+    let Some(env) = env.restart() else {
+        return; // external broker
+    };
+    let (_conn, ch) = env.channel().await;
+    ch.exchange_declare(
+        durable_x.as_str().into(),
+        ExchangeKind::Topic,
+        passive(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish(&ch, &durable_x, "a.b", b"direct").await;
+    publish(&ch, "amq.fanout", "a.c", b"via-e2e").await;
+    publish(&ch, &durable_x, "b", b"unmatched").await;
+    assert_eq!(drain(&ch, &q).await, bodies(&["direct", "via-e2e"]));
+    let result = ch
+        .exchange_declare(
+            transient_x.as_str().into(),
+            ExchangeKind::Topic,
+            passive(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(reply_code(result), 404);
+}
