@@ -123,6 +123,9 @@ pub struct Consumer {
     /// Per-consumer prefetch (basic.qos global=false at consume time; 0 = unlimited).
     pub prefetch: u32,
     in_flight: AtomicU32,
+    /// Set once the consumer is cancelled (by the client, its channel closing, or its
+    /// queue going away): deliveries still on their way to it are returned to the queue.
+    cancelled: AtomicBool,
     /// Channel-wide credit.
     pub credit: Arc<ChannelCredit>,
     /// Where deliveries go.
@@ -150,6 +153,7 @@ impl Consumer {
             exclusive,
             prefetch,
             in_flight: AtomicU32::new(0),
+            cancelled: AtomicBool::new(false),
             credit,
             sink,
         }
@@ -185,6 +189,16 @@ impl Consumer {
             self.in_flight.fetch_sub(n, Ordering::Relaxed);
             self.credit.in_flight.fetch_sub(n, Ordering::Relaxed);
         }
+    }
+
+    /// Mark the consumer cancelled.
+    pub fn mark_cancelled(&self) {
+        self.cancelled.store(true, Ordering::Release);
+    }
+
+    /// Whether the consumer was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
     }
 
     /// Unacked deliveries of this consumer.

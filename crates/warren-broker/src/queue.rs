@@ -530,6 +530,7 @@ impl Queue {
     /// Remove a consumer. Returns true when the queue is auto-delete and this was its
     /// last consumer: the caller deletes the queue.
     pub fn cancel(&self, consumer: &Arc<Consumer>) -> bool {
+        consumer.mark_cancelled();
         let mut st = self.state.lock();
         st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         st.last_used = crate::message::now_ms();
@@ -674,6 +675,7 @@ impl Queue {
         st.unwritten.clear();
         self.drop_stored_ranges();
         for consumer in std::mem::take(&mut st.consumers) {
+            consumer.mark_cancelled();
             let sink = Arc::clone(&consumer.sink);
             sink.send(ConsumerEvent::Cancelled { consumer });
         }

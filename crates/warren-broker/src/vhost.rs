@@ -686,6 +686,13 @@ impl VHost {
         message: &Message,
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), BrokerError> {
+        if exchange.is_empty() {
+            // The default exchange: one lookup, straight to the queue.
+            if let Some(q) = self.queues.get(message.routing_key.as_str()) {
+                out.push(Arc::clone(q.value()));
+            }
+            return Ok(());
+        }
         let source = self
             .exchanges
             .get(exchange)

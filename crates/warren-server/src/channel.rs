@@ -402,11 +402,8 @@ impl Channel {
         queue: Arc<Queue>,
         entry: Entry,
     ) {
-        let registered = self.state == State::Open
-            && self
-                .consumers
-                .get(&consumer.tag)
-                .is_some_and(|(c, _)| Arc::ptr_eq(c, &consumer));
+        // Every path that removes a consumer marks it cancelled (Queue::cancel/delete).
+        let registered = self.state == State::Open && !consumer.is_cancelled();
         let Some(message) = entry.message.as_ref().filter(|_| registered) else {
             consumer.release(1);
             queue.return_undelivered(entry, !consumer.no_ack);
