@@ -389,3 +389,40 @@ async fn recover_without_requeue_closes_connection_with_540() {
         .await;
     assert_connection_error(&conn, result, 540).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_deliveries_of_a_deleted_queue_is_allowed() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    publish_n(&ch, &q, 3).await;
+    assert_count(&ch, &q, 3).await;
+    let tags = get_all(&ch, &q).await;
+    let other = conn.create_channel().await.unwrap();
+    other
+        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    ch.basic_ack(tags[0], BasicAckOptions::default())
+        .await
+        .unwrap();
+    ch.basic_reject(tags[1], BasicRejectOptions { requeue: true })
+        .await
+        .unwrap();
+    ch.basic_nack(tags[2], BasicNackOptions::default())
+        .await
+        .unwrap();
+    // The channel is still open and the queue stays deleted.
+    ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    let result = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await;
+    assert_eq!(reply_code(result), 404);
+}
