@@ -68,7 +68,32 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Raise the open-file limit to the hard limit (every connection is a file descriptor) and
+/// return the connection limit it allows.
+fn raise_fd_limit(max_connections: usize) -> usize {
+    const RESERVED_FDS: u64 = 256; // RocksDB files, listener, logs
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let allowed = limit.saturating_sub(RESERVED_FDS).max(1) as usize;
+            if allowed < max_connections {
+                tracing::info!(
+                    open_file_limit = limit,
+                    max_connections = allowed,
+                    "max_connections lowered to fit the open-file limit (raise `ulimit -n` for more)"
+                );
+                return allowed;
+            }
+            max_connections
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            max_connections
+        }
+    }
+}
+
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    config.max_connections = raise_fd_limit(config.max_connections);
     // Handle SIGTERM/SIGINT from the start: a signal during start-up (store recovery)
     // stops cleanly as well, instead of killing the process.
     let signals = install_signal_handlers();
