@@ -210,6 +210,18 @@ cancel_consumer() { skip "amqp-tools have no basic.cancel"; }
 transactions() { skip "amqp-tools have no tx.select"; }
 headers_roundtrip() { skip "amqp-publish sets flat string headers only and no tool prints received headers"; }
 
+large_message() {
+  local q
+  q=$(unique ctools-large)
+  declare_q "$q" || return 1
+  # 1 MiB + a line from stdin: many body frames.
+  { head -c 1048576 /dev/zero | tr '\0' 'x'; echo end; } >"$TMP/large"
+  timeout 20 amqp-publish --url="$URL" -r "$q" <"$TMP/large" 2>"$TMP/err" && clean || return 1
+  run amqp-get -q "$q" && clean || return 1
+  cmp -s "$TMP/out" "$TMP/large" || fail "body of $(wc -c <"$TMP/out") bytes differs" || return
+  delete_q "$q"
+}
+
 close_cleanly() {
   # Every tool ends with channel.close and connection.close; a failed close prints an error.
   local q
@@ -238,6 +250,7 @@ scenario prefetch_honoured prefetch
 scenario cancel_consumer cancel_consumer
 scenario tx_commit_rollback transactions
 scenario headers_nested_roundtrip headers_roundtrip
+scenario large_message_roundtrip large_message
 scenario close_cleanly close_cleanly
 
 [ "$FAILED" -eq 0 ]

@@ -233,7 +233,7 @@ func publishConfirms() {
 			panic(fmt.Errorf("no confirm for publish %d", i))
 		}
 	}
-	check(count(q) == 20, "count %d", count(q))
+	check(eventually(func() bool { return count(q) == 20 }), "count %d", count(q))
 	_, err = c.QueueDelete(q, false, false, false)
 	must(err)
 }
@@ -379,7 +379,7 @@ func cancelConsumer() {
 		check(!open, "delivery after cancel: %q", d.Body)
 	default:
 	}
-	check(count(q) == 1, "message not left in the queue")
+	check(eventually(func() bool { return count(q) == 1 }), "message not left in the queue")
 	_, err = c.QueueDelete(q, false, false, false)
 	must(err)
 }
@@ -396,7 +396,7 @@ func transactions() {
 	publish(c, "", q, body("committed"))
 	check(count(q) == 0, "uncommitted publish visible")
 	must(c.TxCommit())
-	check(count(q) == 1, "committed publish missing")
+	check(eventually(func() bool { return count(q) == 1 }), "committed publish missing")
 	d, ok, err := c.Get(q, false)
 	must(err)
 	check(ok, "no message")
@@ -464,6 +464,20 @@ func headersRoundtrip() {
 	must(err)
 }
 
+func largeMessage() {
+	c := mainCh()
+	q := queue(false, false, false)
+	data := make([]byte, 1<<20+3) // many body frames
+	for i := range data {
+		data[i] = byte(i)
+	}
+	publish(c, "", q, amqp.Publishing{Body: data})
+	d, ok := getWait(c, q, true)
+	check(ok && reflect.DeepEqual(d.Body, data), "body of %d bytes differs", len(d.Body))
+	_, err := c.QueueDelete(q, false, false, false)
+	must(err)
+}
+
 func closeCleanly() {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	must(mainCh().Close())
@@ -523,6 +537,7 @@ func main() {
 		{"cancel_consumer", cancelConsumer},
 		{"tx_commit_rollback", transactions},
 		{"headers_nested_roundtrip", headersRoundtrip},
+		{"large_message_roundtrip", largeMessage},
 		{"close_cleanly", closeCleanly},
 	}
 	failed := 0

@@ -252,7 +252,7 @@ public class WarrenJavaClient {
             c.basicPublish("", q, new AMQP.BasicProperties.Builder().deliveryMode(2).build(), b("c" + i));
         }
         c.waitForConfirmsOrDie(5000);
-        check(count(q) == 20, "count " + count(q));
+        check(eventually(() -> countQuietly(q) == 20), "count " + count(q));
         c.queueDelete(q);
         c.close();
     }
@@ -379,7 +379,7 @@ public class WarrenJavaClient {
         c.basicPublish("", q, null, b("after-cancel"));
         Thread.sleep(300);
         check(col.got.isEmpty(), "delivery after cancel");
-        check(count(q) == 1, "message not left in the queue");
+        check(eventually(() -> countQuietly(q) == 1), "message not left in the queue");
         c.queueDelete(q);
     }
 
@@ -393,7 +393,7 @@ public class WarrenJavaClient {
         c.basicPublish("", q, null, b("committed"));
         check(count(q) == 0, "uncommitted publish visible");
         c.txCommit();
-        check(count(q) == 1, "committed publish missing");
+        check(eventually(() -> countQuietly(q) == 1), "committed publish missing");
         GetResponse r = c.basicGet(q, false);
         c.basicAck(r.getEnvelope().getDeliveryTag(), false);
         c.txCommit();
@@ -451,6 +451,17 @@ public class WarrenJavaClient {
         c.queueDelete(q);
     }
 
+    static void largeMessage() throws Exception {
+        Channel c = main();
+        String q = queue(false, false, false);
+        byte[] body = new byte[(1 << 20) + 3]; // many body frames
+        for (int i = 0; i < body.length; i++) body[i] = (byte) i;
+        c.basicPublish("", q, null, body);
+        GetResponse r = getWait(c, q, true);
+        check(r != null && Arrays.equals(r.getBody(), body), "body differs");
+        c.queueDelete(q);
+    }
+
     static void closeCleanly() throws Exception {
         main().close();
         conn.close();
@@ -478,6 +489,7 @@ public class WarrenJavaClient {
             {"cancel_consumer", (Scenario) WarrenJavaClient::cancelConsumer},
             {"tx_commit_rollback", (Scenario) WarrenJavaClient::transactions},
             {"headers_nested_roundtrip", (Scenario) WarrenJavaClient::headersRoundtrip},
+            {"large_message_roundtrip", (Scenario) WarrenJavaClient::largeMessage},
             {"close_cleanly", (Scenario) WarrenJavaClient::closeCleanly},
         };
         ExecutorService exec = Executors.newSingleThreadExecutor(r -> {

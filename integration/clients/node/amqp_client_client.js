@@ -145,7 +145,7 @@ async function publishConfirms() {
   for (let i = 0; i < 20; i++) confirms.push(ch.basicPublish("", q, `c${i}`, { deliveryMode: 2 }));
   const tags = await Promise.all(confirms);
   check(tags.length === 20, "confirms");
-  check((await count(q)) === 20, "count");
+  check(await eventually(async () => (await count(q)) === 20), "count");
   await ch.queueDelete(q);
   await ch.close();
 }
@@ -250,7 +250,7 @@ async function cancelConsumer() {
   await ch.basicPublish("", q, "after-cancel");
   await sleep(300);
   check(got.length === 0, "delivery after cancel");
-  check((await count(q)) === 1, "message not left in the queue");
+  check(await eventually(async () => (await count(q)) === 1), "message not left in the queue");
   await ch.queueDelete(q);
 }
 
@@ -264,7 +264,7 @@ async function transactions() {
   await ch.basicPublish("", q, "committed");
   check((await count(q)) === 0, "uncommitted publish visible");
   await ch.txCommit();
-  check((await count(q)) === 1, "committed publish missing");
+  check(await eventually(async () => (await count(q)) === 1), "committed publish missing");
   await ch.close();
   await (await main()).queueDelete(q);
 }
@@ -305,6 +305,16 @@ async function headersRoundtrip() {
   await ch.queueDelete(q);
 }
 
+async function largeMessage() {
+  const ch = await main();
+  const q = await queue();
+  const body = Buffer.concat([Buffer.alloc(1 << 20, "abcdefgh"), Buffer.from("end")]); // many body frames
+  await ch.basicPublish("", q, body);
+  const msg = await eventually(() => ch.basicGet(q, { noAck: true }));
+  check(msg && Buffer.from(msg.body).equals(body), `body differs`);
+  await ch.queueDelete(q);
+}
+
 async function closeCleanly() {
   await (await main()).close();
   await state.conn.close();
@@ -330,5 +340,6 @@ run([
   ["cancel_consumer", cancelConsumer],
   ["tx_commit_rollback", transactions],
   ["headers_nested_roundtrip", headersRoundtrip],
+  ["large_message_roundtrip", largeMessage],
   ["close_cleanly", closeCleanly],
 ]);

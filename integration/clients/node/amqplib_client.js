@@ -162,7 +162,7 @@ async function publishConfirms() {
   }
   await Promise.all(acks);
   await ch.waitForConfirms();
-  check((await count(q)) === 20, "count");
+  check(await eventually(async () => (await count(q)) === 20), "count");
   await ch.deleteQueue(q);
   await ch.close();
 }
@@ -266,7 +266,7 @@ async function cancelConsumer() {
   ch.sendToQueue(q, Buffer.from("after-cancel"));
   await sleep(300);
   check(got.length === 0, "delivery after cancel");
-  check((await count(q)) === 1, "message not left in the queue");
+  check(await eventually(async () => (await count(q)) === 1), "message not left in the queue");
   await ch.deleteQueue(q);
 }
 
@@ -309,6 +309,16 @@ async function headersRoundtrip() {
   await ch.deleteQueue(q);
 }
 
+async function largeMessage() {
+  const ch = await main();
+  const q = await queue();
+  const body = Buffer.concat([Buffer.alloc(1 << 20, "abcdefgh"), Buffer.from("end")]); // many body frames
+  ch.sendToQueue(q, body);
+  const msg = await eventually(() => ch.get(q, { noAck: true }));
+  check(msg && msg.content.equals(body), `body differs`);
+  await ch.deleteQueue(q);
+}
+
 async function closeCleanly() {
   await (await main()).close();
   let closedWith = "none";
@@ -338,5 +348,6 @@ run([
   ["cancel_consumer", cancelConsumer],
   ["tx_commit_rollback", transactions],
   ["headers_nested_roundtrip", headersRoundtrip],
+  ["large_message_roundtrip", largeMessage],
   ["close_cleanly", closeCleanly],
 ]);

@@ -61,7 +61,7 @@ async def connect_heartbeat():
     await asyncio.sleep(HEARTBEAT * 2.5)
     check(not conn.is_closed, "connection closed while idle with heartbeats")
     q = await queue(auto_delete=True)
-    check(await count(q.name) == 0, "round trip after idle period")
+    check(await eventually(lambda: _eq(count(q.name), 0)), "round trip after idle period")
 
 
 async def exchange_types():
@@ -176,7 +176,7 @@ async def publish_confirms():
         for i in range(20)
     ])
     check(all(isinstance(c, aiormq.spec.Basic.Ack) for c in confirms), f"{confirms}")
-    check(await count(q.name) == 20, "count")
+    check(await eventually(lambda: _eq(count(q.name), 20)), "count")
     await q.delete(if_unused=False, if_empty=False)
     await ch.close()
 
@@ -212,7 +212,7 @@ async def consume_manual_ack():
             if len(got) == 3:
                 break
     check(got == [b"m0", b"m1", b"m2"], f"got {got}")
-    check(await count(q.name) == 0, "acked messages still in queue")
+    check(await eventually(lambda: _eq(count(q.name), 0)), "acked messages still in queue")
     await q.delete(if_unused=False, if_empty=False)
 
 
@@ -233,7 +233,7 @@ async def reject_no_requeue():
     await publish(q.name, b"r")
     msg = await q.get()
     await msg.reject(requeue=False)
-    check(await count(q.name) == 0, "rejected message still in queue")
+    check(await eventually(lambda: _eq(count(q.name), 0)), "rejected message still in queue")
     check(await q.get(fail=False) is None, "rejected message delivered again")
     await q.delete(if_unused=False, if_empty=False)
 
@@ -288,7 +288,7 @@ async def cancel_consumer():
     await publish(q.name, b"after-cancel")
     await asyncio.sleep(0.3)
     check(not got, "delivery after cancel")
-    check(await count(q.name) == 1, "message not left in the queue")
+    check(await eventually(lambda: _eq(count(q.name), 1)), "message not left in the queue")
     await q.delete(if_unused=False, if_empty=False)
 
 
@@ -299,11 +299,11 @@ async def transactions():
     await tx.select()
     await ch.default_exchange.publish(Message(b"rolled-back"), routing_key=q.name)
     await tx.rollback()
-    check(await count(q.name) == 0, "rolled-back publish delivered")
+    check(await eventually(lambda: _eq(count(q.name), 0)), "rolled-back publish delivered")
     await ch.default_exchange.publish(Message(b"committed"), routing_key=q.name)
-    check(await count(q.name) == 0, "uncommitted publish visible")
+    check(await eventually(lambda: _eq(count(q.name), 0)), "uncommitted publish visible")
     await tx.commit()
-    check(await count(q.name) == 1, "committed publish missing")
+    check(await eventually(lambda: _eq(count(q.name), 1)), "committed publish missing")
     await ch.close()
     await q.delete(if_unused=False, if_empty=False)
 
@@ -320,6 +320,15 @@ async def headers_roundtrip():
                        ("app_id", "aiopika"), ("reply_to", "rq"),
                        ("delivery_mode", DeliveryMode.PERSISTENT)]:
         check(getattr(msg, attr) == want, f"{attr}={getattr(msg, attr)!r}")
+    await q.delete(if_unused=False, if_empty=False)
+
+
+async def large_message():
+    q = await queue()
+    body = bytes(range(256)) * 4096 + b"end"  # 1 MiB + 3: many body frames
+    await publish(q.name, body)
+    msg = await q.get(no_ack=True)
+    check(msg.body == body, f"body of {len(msg.body)} bytes differs")
     await q.delete(if_unused=False, if_empty=False)
 
 
@@ -349,5 +358,6 @@ if __name__ == "__main__":
         ("cancel_consumer", cancel_consumer),
         ("tx_commit_rollback", transactions),
         ("headers_nested_roundtrip", headers_roundtrip),
+        ("large_message_roundtrip", large_message),
         ("close_cleanly", close_cleanly),
     ])

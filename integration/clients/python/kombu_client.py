@@ -175,7 +175,7 @@ def publish_confirms():
             # With confirm_publish, publish waits for basic.ack (MessageNacked on nack).
             producer.publish(b"c%d" % i, routing_key=q.name, delivery_mode=2,
                              serializer=None, content_type="application/data")
-        check(count(q.name) == 20, "count")
+        check(eventually(lambda: count(q.name) == 20), "count")
         q.delete()
     finally:
         conn.release()
@@ -288,7 +288,7 @@ def cancel_consumer():
     publish(q.name, b"after-cancel")
     drain_for(state["conn"], 0.3)
     check(not got, "delivery after cancel")
-    check(count(q.name) == 1, "message not left in the queue")
+    check(eventually(lambda: count(q.name) == 1), "message not left in the queue")
     q.delete()
 
 
@@ -303,7 +303,7 @@ def transactions():
     producer.publish(b"committed", routing_key=q.name, serializer=None, content_type="a/b")
     check(count(q.name) == 0, "uncommitted publish visible")
     ch.tx_commit()
-    check(count(q.name) == 1, "committed publish missing")
+    check(eventually(lambda: count(q.name) == 1), "committed publish missing")
     ch.close()
     q.delete()
 
@@ -320,6 +320,15 @@ def headers_roundtrip():
                        ("type", "t"), ("app_id", "kombu"), ("reply_to", "rq"),
                        ("delivery_mode", 2), ("expiration", "60000")]:
         check(props.get(attr) == want, f"{attr}={props.get(attr)!r}")
+    q.delete()
+
+
+def large_message():
+    q = queue()
+    body = bytes(range(256)) * 4096 + b"end"  # 1 MiB + 3: many body frames
+    publish(q.name, body)
+    msg = q.get(no_ack=True)
+    check(msg.body == body, f"body of {len(msg.body)} bytes differs")
     q.delete()
 
 
@@ -350,5 +359,6 @@ if __name__ == "__main__":
         ("cancel_consumer", cancel_consumer),
         ("tx_commit_rollback", transactions),
         ("headers_nested_roundtrip", headers_roundtrip),
+        ("large_message_roundtrip", large_message),
         ("close_cleanly", close_cleanly),
     ])

@@ -152,7 +152,7 @@ def publish_confirms():
     for i in range(20):
         # basic_publish raises NackError/UnroutableError unless the broker acks.
         c.basic_publish("", q, b"c%d" % i, pika.BasicProperties(delivery_mode=2))
-    check(count(q) == 20, f"count {count(q)}")
+    check(eventually(lambda: count(q) == 20), f"count {count(q)}")
     c.queue_delete(q)
     c.close()
 
@@ -266,7 +266,7 @@ def cancel_consumer():
     publish(q, b"after-cancel")
     conn.process_data_events(time_limit=0.3)
     check(not got, "delivery after cancel")
-    check(count(q) == 1, "message not left in the queue")
+    check(eventually(lambda: count(q) == 1), "message not left in the queue")
     ch.queue_delete(q)
 
 
@@ -280,7 +280,7 @@ def transactions():
     c.basic_publish("", q, b"committed")
     check(count(q) == 0, "uncommitted publish visible")
     c.tx_commit()
-    check(count(q) == 1, "committed publish missing")
+    check(eventually(lambda: count(q) == 1), "committed publish missing")
     method, _, _ = c.basic_get(q)
     c.basic_ack(method.delivery_tag)
     c.tx_rollback()
@@ -301,6 +301,15 @@ def headers_roundtrip():
                        ("timestamp", 1700000000), ("type", "t"), ("app_id", "pika"),
                        ("expiration", "60000"), ("reply_to", "rq"), ("delivery_mode", 2)]:
         check(getattr(props, attr) == want, f"{attr}={getattr(props, attr)!r}")
+    ch.queue_delete(q)
+
+
+def large_message():
+    q = queue()
+    body = bytes(range(256)) * 4096 + b"end"  # 1 MiB + 3: many body frames
+    publish(q, body)
+    method, _, got = ch.basic_get(q, auto_ack=True)
+    check(got == body, f"body of {len(got or b'')} bytes differs")
     ch.queue_delete(q)
 
 
@@ -330,5 +339,6 @@ if __name__ == "__main__":
         ("cancel_consumer", cancel_consumer),
         ("tx_commit_rollback", transactions),
         ("headers_nested_roundtrip", headers_roundtrip),
+        ("large_message_roundtrip", large_message),
         ("close_cleanly", close_cleanly),
     ])
