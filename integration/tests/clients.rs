@@ -419,13 +419,13 @@ fn run_scenarios(client: &str, cmd: Option<Command>) {
     let count = |prefix: &str| lines.iter().filter(|l| l.starts_with(prefix)).count();
     let (passed, failed, skipped) = (count("PASS "), count("FAIL "), count("SKIP "));
     println!(
-        "{client}: {passed} passed, {failed} failed, {skipped} skipped in {:.1} s",
+        "{client}: PASS {passed}, FAIL {failed}, SKIP {skipped} ({:.1} s)",
         start.elapsed().as_secs_f64()
     );
     let log = broker.log_text();
     assert!(
         !timed_out && status.success() && failed == 0 && passed > 0,
-        "{client}: {}{passed} passed, {failed} failed, {skipped} skipped, exit {status}\n\
+        "{client}: {}PASS {passed}, FAIL {failed}, SKIP {skipped}, exit {status}\n\
          --- stdout\n{stdout}--- stderr\n{stderr}--- broker log (last 4000 bytes)\n{}",
         if timed_out { "timed out; " } else { "" },
         &log[log.len().saturating_sub(4000)..]
