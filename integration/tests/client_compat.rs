@@ -194,3 +194,24 @@ fn unknown_exchange_type_closes_connection_with_503_unknown_exchange_type() {
         );
     });
 }
+
+/// connection.start's server properties carry `cluster_name`, as RabbitMQ's do (clients
+/// show it: the Java client's getServerProperties, pika's server_properties).
+#[test]
+fn server_properties_carry_a_cluster_name() {
+    let broker = TestBroker::start();
+    let mut client = RawClient::connect(broker.addr());
+    client.send(b"AMQP\x00\x00\x09\x01");
+    let start = client.read_frame().expect("connection.start");
+    assert_eq!(start.class_method(), Some((10, 10)));
+    let key = b"\x0ccluster_nameS";
+    let at = start
+        .payload
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("no cluster_name long string in the server properties");
+    let len_at = at + key.len();
+    let len = u32::from_be_bytes(start.payload[len_at..len_at + 4].try_into().unwrap()) as usize;
+    let name = std::str::from_utf8(&start.payload[len_at + 4..len_at + 4 + len]).unwrap();
+    assert!(name.starts_with("warren@") && name.len() > 7, "{name}");
+}

@@ -210,6 +210,13 @@ fn server_properties() -> FieldTable {
         "information".into(),
         s("Licensed under the Apache License 2.0"),
     );
+    // RabbitMQ names its cluster after the node, "rabbit@<host>"; clients display it.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    props.insert("cluster_name".into(), s(&format!("warren@{host}")));
     props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
     props
 }
