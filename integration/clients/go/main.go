@@ -123,7 +123,7 @@ func connectHeartbeat() {
 	check(conn.Config.Heartbeat == heartbeat, "negotiated heartbeat %v", conn.Config.Heartbeat)
 	time.Sleep(heartbeat * 5 / 2)
 	check(!conn.IsClosed(), "connection closed while idle with heartbeats")
-	q := queue(false, true, false)
+	q := queue(false, false, true)
 	check(count(q) == 0, "round trip after idle period")
 }
 

@@ -151,7 +151,7 @@ public class WarrenJavaClient {
         check(conn.getHeartbeat() == HEARTBEAT, "negotiated heartbeat " + conn.getHeartbeat());
         Thread.sleep(HEARTBEAT * 2500L);
         check(conn.isOpen(), "connection closed while idle with heartbeats");
-        String q = queue(false, false, true);
+        String q = queue(false, true, false);
         check(count(q) == 0, "round trip after idle period");
     }
 

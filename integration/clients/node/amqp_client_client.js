@@ -52,7 +52,7 @@ async function connectHeartbeat() {
   check(state.conn.heartbeat === HEARTBEAT, `negotiated heartbeat ${state.conn.heartbeat}`);
   await sleep(HEARTBEAT * 2500);
   check(!state.conn.closed, "connection closed while idle with heartbeats");
-  const q = await queue({ autoDelete: true });
+  const q = await queue({ exclusive: true });
   check((await count(q)) === 0, "round trip after idle period");
 }
 

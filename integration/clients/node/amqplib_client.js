@@ -63,7 +63,7 @@ async function connectHeartbeat() {
   });
   await sleep(HEARTBEAT * 2500);
   check(!closed, "connection closed while idle with heartbeats");
-  const q = await queue({ autoDelete: true });
+  const q = await queue({ exclusive: true });
   check((await count(q)) === 0, "round trip after idle period");
 }
 

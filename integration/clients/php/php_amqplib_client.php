@@ -107,7 +107,7 @@ function connect_heartbeat() {
         try { $c->wait(null, false, HEARTBEAT / 4); } catch (AMQPTimeoutException $e) {} // reads the broker's
     }
     check($conn->isConnected(), 'connection lost while idle with heartbeats');
-    $q = queue(false, false, true);
+    $q = queue(false, true, false);
     check(count_q($q) === 0, 'round trip after idle period');
 }
 

@@ -60,7 +60,7 @@ async def connect_heartbeat():
     check(negotiated == HEARTBEAT, f"negotiated heartbeat {negotiated}")
     await asyncio.sleep(HEARTBEAT * 2.5)
     check(not conn.is_closed, "connection closed while idle with heartbeats")
-    q = await queue(auto_delete=True)
+    q = await queue(exclusive=True)
     check(await eventually(lambda: _eq(count(q.name), 0)), "round trip after idle period")
 
 

@@ -72,7 +72,7 @@ def connect_heartbeat():
         conn.heartbeat_check(rate=4)  # sends ours, checks the broker's
         drain(conn, HEARTBEAT / 4)  # reads the broker's heartbeats
     check(conn.connected, "connection lost while idle with heartbeats")
-    q = queue(auto_delete=True)
+    q = queue(exclusive=True)
     check(count(q.name) == 0, "round trip after idle period")
 
 

@@ -54,7 +54,7 @@ def connect_heartbeat():
     # Stay idle for more than two heartbeat intervals; the connection must survive.
     conn.sleep(HEARTBEAT * 2.5)
     check(conn.is_open, "connection closed while idle with heartbeats")
-    q = queue(auto_delete=True)
+    q = queue(exclusive=True)
     check(count(q) == 0, "round trip after idle period failed")
 
 
