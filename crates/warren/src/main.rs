@@ -93,7 +93,6 @@ fn raise_fd_limit(max_connections: usize) -> usize {
 }
 
 async fn serve(mut config: Config) -> anyhow::Result<()> {
-    config.max_connections = raise_fd_limit(config.max_connections);
     // Handle SIGTERM/SIGINT from the start: a signal during start-up (store recovery)
     // stops cleanly as well, instead of killing the process.
     let signals = install_signal_handlers();
@@ -109,6 +108,7 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    config.max_connections = raise_fd_limit(config.max_connections);
     let data_dir = config.data_dir.clone();
     let broker_config = config.broker();
     let broker = tokio::task::spawn_blocking(move || Broker::open(&data_dir, broker_config))
