@@ -12,6 +12,7 @@ use warren_store::{DefinitionKind, Store, StoreOptions, WriteOp};
 use crate::consumer::ConnectionId;
 use crate::error::BrokerError;
 use crate::exchange::ExchangeSpec;
+use crate::memory::MessageMemory;
 use crate::queue::{QueueLimits, TRANSIENT_ID_BASE};
 use crate::vhost::{BindingDef, QueueDef, VHost};
 
@@ -28,6 +29,8 @@ pub struct BrokerConfig {
     pub max_message_size: u64,
     /// Per-queue memory bounds.
     pub queue_limits: QueueLimits,
+    /// Bytes of messages all queues together keep in RAM before paging to disk.
+    pub message_memory: usize,
     /// Tuning of the message store (RocksDB memory, reclaim; fault injection in tests).
     pub store_options: StoreOptions,
 }
@@ -40,6 +43,7 @@ impl Default for BrokerConfig {
             loopback_users: vec!["guest".into()],
             max_message_size: 16 * 1024 * 1024,
             queue_limits: QueueLimits::default(),
+            message_memory: 256 * 1024 * 1024,
             store_options: StoreOptions::default(),
         }
     }
@@ -69,6 +73,7 @@ pub enum AuthError {
 pub struct Broker {
     vhosts: DashMap<Arc<str>, Arc<VHost>>,
     store: Store,
+    memory: Arc<MessageMemory>,
     config: BrokerConfig,
     next_connection: AtomicU64,
 }
@@ -81,6 +86,7 @@ impl Broker {
         let broker = Broker {
             vhosts: DashMap::new(),
             store,
+            memory: Arc::new(MessageMemory::new(config.message_memory)),
             config,
             next_connection: AtomicU64::new(1),
         };
@@ -101,7 +107,12 @@ impl Broker {
                 self.store.submit(WriteOp::DeleteQueue { queue_id: id });
             }
         }
-        let default = VHost::new("/", self.store.clone(), self.config.queue_limits);
+        let default = VHost::new(
+            "/",
+            self.store.clone(),
+            self.config.queue_limits,
+            Arc::clone(&self.memory),
+        );
         self.vhosts.insert(Arc::clone(&default.name), default);
         let split = |key: &str| -> Option<(String, String)> {
             key.split_once('\u{1f}')
@@ -168,7 +179,12 @@ impl Broker {
         if let Some(v) = self.vhosts.get(name) {
             return Arc::clone(v.value());
         }
-        let vhost = VHost::new(name, self.store.clone(), self.config.queue_limits);
+        let vhost = VHost::new(
+            name,
+            self.store.clone(),
+            self.config.queue_limits,
+            Arc::clone(&self.memory),
+        );
         self.vhosts
             .insert(Arc::clone(&vhost.name), Arc::clone(&vhost));
         vhost
@@ -182,6 +198,11 @@ impl Broker {
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The broker-wide message memory budget and its use.
+    pub fn message_memory(&self) -> &MessageMemory {
+        &self.memory
     }
 
     /// Settings.

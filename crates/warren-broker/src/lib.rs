@@ -24,6 +24,7 @@ mod broker;
 mod consumer;
 mod error;
 mod exchange;
+mod memory;
 mod message;
 mod queue;
 mod vhost;
@@ -34,6 +35,7 @@ pub use consumer::{
 };
 pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
+pub use memory::{MESSAGE_OVERHEAD, MessageMemory};
 pub use message::{Message, now_ms};
 pub use queue::{Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
 pub use vhost::{DeclaredQueue, QueueDeclare, VHost};

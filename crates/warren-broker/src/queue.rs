@@ -12,7 +12,8 @@
 //! `redelivered` set. Persistent messages on durable queues are written to the store
 //! under `(store id, seq)`; acks delete them.
 //!
-//! Memory is bounded: past `QueueLimits::ram_bytes`/`ram_messages` a queue keeps only
+//! Memory is bounded (see `memory.rs`): past its window, or past the broker-wide budget, a
+//! queue keeps only
 //! the index entry of a new message and leaves its body in the store (transient
 //! messages are written to a per-process "transient" key space for that, wiped at start);
 //! dispatch pages bodies back in, a batch at a time, as they near the head.
@@ -33,6 +34,7 @@ use warren_store::{Durability, Store, Ticket, TicketStatus, WriteOp};
 
 use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
 use crate::error::BrokerError;
+use crate::memory::{MESSAGE_OVERHEAD, MessageMemory};
 use crate::message::Message;
 
 /// Store ids at or above this are the transient key space (paged-out transient messages).
@@ -42,9 +44,11 @@ static NEXT_TRANSIENT_ID: AtomicU64 = AtomicU64::new(TRANSIENT_ID_BASE);
 /// How much of a queue stays in memory.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
-    /// Bytes of bodies kept in RAM before new messages are paged out.
+    /// Bytes of persistent messages a queue keeps in RAM before paging new ones out (their
+    /// bodies are on disk already). Transient messages page out only past the broker-wide
+    /// budget (`BrokerConfig::message_memory`).
     pub ram_bytes: usize,
-    /// Messages kept in RAM before new messages are paged out.
+    /// Messages of any kind a queue keeps in RAM before paging new ones out.
     pub ram_messages: usize,
     /// Messages read back from the store at once.
     pub page_in_batch: usize,
@@ -54,7 +58,7 @@ impl Default for QueueLimits {
     fn default() -> Self {
         Self {
             ram_bytes: 8 * 1024 * 1024,
-            ram_messages: 8192,
+            ram_messages: 1 << 24,
             page_in_batch: 512,
         }
     }
@@ -147,6 +151,7 @@ pub struct Queue {
     /// The store's durability frontier (to know which page-outs have landed).
     durability: watch::Receiver<Durability>,
     limits: QueueLimits,
+    memory: Arc<MessageMemory>,
     /// `x-message-ttl`, ms.
     message_ttl: Option<u64>,
     /// `x-expires`, ms.
@@ -169,6 +174,7 @@ impl Queue {
         store_id: u64,
         store: Store,
         limits: QueueLimits,
+        memory: Arc<MessageMemory>,
     ) -> Self {
         let spec_ttl_args = spec.arguments.clone();
         Self {
@@ -179,6 +185,7 @@ impl Queue {
             durability: store.durability(),
             store,
             limits,
+            memory,
             message_ttl: crate::arguments::message_ttl(&spec_ttl_args),
             expires: crate::arguments::queue_expires(&spec_ttl_args),
             state: Mutex::new(QueueState {
@@ -238,6 +245,21 @@ impl Queue {
         Some((st.last_used.saturating_add(expires)).saturating_sub(now))
     }
 
+    /// Count `bytes` of `messages` message bodies as held in RAM.
+    fn hold(&self, st: &mut QueueState, bytes: usize, messages: usize) {
+        st.ram_bytes += bytes;
+        st.ram_messages += messages;
+        self.memory.add(bytes);
+    }
+
+    /// Count message bodies as no longer held in RAM.
+    fn unhold(&self, st: &mut QueueState, bytes: usize, messages: usize) {
+        let bytes = bytes.min(st.ram_bytes);
+        st.ram_bytes -= bytes;
+        st.ram_messages = st.ram_messages.saturating_sub(messages);
+        self.memory.sub(bytes);
+    }
+
     /// Name.
     pub fn name(&self) -> &Arc<str> {
         &self.spec.name
@@ -276,12 +298,16 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let size = message.size();
+        let size = message.size() + MESSAGE_OVERHEAD;
         // Only queues with a store id (durable, not exclusive) keep messages across restarts;
         // the store id is also what keeps two queues' messages apart in the store.
         let persist = self.store_id != 0 && message.is_persistent();
-        let over_limit = st.ram_bytes + size > self.limits.ram_bytes
-            || st.ram_messages >= self.limits.ram_messages;
+        // A persistent body is on disk anyway: past the queue's window it is not kept in
+        // RAM. A transient one pages out (a write it would not need otherwise) only when
+        // the broker-wide budget is spent, or past the queue's message cap.
+        let over_limit = st.ram_messages >= self.limits.ram_messages
+            || (persist && st.ram_bytes + size > self.limits.ram_bytes)
+            || self.memory.would_exceed(size);
         // Fast path: a consumer is waiting and nothing is queued ahead of this message.
         let mut entry = Entry {
             seq,
@@ -302,10 +328,18 @@ impl Queue {
                 (self.transient_id, false)
             };
             let value = encoded.get_or_insert_with(|| message.encode()).clone();
-            let ticket = self.store.submit(WriteOp::Put {
-                queue_id: id,
-                seq,
-                value,
+            let ticket = self.store.submit(if persistent {
+                WriteOp::Put {
+                    queue_id: id,
+                    seq,
+                    value,
+                }
+            } else {
+                WriteOp::PutTransient {
+                    queue_id: id,
+                    seq,
+                    value,
+                }
             });
             if persist {
                 result.ticket = Some(ticket);
@@ -340,8 +374,7 @@ impl Queue {
         if page_out {
             entry.message = None;
         } else {
-            st.ram_bytes += size;
-            st.ram_messages += 1;
+            self.hold(&mut st, size, 1);
         }
         st.ready.push_back(entry);
         self.dispatch(&mut st);
@@ -409,8 +442,7 @@ impl Queue {
 
     fn account_out(&self, st: &mut QueueState, entry: &Entry) {
         if entry.message.is_some() {
-            st.ram_bytes = st.ram_bytes.saturating_sub(entry.size as usize);
-            st.ram_messages = st.ram_messages.saturating_sub(1);
+            self.unhold(st, entry.size as usize, 1);
         }
     }
 
@@ -457,7 +489,7 @@ impl Queue {
                 else {
                     break;
                 };
-                entry.size = message.size() as u32;
+                entry.size = (message.size() + MESSAGE_OVERHEAD) as u32;
                 entry.expires_at = self.expiry_of(&message);
                 entry.message = Some(message);
                 loaded += 1;
@@ -466,7 +498,7 @@ impl Queue {
             };
             match Message::decode(value) {
                 Ok(m) => {
-                    entry.size = m.size() as u32;
+                    entry.size = (m.size() + MESSAGE_OVERHEAD) as u32;
                     entry.expires_at = self.expiry_of(&m);
                     entry.message = Some(Arc::new(m));
                     loaded += 1;
@@ -477,8 +509,8 @@ impl Queue {
                 }
             }
         }
-        st.ram_messages += loaded;
-        st.ram_bytes += loaded_bytes;
+        self.hold(st, loaded_bytes, loaded);
+
         if loaded == 0 {
             tracing::error!(queue = %self.spec.name, vhost = %self.vhost, seq = first.seq, "message body missing from the store; skipping it");
         }
@@ -570,8 +602,7 @@ impl Queue {
             }
             entry.redelivered = true;
             if entry.message.is_some() {
-                st.ram_bytes += entry.size as usize;
-                st.ram_messages += 1;
+                self.hold(&mut st, entry.size as usize, 1);
             }
             let at = st.ready.partition_point(|e| e.seq < entry.seq);
             st.ready.insert(at, entry);
@@ -596,8 +627,7 @@ impl Queue {
             return;
         }
         if entry.message.is_some() {
-            st.ram_bytes += entry.size as usize;
-            st.ram_messages += 1;
+            self.hold(&mut st, entry.size as usize, 1);
         }
         let at = st.ready.partition_point(|e| e.seq < entry.seq);
         st.ready.insert(at, entry);
@@ -647,8 +677,8 @@ impl Queue {
         }
         st.ready.clear();
         st.unwritten.clear();
-        st.ram_bytes = 0;
-        st.ram_messages = 0;
+        let (bytes, messages) = (st.ram_bytes, st.ram_messages);
+        self.unhold(&mut st, bytes, messages);
         count
     }
 
@@ -672,6 +702,8 @@ impl Queue {
         st.deleted = true;
         let count = st.ready.len() as u32;
         st.ready.clear();
+        let (bytes, messages) = (st.ram_bytes, st.ram_messages);
+        self.unhold(&mut st, bytes, messages);
         st.unwritten.clear();
         self.drop_stored_ranges();
         for consumer in std::mem::take(&mut st.consumers) {

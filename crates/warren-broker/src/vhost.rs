@@ -16,6 +16,7 @@ use warren_store::{DefinitionKind, Store};
 use crate::consumer::ConnectionId;
 use crate::error::BrokerError;
 use crate::exchange::{Dest, Exchange, ExchangeSpec};
+use crate::memory::MessageMemory;
 use crate::message::Message;
 use crate::queue::{Queue, QueueLimits, QueueSpec};
 
@@ -79,6 +80,7 @@ pub struct VHost {
     queues: DashMap<Arc<str>, Arc<Queue>>,
     store: Store,
     limits: QueueLimits,
+    memory: Arc<MessageMemory>,
     /// This vhost, for tasks it spawns (queue expiry).
     me: Weak<VHost>,
 }
@@ -89,13 +91,19 @@ fn def_key(vhost: &str, name: &str) -> String {
 
 impl VHost {
     /// An empty vhost with the predeclared exchanges.
-    pub fn new(name: &str, store: Store, limits: QueueLimits) -> Arc<Self> {
+    pub fn new(
+        name: &str,
+        store: Store,
+        limits: QueueLimits,
+        memory: Arc<MessageMemory>,
+    ) -> Arc<Self> {
         let vhost = Arc::new_cyclic(|me| Self {
             name: Arc::from(name),
             exchanges: DashMap::new(),
             queues: DashMap::new(),
             store,
             limits,
+            memory,
             me: me.clone(),
         });
         for (name, kind) in [
@@ -557,6 +565,7 @@ impl VHost {
             store_id,
             self.store.clone(),
             self.limits,
+            Arc::clone(&self.memory),
         ));
         self.watch_expiry(&queue);
         match self.queues.entry(Arc::clone(queue.name())) {
@@ -743,6 +752,7 @@ impl VHost {
             def.store_id,
             self.store.clone(),
             self.limits,
+            Arc::clone(&self.memory),
         ));
         self.queues
             .insert(Arc::clone(queue.name()), Arc::clone(&queue));

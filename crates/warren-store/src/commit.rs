@@ -55,6 +55,17 @@ pub enum WriteOp {
         /// The encoded message (properties and body), opaque to the store.
         value: Bytes,
     },
+    /// Store a transient message's body to free memory (a paged-out transient message). Not
+    /// fsynced and not indexed: such bodies are garbage after a restart and the broker
+    /// range-deletes their key space at start.
+    PutTransient {
+        /// The queue's transient key space.
+        queue_id: u64,
+        /// The message's position in the queue.
+        seq: u64,
+        /// The encoded message.
+        value: Bytes,
+    },
     /// Record that the message was delivered (so recovery sets `redelivered`). Not fsynced.
     MarkDelivered {
         /// The queue.
@@ -81,6 +92,7 @@ impl WriteOp {
     pub fn kind(&self) -> &'static str {
         match self {
             WriteOp::Put { .. } => "put",
+            WriteOp::PutTransient { .. } => "put-transient",
             WriteOp::MarkDelivered { .. } => "mark-delivered",
             WriteOp::Delete { .. } => "delete",
             WriteOp::DeleteQueue { .. } => "delete-queue",
@@ -90,7 +102,7 @@ impl WriteOp {
     /// The bytes this op adds to a batch, roughly (keys and values).
     fn weight(&self) -> usize {
         match self {
-            WriteOp::Put { value, .. } => value.len() + 48,
+            WriteOp::Put { value, .. } | WriteOp::PutTransient { value, .. } => value.len() + 48,
             WriteOp::MarkDelivered { .. } | WriteOp::Delete { .. } => 48,
             WriteOp::DeleteQueue { .. } => 112,
         }
@@ -418,6 +430,17 @@ impl CommitLoop {
                     .batch
                     .put_cf(column_family(db, path, CF_INDEX)?, key, b"");
                 batch.puts += 1;
+                batch.put_bytes += value.len() as u64;
+            }
+            WriteOp::PutTransient {
+                queue_id,
+                seq,
+                value,
+            } => {
+                let key = message_key(queue_id, seq);
+                batch
+                    .batch
+                    .put_cf(column_family(db, path, CF_MESSAGES)?, key, &value);
                 batch.put_bytes += value.len() as u64;
             }
             WriteOp::MarkDelivered { queue_id, seq } => {

@@ -56,10 +56,12 @@ pub struct Config {
     pub loopback_users: Vec<String>,
     /// Largest message body accepted, in bytes.
     pub max_message_size: u64,
-    /// Bytes of message bodies a queue keeps in memory before paging new ones out.
+    /// Bytes of persistent messages a queue keeps in memory before paging new ones out.
     pub queue_ram_bytes: usize,
     /// Messages a queue keeps in memory before paging new ones out.
     pub queue_ram_messages: usize,
+    /// Bytes of messages all queues together keep in memory before paging to disk.
+    pub message_memory: usize,
 }
 
 impl Default for Config {
@@ -80,6 +82,7 @@ impl Default for Config {
             max_message_size: broker.max_message_size,
             queue_ram_bytes: broker.queue_limits.ram_bytes,
             queue_ram_messages: broker.queue_limits.ram_messages,
+            message_memory: broker.message_memory,
         }
     }
 }
@@ -161,6 +164,7 @@ impl Config {
                 ram_messages: self.queue_ram_messages,
                 ..QueueLimits::default()
             },
+            message_memory: self.message_memory,
             ..BrokerConfig::default()
         }
     }
