@@ -390,7 +390,8 @@ impl Queue {
 
     /// Hand ready messages to consumers with credit.
     fn dispatch(self: &Arc<Self>, st: &mut QueueState) {
-        let now = crate::message::now_ms();
+        // Read the clock only once a message with an expiry shows up.
+        let mut now: Option<u64> = None;
         while !st.ready.is_empty() && !st.consumers.is_empty() {
             let Some(index) = self.pick_consumer(st) else {
                 return;
@@ -407,7 +408,9 @@ impl Queue {
                 continue;
             }
             self.account_out(st, &entry);
-            if entry.expires_at <= now {
+            if entry.expires_at != u64::MAX
+                && entry.expires_at <= *now.get_or_insert_with(crate::message::now_ms)
+            {
                 self.forget(&entry);
                 continue;
             }
