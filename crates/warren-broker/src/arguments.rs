@@ -126,35 +126,22 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
             "invalid arg '{key}' for queue '{name}' in vhost '{vhost}': {why}"
         ))
     };
-    if let Some(value) = args.inner().get(MESSAGE_TTL) {
+    // Integer arguments and their allowed range (RabbitMQ's limits).
+    for (key, min) in [(MESSAGE_TTL, 0), (EXPIRES, 1)] {
+        let Some(value) = args.inner().get(key) else {
+            continue;
+        };
         match integer(value) {
-            Some(v) if (0..=i64::from(u32::MAX)).contains(&v) => {}
+            Some(v) if (min..=i64::from(u32::MAX)).contains(&v) => {}
             Some(v) => {
                 return Err(invalid(
-                    MESSAGE_TTL,
-                    format!("{v} is not between 0 and {}", u32::MAX),
+                    key,
+                    format!("{v} is not between {min} and {}", u32::MAX),
                 ));
             }
             None => {
                 return Err(invalid(
-                    MESSAGE_TTL,
-                    format!("{} is not an integer", describe(value)),
-                ));
-            }
-        }
-    }
-    if let Some(value) = args.inner().get(EXPIRES) {
-        match integer(value) {
-            Some(v) if (1..=i64::from(u32::MAX)).contains(&v) => {}
-            Some(v) => {
-                return Err(invalid(
-                    EXPIRES,
-                    format!("{v} is not between 1 and {}", u32::MAX),
-                ));
-            }
-            None => {
-                return Err(invalid(
-                    EXPIRES,
+                    key,
                     format!("{} is not an integer", describe(value)),
                 ));
             }

@@ -817,13 +817,7 @@ impl VHost {
 
     /// Generate a server-named queue name (`amq.gen-` + 22 url-safe characters).
     pub fn generate_queue_name() -> String {
-        use rand::Rng;
-        const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut rng = rand::rng();
-        let suffix: String = (0..22)
-            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-            .collect();
-        format!("amq.gen-{suffix}")
+        generate_name("amq.gen-")
     }
 }
 
@@ -863,4 +857,16 @@ impl ExchangeGraph for VHost {
             .get(exchange.as_ref())
             .and_then(|e| e.alternate.clone())
     }
+}
+
+/// `prefix` followed by 22 random url-safe characters, as RabbitMQ names server-named
+/// queues (`amq.gen-`) and consumer tags (`amq.ctag-`).
+pub fn generate_name(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    let mut name = String::with_capacity(prefix.len() + 22);
+    name.push_str(prefix);
+    name.extend((0..22).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char));
+    name
 }

@@ -8,11 +8,8 @@ use amq_protocol::frame::WriteContext;
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic::gen_properties, gen_class};
 use bytes::Bytes;
 
-const FRAME_METHOD: u8 = 1;
-const FRAME_HEADER: u8 = 2;
-const FRAME_BODY: u8 = 3;
-const FRAME_HEARTBEAT: u8 = 8;
-const FRAME_END: u8 = 0xCE;
+use crate::frame::{FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD};
+
 const BASIC_CLASS: u16 = 60;
 
 /// An encoding failure; only possible for values the protocol cannot carry.

@@ -23,11 +23,11 @@ pub const FRAME_MIN_SIZE: u32 = 4096;
 /// Bytes a frame adds around its payload: type (1), channel (2), size (4), frame-end (1).
 pub const FRAME_OVERHEAD: usize = 8;
 
-const FRAME_METHOD: u8 = 1;
-const FRAME_HEADER: u8 = 2;
-const FRAME_BODY: u8 = 3;
-const FRAME_HEARTBEAT: u8 = 8;
-const FRAME_END: u8 = 0xCE;
+pub(crate) const FRAME_METHOD: u8 = 1;
+pub(crate) const FRAME_HEADER: u8 = 2;
+pub(crate) const FRAME_BODY: u8 = 3;
+pub(crate) const FRAME_HEARTBEAT: u8 = 8;
+pub(crate) const FRAME_END: u8 = 0xCE;
 const FRAME_HEADER_LEN: usize = 7;
 /// Offset of the property flags in a content header payload: class (2), weight (2), size (8).
 const PROPERTIES_OFFSET: usize = 12;

@@ -1007,11 +1007,5 @@ fn not_from_client(m: AMQPClass) -> Exception {
 }
 
 fn generate_consumer_tag() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut rng = rand::rng();
-    let suffix: String = (0..22)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("amq.ctag-{suffix}")
+    warren_broker::generate_name("amq.ctag-")
 }

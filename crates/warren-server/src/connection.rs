@@ -253,32 +253,13 @@ async fn handshake(
     send(&mut out, outbox, 0, &start);
 
     // start-ok
-    let Some(frame) = reader.frame().await? else {
+    let Step::Got(start_ok) = expect(reader, outbox, config, "connection.start_ok", |m| match m {
+        conn::AMQPMethod::StartOk(x) => Some(x),
+        _ => None,
+    })
+    .await?
+    else {
         return Ok(None);
-    };
-    let start_ok = match frame {
-        Frame::Method { channel: 0, method } => match *method {
-            AMQPClass::Connection(conn::AMQPMethod::StartOk(s)) => s,
-            other => {
-                return refuse(
-                    reader,
-                    outbox,
-                    config,
-                    Exception::command_invalid("expected 'connection.start_ok'")
-                        .on(other.get_amqp_class_id(), other.get_amqp_method_id()),
-                )
-                .await;
-            }
-        },
-        _ => {
-            return refuse(
-                reader,
-                outbox,
-                config,
-                Exception::new(505, "UNEXPECTED_FRAME - expected 'connection.start_ok'"),
-            )
-            .await;
-        }
     };
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
     let mechanism = start_ok.mechanism.as_str().to_owned();
@@ -314,32 +295,13 @@ async fn handshake(
         heartbeat: config.heartbeat,
     }));
     send(&mut out, outbox, 0, &tune);
-    let Some(frame) = reader.frame().await? else {
+    let Step::Got(tune_ok) = expect(reader, outbox, config, "connection.tune_ok", |m| match m {
+        conn::AMQPMethod::TuneOk(x) => Some(x),
+        _ => None,
+    })
+    .await?
+    else {
         return Ok(None);
-    };
-    let tune_ok = match frame {
-        Frame::Method { channel: 0, method } => match *method {
-            AMQPClass::Connection(conn::AMQPMethod::TuneOk(t)) => t,
-            other => {
-                return refuse(
-                    reader,
-                    outbox,
-                    config,
-                    Exception::command_invalid("expected 'connection.tune_ok'")
-                        .on(other.get_amqp_class_id(), other.get_amqp_method_id()),
-                )
-                .await;
-            }
-        },
-        _ => {
-            return refuse(
-                reader,
-                outbox,
-                config,
-                Exception::new(505, "UNEXPECTED_FRAME - expected 'connection.tune_ok'"),
-            )
-            .await;
-        }
     };
     let frame_max = if tune_ok.frame_max == 0 {
         config.frame_max
@@ -368,32 +330,13 @@ async fn handshake(
     };
     reader.decoder.set_frame_max(frame_max);
 
-    let Some(frame) = reader.frame().await? else {
+    let Step::Got(open) = expect(reader, outbox, config, "connection.open", |m| match m {
+        conn::AMQPMethod::Open(x) => Some(x),
+        _ => None,
+    })
+    .await?
+    else {
         return Ok(None);
-    };
-    let open = match frame {
-        Frame::Method { channel: 0, method } => match *method {
-            AMQPClass::Connection(conn::AMQPMethod::Open(o)) => o,
-            other => {
-                return refuse(
-                    reader,
-                    outbox,
-                    config,
-                    Exception::command_invalid("expected 'connection.open'")
-                        .on(other.get_amqp_class_id(), other.get_amqp_method_id()),
-                )
-                .await;
-            }
-        },
-        _ => {
-            return refuse(
-                reader,
-                outbox,
-                config,
-                Exception::new(505, "UNEXPECTED_FRAME - expected 'connection.open'"),
-            )
-            .await;
-        }
     };
     let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
         let e = Exception::not_allowed(format!("vhost {} not found", open.virtual_host)).on(10, 40);
@@ -413,6 +356,44 @@ async fn handshake(
         heartbeat: tune_ok.heartbeat,
         cancel_notify,
     }))
+}
+
+/// Where a handshake step ended.
+enum Step<T> {
+    /// The expected method arrived.
+    Got(T),
+    /// The peer went away, or sent something else and was refused (already answered).
+    Done,
+}
+
+/// Read the next handshake frame and expect a connection method that `pick` accepts; any
+/// other method is refused with 503, any other frame with 505.
+async fn expect<T>(
+    reader: &mut Reader,
+    outbox: &Outbox,
+    config: &ServerConfig,
+    expected: &str,
+    pick: impl FnOnce(conn::AMQPMethod) -> Option<T>,
+) -> Result<Step<T>, HandshakeError> {
+    let Some(frame) = reader.frame().await? else {
+        return Ok(Step::Done);
+    };
+    let refusal = match frame {
+        Frame::Method { channel: 0, method } => {
+            let ids = (method.get_amqp_class_id(), method.get_amqp_method_id());
+            let picked = match *method {
+                AMQPClass::Connection(m) => pick(m),
+                _ => None,
+            };
+            if let Some(value) = picked {
+                return Ok(Step::Got(value));
+            }
+            Exception::command_invalid(format!("expected '{expected}'")).on(ids.0, ids.1)
+        }
+        _ => Exception::new(505, format!("UNEXPECTED_FRAME - expected '{expected}'")),
+    };
+    refuse(reader, outbox, config, refusal).await?;
+    Ok(Step::Done)
 }
 
 fn send(out: &mut Vec<u8>, outbox: &Outbox, channel: u16, method: &AMQPClass) {
