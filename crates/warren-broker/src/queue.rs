@@ -455,6 +455,12 @@ impl Queue {
             return;
         };
         let limit = self.limits.page_in_batch;
+        // Trim the unwritten list BEFORE reading the store: whatever the trim drops was
+        // written before the read, so the read sees it. Trimming after the read would lose
+        // a body written between the two (in neither the rows read nor the list).
+        if !st.unwritten.is_empty() {
+            trim_unwritten(&mut st.unwritten, &self.durability.borrow());
+        }
         let rows = match self.store.read_range(first.id, first.seq, limit) {
             Ok(rows) => rows,
             Err(e) => {
@@ -468,9 +474,6 @@ impl Queue {
         let QueueState {
             ready, unwritten, ..
         } = st;
-        if !unwritten.is_empty() {
-            trim_unwritten(unwritten, &self.durability.borrow());
-        }
         for entry in ready.iter_mut() {
             if loaded >= limit {
                 break;
