@@ -9,6 +9,11 @@
 
 mod config;
 
+/// mimalloc: fewer cycles per allocation than glibc's malloc on the publish/deliver path,
+/// and it returns freed memory to the OS, so RSS falls back after a backlog drains.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
