@@ -16,7 +16,7 @@
 # Environment:
 #   RABBITMQ_PORT (5673), GARAGEMQ_PORT (5674), WARREN_PORT (5672, or a free port if taken),
 #   AMQP_USER/AMQP_PASS (guest/guest), PAUSE (3 s between scenarios), WARREN_LOG_LEVEL (warn),
-#   CARGO_TARGET_DIR (default <repo>/target), RESULTS (raw JSON/log dir, default /tmp/...)
+#   CARGO_TARGET_DIR (default ~/.cache/warren-target, as scripts/test), RESULTS (raw JSON/log dir, default /tmp/...)
 #
 # Scenarios S1-S7 are those of the shared perf README (same parameters). Raw results: one
 # JSON per broker/run/scenario plus its stderr log in $RESULTS.
@@ -48,7 +48,7 @@ if [ $QUICK = 1 ]; then T=5; W=1; BACKLOG=100000; MODE=quick; else T=15; W=2; BA
 PAUSE=${PAUSE:-3}
 USER_=${AMQP_USER:-guest}
 PASS_=${AMQP_PASS:-guest}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/warren-target}
 WARREN_BIN=$CARGO_TARGET_DIR/release/warren
 PERF_BIN=$CARGO_TARGET_DIR/release/warren-perf
 RESULTS=${RESULTS:-/tmp/warren-bench/$(date +%Y%m%d-%H%M%S)-$MODE}
