@@ -574,62 +574,8 @@ fn queue_larger_than_its_memory_window_is_delivered_complete_and_in_order_before
 /// the store has written them. None may be lost or reordered.
 #[test]
 fn paged_out_messages_reaching_the_head_before_they_are_written_are_not_lost() {
-    let rt = runtime();
-    let broker = small_window_broker(20);
-    let url = broker.url();
-    rt.block_on(async {
-        let (_pconn, pch) = channel(&url).await;
-        declare_durable(&pch, "stall").await;
-        let (_cconn, cch) = channel(&url).await;
-        cch.basic_qos(200, BasicQosOptions::default())
-            .await
-            .unwrap();
-        let mut consumer = cch
-            .basic_consume(
-                "stall".into(),
-                "c".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let sent = bodies("s", 20_000, 2);
-        let publisher = {
-            let sent = sent.clone();
-            tokio::spawn(async move {
-                for (body, persistent) in &sent {
-                    pch.basic_publish(
-                        "".into(),
-                        "stall".into(),
-                        BasicPublishOptions::default(),
-                        body.as_bytes(),
-                        props(*persistent),
-                    )
-                    .await
-                    .unwrap();
-                }
-                pch
-            })
-        };
-        let mut got = Vec::with_capacity(sent.len());
-        while got.len() < sent.len() {
-            let d = match tokio::time::timeout(Duration::from_secs(10), consumer.next()).await {
-                Ok(Some(d)) => d.unwrap(),
-                _ => break,
-            };
-            got.push(String::from_utf8(d.data.clone()).unwrap());
-            // Ack in bursts of 200: the consumer stalls between them.
-            if got.len() % 200 == 0 {
-                cch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
-                    .await
-                    .unwrap();
-            }
-        }
-        let _pch = publisher.await.unwrap();
-        let missing = sent.len() - got.len();
-        assert_eq!(missing, 0, "{missing} messages lost");
-        assert_eq!(got, names(&sent));
-    });
+    // Prefetch 200 and acks in bursts of 200: the consumer stalls between them.
+    publish_while_consuming_loses_nothing(20, "stall", bodies("s", 20_000, 2), 200);
 }
 
 /// Page-in used to read the store first and trim its list of not-yet-written bodies after:
@@ -639,31 +585,44 @@ fn paged_out_messages_reaching_the_head_before_they_are_written_are_not_lost() {
 /// loop thousands of times; nothing may go missing.
 #[test]
 fn page_ins_racing_the_commit_loop_lose_nothing() {
+    publish_while_consuming_loses_nothing(5, "race", bodies("r", 30_000, 1), 50);
+}
+
+/// On a broker whose queues keep `window` messages in RAM, publish `sent` to a durable
+/// queue while one consumer with prefetch `burst` takes them and acks every `burst`; every
+/// message must arrive once, in order.
+fn publish_while_consuming_loses_nothing(
+    window: usize,
+    queue: &'static str,
+    sent: Vec<(String, bool)>,
+    burst: u16,
+) {
     let rt = runtime();
-    let broker = small_window_broker(5);
+    let broker = small_window_broker(window);
     let url = broker.url();
     rt.block_on(async {
         let (_pconn, pch) = channel(&url).await;
-        declare_durable(&pch, "race").await;
+        declare_durable(&pch, queue).await;
         let (_cconn, cch) = channel(&url).await;
-        cch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
+        cch.basic_qos(burst, BasicQosOptions::default())
+            .await
+            .unwrap();
         let mut consumer = cch
             .basic_consume(
-                "race".into(),
+                queue.into(),
                 "c".into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
             )
             .await
             .unwrap();
-        let sent = bodies("r", 30_000, 1);
         let publisher = {
             let sent = sent.clone();
             tokio::spawn(async move {
                 for (body, persistent) in &sent {
                     pch.basic_publish(
                         "".into(),
-                        "race".into(),
+                        queue.into(),
                         BasicPublishOptions::default(),
                         body.as_bytes(),
                         props(*persistent),
@@ -681,7 +640,7 @@ fn page_ins_racing_the_commit_loop_lose_nothing() {
                 _ => break,
             };
             got.push(String::from_utf8(d.data.clone()).unwrap());
-            if got.len() % 50 == 0 {
+            if got.len() % usize::from(burst) == 0 {
                 cch.basic_ack(d.delivery_tag, BasicAckOptions { multiple: true })
                     .await
                     .unwrap();
