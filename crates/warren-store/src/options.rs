@@ -73,7 +73,10 @@ pub struct StoreOptions {
     /// Default 32 MiB.
     pub max_batch_bytes: usize,
     /// Compact a queue's deleted range as soon as this many of its messages were deleted since
-    /// the last reclaim. Default 65,536.
+    /// the last reclaim. Default 4,194,304: compacting while a backlog drains cost ~10 % of
+    /// the drain (a 500k x 1 KiB drain went from 319-361k to 366-384k msg/s, broker RSS peak
+    /// from up to 159 to 139 MB, with this deferred); the periodic check below still gives
+    /// the disk back within ~10 s of the acks stopping.
     pub reclaim_after_deletes: u64,
     /// How often the reclaim check runs for queues below `reclaim_after_deletes`. Default 10 s.
     pub reclaim_interval: Duration,
@@ -98,7 +101,7 @@ impl Default for StoreOptions {
             blob_files: true,
             min_blob_size: 256,
             max_batch_bytes: 32 * MIB,
-            reclaim_after_deletes: 65_536,
+            reclaim_after_deletes: 1 << 22,
             reclaim_interval: Duration::from_secs(10),
             reclaim_min_deletes: 16_384,
             max_background_jobs: 2,
