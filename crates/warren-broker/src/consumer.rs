@@ -39,8 +39,6 @@ pub enum ConsumerEvent {
         /// The consumer that no longer exists.
         consumer: Arc<Consumer>,
     },
-    /// The queue wants the connection to kick it again (unused credit came back).
-    Kick,
 }
 
 /// The receiving end is the connection task; the queue side is shared by all consumers of

@@ -607,13 +607,18 @@ impl Queue {
                 continue;
             }
             entry.redelivered = true;
-            if entry.message.is_some() {
-                self.hold(&mut st, entry.size as usize, 1);
-            }
-            let at = st.ready.partition_point(|e| e.seq < entry.seq);
-            st.ready.insert(at, entry);
+            self.put_back(&mut st, entry);
         }
         self.dispatch(&mut st);
+    }
+
+    /// Return a taken message to its original position (by sequence number).
+    fn put_back(&self, st: &mut QueueState, entry: Entry) {
+        if entry.message.is_some() {
+            self.hold(st, entry.size as usize, 1);
+        }
+        let at = st.ready.partition_point(|e| e.seq < entry.seq);
+        st.ready.insert(at, entry);
     }
 
     /// A no-ack delivery was written to its consumer: forget its stored copy. Takes no lock.
@@ -632,11 +637,7 @@ impl Queue {
         if st.deleted {
             return;
         }
-        if entry.message.is_some() {
-            self.hold(&mut st, entry.size as usize, 1);
-        }
-        let at = st.ready.partition_point(|e| e.seq < entry.seq);
-        st.ready.insert(at, entry);
+        self.put_back(&mut st, entry);
         self.dispatch(&mut st);
     }
 

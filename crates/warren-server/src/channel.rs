@@ -501,11 +501,7 @@ impl Channel {
                 );
                 Ok(())
             }
-            other => Err(Exception::command_invalid(format!(
-                "method {}/{} is not valid from a client",
-                other.get_amqp_class_id(),
-                other.get_amqp_method_id()
-            ))),
+            other => Err(not_from_client(other)),
         }
     }
 

@@ -806,7 +806,6 @@ impl Connection {
                         channel.consumer_cancelled(&mut self.ctx, &consumer);
                     }
                 }
-                ConsumerEvent::Kick => {}
             }
         }
         if self.ctx.sink.processed(n) {
