@@ -112,6 +112,22 @@ fn unknown_class_99_closes_connection_with_540_not_implemented() {
 }
 
 #[test]
+fn basic_qos_with_a_prefetch_size_closes_connection_with_540() {
+    // As RabbitMQ 3.10: "NOT_IMPLEMENTED - prefetch_size!=0 (65536)", a connection error.
+    let broker = start_broker();
+    let mut c = open_with_channel(broker.addr());
+    let qos = [0, 1, 0, 0, 0, 10, 0]; // prefetch-size 65536, prefetch-count 10, global false
+    c.send(&frame(1, 1, &method(60, 10, &qos)));
+    let close = expect_connection_close(&mut c, 540);
+    assert_eq!(close_details(&close), (540, 60, 10));
+    assert_eq!(
+        close_text(&close),
+        "NOT_IMPLEMENTED - prefetch_size!=0 (65536)"
+    );
+    assert_broker_still_serves(broker.addr());
+}
+
+#[test]
 fn unparsable_method_arguments_close_connection_with_502() {
     // The issue asks for 502 SYNTAX_ERROR. Note: RabbitMQ 3.10 answers these same bytes
     // with 501 FRAME_ERROR "cannot decode ..." (class/method set).

@@ -99,26 +99,20 @@ async fn invalid_expiration_closes_channel_with_406() {
     let q = declare_queue(&ch).await;
     for bad in ["abc", "-5", "1.5", ""] {
         let ch = conn.create_channel().await.unwrap();
-        ch.basic_publish(
-            "".into(),
-            q.as_str().into(),
-            Default::default(),
-            b"x",
-            expiring(bad),
-        )
-        .await
-        .unwrap();
-        // The channel is closed asynchronously: the next call on it fails with 406.
-        let result = ch
-            .queue_declare(
+        // basic.publish has no reply: the 406 closes the channel asynchronously, and
+        // `then_sync` reports it whether or not lapin saw the close before its next call.
+        let result = then_sync(
+            &conn,
+            &ch,
+            ch.basic_publish(
+                "".into(),
                 q.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await;
+                Default::default(),
+                b"x",
+                expiring(bad),
+            ),
+        )
+        .await;
         assert_eq!(reply_code(result), 406, "expiration {bad:?}");
     }
 }
@@ -146,7 +140,8 @@ async fn unused_queue_with_x_expires_deletes_itself() {
     let (conn, ch) = env.channel().await;
     let q = unique("expires");
     declare_with(&ch, &q, false, args("x-expires", AMQPValue::LongInt(200))).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Not polled: a passive declare counts as use and would renew the lease.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let probe = conn.create_channel().await.unwrap();
     let result = probe
         .queue_declare(

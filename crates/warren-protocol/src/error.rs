@@ -48,6 +48,14 @@ pub enum ProtocolError {
         /// Method id.
         method_id: u16,
     },
+    /// basic.qos with a non-zero prefetch-size: RabbitMQ implements only message-count
+    /// prefetch and closes the connection with 540 NOT_IMPLEMENTED, and so does Warren
+    /// rather than silently ignoring a byte limit the client asked for.
+    #[error("NOT_IMPLEMENTED - prefetch_size!=0 ({size})")]
+    PrefetchSizeNotImplemented {
+        /// The prefetch-size the client sent.
+        size: u32,
+    },
     /// A known method whose arguments do not parse, or whose field table nests deeper
     /// than [`MAX_FIELD_NESTING`](crate::MAX_FIELD_NESTING).
     #[error("SYNTAX_ERROR - cannot parse arguments of method {class_id}/{method_id}")]
@@ -102,7 +110,8 @@ impl ProtocolError {
             ProtocolError::HeartbeatOnChannel { .. } | ProtocolError::UnexpectedFrame { .. } => {
                 reply_code::UNEXPECTED_FRAME
             }
-            ProtocolError::UnknownMethod { .. } => reply_code::NOT_IMPLEMENTED,
+            ProtocolError::UnknownMethod { .. }
+            | ProtocolError::PrefetchSizeNotImplemented { .. } => reply_code::NOT_IMPLEMENTED,
             ProtocolError::Syntax { .. } => reply_code::SYNTAX_ERROR,
             ProtocolError::MessageTooLarge { .. } => reply_code::PRECONDITION_FAILED,
         }
@@ -124,6 +133,7 @@ impl ProtocolError {
                 method_id,
                 ..
             } => (*class_id, *method_id),
+            ProtocolError::PrefetchSizeNotImplemented { .. } => (60, 10),
             _ => (0, 0),
         }
     }

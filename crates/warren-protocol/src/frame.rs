@@ -174,6 +174,14 @@ fn parse_method(payload: &[u8]) -> Result<AMQPClass, ProtocolError> {
             method_id,
         });
     }
+    // amq-protocol parses basic.qos's prefetch-size and drops it; read it here so that a
+    // byte limit is refused (as RabbitMQ does) instead of ignored.
+    if (class_id, method_id) == (60, 10)
+        && let Some(size) = payload.get(4..8)
+        && let size @ 1.. = u32::from_be_bytes([size[0], size[1], size[2], size[3]])
+    {
+        return Err(ProtocolError::PrefetchSizeNotImplemented { size });
+    }
     if nesting::method_too_deep(class_id, method_id, payload) {
         return Err(ProtocolError::Syntax {
             class_id,

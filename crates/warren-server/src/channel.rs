@@ -754,8 +754,8 @@ impl Channel {
                 self.assembler.start(p, 60, 40);
             }
             basic::AMQPMethod::Qos(q) => {
-                // amq-protocol does not expose prefetch-size (RabbitMQ refuses non-zero
-                // values with 540); it is ignored here.
+                // A non-zero prefetch-size never gets here: the frame decoder refuses it
+                // with 540, as RabbitMQ (amq-protocol drops the field when parsing).
                 if q.global {
                     self.credit
                         .global_prefetch

@@ -129,6 +129,24 @@ fn unknown_method_of_a_known_class_is_not_implemented() {
 }
 
 #[test]
+fn basic_qos_with_a_prefetch_size_is_not_implemented() {
+    // basic.qos: prefetch-size 65536, prefetch-count 10, global false.
+    assert_eq!(
+        decode_one(&frame(1, 1, &[0, 60, 0, 10, 0, 1, 0, 0, 0, 10, 0])),
+        Err(ProtocolError::PrefetchSizeNotImplemented { size: 65536 })
+    );
+    assert_eq!(
+        ProtocolError::PrefetchSizeNotImplemented { size: 65536 }.reply_code(),
+        540
+    );
+}
+
+#[test]
+fn basic_qos_with_prefetch_size_zero_decodes() {
+    assert!(decode_one(&frame(1, 1, &[0, 60, 0, 10, 0, 0, 0, 0, 0, 10, 0])).is_ok());
+}
+
+#[test]
 fn known_method_with_truncated_arguments_is_a_syntax_error() {
     // queue.declare: ticket, then a short string claiming 10 bytes with only 2 present.
     assert_eq!(
