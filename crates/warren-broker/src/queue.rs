@@ -127,6 +127,8 @@ struct QueueState {
     /// such bodies from here, as the store cannot return them yet. Trimmed as writes land, so
     /// it holds at most the page-outs of the last commit or two.
     unwritten: VecDeque<Unwritten>,
+    /// When the armed message-expiry timer fires (ms), if one is armed.
+    expiry_timer: Option<u64>,
 }
 
 /// A paged-out body waiting for its store write.
@@ -221,6 +223,67 @@ impl Queue {
         }
     }
 
+    /// Arm the expiry timer for the head message, unless one is armed for that time or
+    /// earlier. The head is the only message that can expire (as RabbitMQ), so one timer
+    /// per queue suffices; when it fires it drops what expired and arms for the new head.
+    fn arm_expiry(self: &Arc<Self>, st: &mut QueueState) {
+        let Some(head) = st.ready.front() else {
+            return;
+        };
+        if head.message.is_some() && head.expires_at != u64::MAX {
+            self.schedule_expiry(st, head.expires_at);
+        }
+    }
+
+    /// Run an expiry check at `at` (ms since the epoch) unless one runs by then already.
+    fn schedule_expiry(self: &Arc<Self>, st: &mut QueueState, at: u64) {
+        if st.deleted || st.expiry_timer.is_some_and(|armed| armed <= at) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime (unit tests of the model): expiry still happens when the queue is
+            // next dispatched, read or counted.
+            return;
+        };
+        st.expiry_timer = Some(at);
+        let queue = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let wait = at.saturating_sub(crate::message::now_ms());
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            if let Some(queue) = queue.upgrade() {
+                queue.expiry_timer_fired(at);
+            }
+        });
+    }
+
+    /// The expiry timer armed for `at` fired: drop expired messages at the head, reading
+    /// paged-out bodies as they come up (their expiry is known only from the body), and
+    /// arm the timer for the new head.
+    fn expiry_timer_fired(self: &Arc<Self>, at: u64) {
+        let mut st = self.state.lock();
+        if st.expiry_timer == Some(at) {
+            st.expiry_timer = None;
+        }
+        if st.deleted {
+            return;
+        }
+        let now = crate::message::now_ms();
+        loop {
+            self.expire_head(&mut st, now);
+            match st.ready.front() {
+                Some(head) if head.message.is_none() => {
+                    self.page_in(&mut st);
+                    if st.ready.front().is_some_and(|e| e.message.is_none()) {
+                        // The body could not be read (logged by page_in).
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.arm_expiry(&mut st);
+    }
+
     /// `x-expires`: milliseconds of disuse after which the queue deletes itself.
     pub fn expires(&self) -> Option<u64> {
         self.expires
@@ -266,8 +329,9 @@ impl Queue {
     }
 
     /// Restore recovered messages (index only; bodies paged in on demand), in order.
-    pub fn recover(&self, index: Vec<(u64, bool)>) {
+    pub fn recover(self: &Arc<Self>, index: Vec<(u64, bool)>) {
         let mut st = self.state.lock();
+        let recovered_any = !index.is_empty();
         for (seq, delivered) in index {
             st.ready.push_back(Entry {
                 seq,
@@ -282,6 +346,11 @@ impl Queue {
                 expires_at: u64::MAX,
             });
             st.next_seq = st.next_seq.max(seq + 1);
+        }
+        // With a queue TTL, messages that expired while the broker was down go now, not
+        // when a client next touches the queue: check the head at once.
+        if recovered_any && self.message_ttl.is_some() {
+            self.schedule_expiry(&mut st, crate::message::now_ms());
         }
     }
 
@@ -384,6 +453,7 @@ impl Queue {
                 back.expires_at = expires_at;
             }
             self.expire_head(&mut st, crate::message::now_ms());
+            self.arm_expiry(&mut st);
         }
         result
     }
@@ -394,6 +464,8 @@ impl Queue {
         let mut now: Option<u64> = None;
         while !st.ready.is_empty() && !st.consumers.is_empty() {
             let Some(index) = self.pick_consumer(st) else {
+                // The head waits for credit: it may expire meanwhile.
+                self.arm_expiry(st);
                 return;
             };
             if st.ready.front().is_some_and(|e| e.message.is_none()) {
@@ -610,6 +682,7 @@ impl Queue {
             self.put_back(&mut st, entry);
         }
         self.dispatch(&mut st);
+        self.arm_expiry(&mut st);
     }
 
     /// Return a taken message to its original position (by sequence number).
@@ -639,6 +712,7 @@ impl Queue {
         }
         self.put_back(&mut st, entry);
         self.dispatch(&mut st);
+        self.arm_expiry(&mut st);
     }
 
     /// basic.get: take the head message. Returns it with the count of messages left.
@@ -667,6 +741,7 @@ impl Queue {
                 st.unacked += 1;
                 self.mark_delivered(&entry);
             }
+            self.arm_expiry(&mut st);
             return Some((entry, st.ready.len() as u32));
         }
     }
