@@ -857,3 +857,121 @@ async fn auto_delete_queue_is_deleted_when_its_consumers_connection_closes() {
         "auto-delete queue outlived its last consumer's connection"
     );
 }
+
+fn one_arg(key: &str, value: AMQPValue) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(key.into(), value);
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclare_with_the_same_number_in_another_integer_type_is_equivalent() {
+    // RabbitMQ compares integer arguments by value across widths: a Java client sending a
+    // long and a Python client sending an int share one queue.
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = unique("int-widths");
+    for value in [
+        AMQPValue::LongInt(60_000),
+        AMQPValue::LongLongInt(60_000),
+        AMQPValue::LongUInt(60_000),
+    ] {
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            one_arg("x-message-ttl", value),
+        )
+        .await
+        .unwrap();
+    }
+    delete_queue(&ch, &q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclare_with_another_value_names_both_values() {
+    let env = Env::start();
+    let conn = env.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = unique("ttl-values");
+    ch.queue_declare(
+        q.as_str().into(),
+        QueueDeclareOptions::default(),
+        one_arg("x-message-ttl", AMQPValue::LongInt(1000)),
+    )
+    .await
+    .unwrap();
+    let result = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            one_arg("x-message-ttl", AMQPValue::LongLongInt(2000)),
+        )
+        .await;
+    let text = error_text(&result);
+    assert_eq!(
+        text,
+        format!(
+            "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{q}' in vhost '/': received '2000' but current is '1000'"
+        )
+    );
+    assert_channel_error(&conn, &ch, result, 406).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_type_given_as_a_byte_array_is_the_same_type() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = unique("qtype-bytes");
+    for value in [
+        AMQPValue::LongString("classic".into()),
+        AMQPValue::ByteArray(b"classic".to_vec().into()),
+    ] {
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            one_arg("x-queue-type", value),
+        )
+        .await
+        .unwrap();
+    }
+    delete_queue(&ch, &q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_queue_type_or_mode_closes_channel_with_406() {
+    let env = Env::start();
+    let conn = env.connect().await;
+    for (key, value, why) in [
+        ("x-queue-type", "foo", "unsupported queue type 'foo'"),
+        ("x-queue-mode", "fast", "unsupported queue mode 'fast'"),
+    ] {
+        let ch = conn.create_channel().await.unwrap();
+        let q = unique("bad-arg");
+        let result = ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions::default(),
+                one_arg(key, AMQPValue::LongString(value.into())),
+            )
+            .await;
+        assert_eq!(
+            error_text(&result),
+            format!(
+                "PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': \"{why}\""
+            )
+        );
+        assert_channel_error(&conn, &ch, result, 406).await;
+    }
+    let (_conn, ch) = env.channel().await;
+    for mode in ["default", "lazy"] {
+        let q = unique("mode");
+        ch.queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions::default(),
+            one_arg("x-queue-mode", AMQPValue::LongString(mode.into())),
+        )
+        .await
+        .unwrap();
+        delete_queue(&ch, &q).await;
+    }
+}

@@ -60,6 +60,7 @@ const NOT_YET: &[&str] = &[
 const QUEUE_TYPE: &str = "x-queue-type";
 const MESSAGE_TTL: &str = "x-message-ttl";
 const EXPIRES: &str = "x-expires";
+const QUEUE_MODE: &str = "x-queue-mode";
 
 /// An AMQP integer of any width.
 fn integer(value: &AMQPValue) -> Option<i64> {
@@ -97,6 +98,7 @@ fn queue_type(args: &FieldTable) -> Option<String> {
         None => Some("classic".into()),
         Some(AMQPValue::LongString(s)) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
         Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        Some(AMQPValue::ByteArray(b)) => Some(String::from_utf8_lossy(b.as_slice()).into_owned()),
         Some(_) => None,
     }
 }
@@ -110,7 +112,12 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
                 "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': queue type '{t}' is not supported by Warren; declare a classic queue"
             )));
         }
-        _ => {
+        Some(other) => {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': \"unsupported queue type '{other}'\""
+            )));
+        }
+        None => {
             let value = args
                 .inner()
                 .get(QUEUE_TYPE)
@@ -118,6 +125,14 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
                 .unwrap_or_default();
             return Err(BrokerError::PreconditionFailed(format!(
                 "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': {value}"
+            )));
+        }
+    }
+    if let Some(mode) = args.inner().get(QUEUE_MODE) {
+        let mode = text(mode);
+        if mode != "default" && mode != "lazy" {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "invalid arg '{QUEUE_MODE}' for queue '{name}' in vhost '{vhost}': \"unsupported queue mode '{mode}'\""
             )));
         }
     }
@@ -173,22 +188,56 @@ pub(crate) fn check_equivalent(
         )));
     }
     for key in KNOWN.iter().filter(|k| **k != QUEUE_TYPE) {
-        let (r, c) = (received.inner().get(*key), current.inner().get(*key));
-        if r != c {
-            let side = |v: Option<&AMQPValue>| v.map(describe).unwrap_or_else(|| "none".into());
-            return Err(BrokerError::PreconditionFailed(format!(
-                "inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': received {} but current is {}",
-                side(r),
-                side(c)
-            )));
+        match (received.inner().get(*key), current.inner().get(*key)) {
+            (None, None) => {}
+            // Both present: equal when of the same type class (every integer width is one
+            // class) and value, as RabbitMQ's `assert_args_equivalence`; otherwise the
+            // short form of the message.
+            (Some(r), Some(c)) => {
+                if !equivalent(r, c) {
+                    return Err(BrokerError::PreconditionFailed(format!(
+                        "inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': received '{}' but current is '{}'",
+                        text(r),
+                        text(c)
+                    )));
+                }
+            }
+            (r, c) => {
+                let side = |v: Option<&AMQPValue>| v.map(describe).unwrap_or_else(|| "none".into());
+                return Err(BrokerError::PreconditionFailed(format!(
+                    "inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': received {} but current is {}",
+                    side(r),
+                    side(c)
+                )));
+            }
         }
     }
     Ok(())
 }
 
+/// RabbitMQ's argument equivalence: integers of any width compare by value, other values
+/// by type and value.
+fn equivalent(a: &AMQPValue, b: &AMQPValue) -> bool {
+    match (integer(a), integer(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
 /// "the value '5' of type 'signedint'", as RabbitMQ words it.
 fn describe(value: &AMQPValue) -> String {
-    let (text, kind) = match value {
+    let (text, kind) = text_and_type(value);
+    format!("the value '{text}' of type '{kind}'")
+}
+
+/// A value as RabbitMQ prints it in an error message.
+fn text(value: &AMQPValue) -> String {
+    text_and_type(value).0
+}
+
+/// A value's text and RabbitMQ's name for its type.
+fn text_and_type(value: &AMQPValue) -> (String, &'static str) {
+    match value {
         AMQPValue::Boolean(b) => (b.to_string(), "bool"),
         AMQPValue::ShortShortInt(v) => (v.to_string(), "byte"),
         AMQPValue::ShortShortUInt(v) => (v.to_string(), "unsignedbyte"),
@@ -205,7 +254,10 @@ fn describe(value: &AMQPValue) -> String {
             "longstr",
         ),
         AMQPValue::Timestamp(v) => (v.to_string(), "timestamp"),
-        other => (format!("{other:?}"), "other"),
-    };
-    format!("the value '{text}' of type '{kind}'")
+        AMQPValue::ByteArray(b) => (String::from_utf8_lossy(b.as_slice()).into_owned(), "binary"),
+        AMQPValue::DecimalValue(d) => (format!("{}e-{}", d.value, d.scale), "decimal"),
+        AMQPValue::FieldTable(_) => ("...".into(), "table"),
+        AMQPValue::FieldArray(_) => ("...".into(), "array"),
+        AMQPValue::Void => (String::new(), "void"),
+    }
 }

@@ -103,6 +103,17 @@ pub fn reply_code<T: std::fmt::Debug>(result: lapin::Result<T>) -> u16 {
     }
 }
 
+/// The reply text (`"CODE_NAME - explanation"`) an operation failed with.
+pub fn error_text<T: std::fmt::Debug>(result: &lapin::Result<T>) -> String {
+    match result {
+        Ok(v) => panic!("expected an AMQP error, got Ok({v:?})"),
+        Err(e) => match e.kind() {
+            lapin::ErrorKind::ProtocolError(amqp) => amqp.get_message().to_string(),
+            other => panic!("expected an AMQP error, got {other:?}"),
+        },
+    }
+}
+
 /// Assert `result` failed with `code` as a channel error: the channel is closed, the
 /// connection still usable.
 pub async fn assert_channel_error<T: std::fmt::Debug>(
