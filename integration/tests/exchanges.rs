@@ -908,3 +908,116 @@ async fn durable_exchanges_and_bindings_survive_a_restart_transient_ones_do_not(
         .await;
     assert_eq!(reply_code(result), 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_exchange_exists_and_is_internal() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    ch.exchange_declare(
+        "amq.rabbitmq.trace".into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions {
+            durable: true,
+            internal: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let q = declare_queue(&ch).await;
+    bind(&ch, &q, "amq.rabbitmq.trace", "#").await;
+    let result = then_sync(
+        &conn,
+        &ch,
+        ch.basic_publish(
+            "amq.rabbitmq.trace".into(),
+            "k".into(),
+            BasicPublishOptions::default(),
+            b"m",
+            lapin::BasicProperties::default(),
+        ),
+    )
+    .await;
+    assert_channel_error(&conn, &ch, result, 403).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_of_predeclared_exchange_names_it_as_a_system_exchange() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let result = ch
+        .exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())
+        .await;
+    assert_eq!(
+        error_text(&result),
+        "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_if_unused_of_an_exchange_that_is_only_a_binding_destination_deletes_it() {
+    // RabbitMQ counts only the bindings whose source is the exchange.
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let (source, destination) = (unique("src"), unique("dst"));
+    declare_exchange(&ch, &source, ExchangeKind::Fanout).await;
+    declare_exchange(&ch, &destination, ExchangeKind::Fanout).await;
+    ch.exchange_bind(
+        destination.as_str().into(),
+        source.as_str().into(),
+        "".into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.exchange_delete(
+        destination.as_str().into(),
+        ExchangeDeleteOptions {
+            if_unused: true,
+            ..ExchangeDeleteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    // The source is unused now: its binding to the deleted exchange went with it.
+    ch.exchange_delete(
+        source.as_str().into(),
+        ExchangeDeleteOptions {
+            if_unused: true,
+            ..ExchangeDeleteOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redeclare_with_different_alternate_exchange_names_both_values() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let x = unique("x");
+    ch.exchange_declare(
+        x.as_str().into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        alternate("ae-1"),
+    )
+    .await
+    .unwrap();
+    let result = ch
+        .exchange_declare(
+            x.as_str().into(),
+            ExchangeKind::Direct,
+            ExchangeDeclareOptions::default(),
+            alternate("ae-2"),
+        )
+        .await;
+    assert_eq!(
+        error_text(&result),
+        format!(
+            "PRECONDITION_FAILED - inequivalent arg 'alternate-exchange' for exchange '{x}' in vhost '/': received 'ae-2' but current is 'ae-1'"
+        )
+    );
+}

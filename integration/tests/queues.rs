@@ -975,3 +975,81 @@ async fn unknown_queue_type_or_mode_closes_channel_with_406() {
         delete_queue(&ch, &q).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_declare_of_an_empty_name_closes_channel_with_404_even_after_a_declare() {
+    // "" is not the last declared queue for a passive declare (RabbitMQ looks for a
+    // queue named "", which cannot exist).
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    declare(&ch, "", QueueDeclareOptions::default())
+        .await
+        .unwrap();
+    let result = declare(&ch, "", passive()).await;
+    assert_eq!(error_text(&result), "NOT_FOUND - no queue '' in vhost '/'");
+    assert_channel_error(&conn, &ch, result, 404).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unbinding_what_is_not_bound_from_another_connections_exclusive_queue_succeeds() {
+    // As RabbitMQ: a binding that does not exist is not looked at further; removing one
+    // that exists is 405 like every other use of the queue.
+    let env = Env::start();
+    let (_owner, owner_ch) = env.channel().await;
+    let q = unique("excl-unbind");
+    declare(&owner_ch, &q, QueueDeclareOptions::exclusive())
+        .await
+        .unwrap();
+    owner_ch
+        .queue_bind(
+            q.as_str().into(),
+            "amq.direct".into(),
+            "k".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let (other, other_ch) = env.channel().await;
+    other_ch
+        .queue_unbind(
+            q.as_str().into(),
+            "amq.direct".into(),
+            "not-bound".into(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let result = other_ch
+        .queue_unbind(
+            q.as_str().into(),
+            "amq.direct".into(),
+            "k".into(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_channel_error(&other, &other_ch, result, 405).await;
+    publish(&owner_ch, "amq.direct", "k", b"still routed").await;
+    assert_eq!(message_count(&owner_ch, &q).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bind_with_missing_exchange_and_queue_names_the_exchange() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let (x, q) = (unique("missing-x"), unique("missing-q"));
+    let result = ch
+        .queue_bind(
+            q.as_str().into(),
+            x.as_str().into(),
+            "k".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(
+        error_text(&result),
+        format!("NOT_FOUND - no exchange '{x}' in vhost '/'")
+    );
+    assert_channel_error(&conn, &ch, result, 404).await;
+}

@@ -188,31 +188,40 @@ pub(crate) fn check_equivalent(
         )));
     }
     for key in KNOWN.iter().filter(|k| **k != QUEUE_TYPE) {
-        match (received.inner().get(*key), current.inner().get(*key)) {
-            (None, None) => {}
-            // Both present: equal when of the same type class (every integer width is one
-            // class) and value, as RabbitMQ's `assert_args_equivalence`; otherwise the
-            // short form of the message.
-            (Some(r), Some(c)) => {
-                if !equivalent(r, c) {
-                    return Err(BrokerError::PreconditionFailed(format!(
-                        "inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': received '{}' but current is '{}'",
-                        text(r),
-                        text(c)
-                    )));
-                }
-            }
-            (r, c) => {
-                let side = |v: Option<&AMQPValue>| v.map(describe).unwrap_or_else(|| "none".into());
-                return Err(BrokerError::PreconditionFailed(format!(
-                    "inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}': received {} but current is {}",
-                    side(r),
-                    side(c)
-                )));
-            }
-        }
+        check_arg_equivalent("queue", name, vhost, key, current, received)?;
     }
     Ok(())
+}
+
+/// RabbitMQ's redeclare check of one argument of a queue or exchange (`what`).
+pub(crate) fn check_arg_equivalent(
+    what: &str,
+    name: &str,
+    vhost: &str,
+    key: &str,
+    current: &FieldTable,
+    received: &FieldTable,
+) -> Result<(), BrokerError> {
+    match (received.inner().get(key), current.inner().get(key)) {
+        (None, None) => Ok(()),
+        // Both present: equal when of the same type class (every integer width is one
+        // class) and value, as RabbitMQ's `assert_args_equivalence`; otherwise the short
+        // form of the message.
+        (Some(r), Some(c)) if equivalent(r, c) => Ok(()),
+        (Some(r), Some(c)) => Err(BrokerError::PreconditionFailed(format!(
+            "inequivalent arg '{key}' for {what} '{name}' in vhost '{vhost}': received '{}' but current is '{}'",
+            text(r),
+            text(c)
+        ))),
+        (r, c) => {
+            let side = |v: Option<&AMQPValue>| v.map(describe).unwrap_or_else(|| "none".into());
+            Err(BrokerError::PreconditionFailed(format!(
+                "inequivalent arg '{key}' for {what} '{name}' in vhost '{vhost}': received {} but current is {}",
+                side(r),
+                side(c)
+            )))
+        }
+    }
 }
 
 /// RabbitMQ's argument equivalence: integers of any width compare by value, other values

@@ -106,20 +106,24 @@ impl VHost {
             memory,
             me: me.clone(),
         });
-        for (name, kind) in [
-            ("", ExchangeKind::Direct),
-            ("amq.direct", ExchangeKind::Direct),
-            ("amq.fanout", ExchangeKind::Fanout),
-            ("amq.topic", ExchangeKind::Topic),
-            ("amq.headers", ExchangeKind::Headers),
-            ("amq.match", ExchangeKind::Headers),
+        // As RabbitMQ's, each vhost has `amq.rabbitmq.trace` (internal, topic): the
+        // firehose tracer's exchange, which gets nothing while tracing is off (RabbitMQ's
+        // default, and the only mode Warren has), but which clients may bind to.
+        for (name, kind, internal) in [
+            ("", ExchangeKind::Direct, false),
+            ("amq.direct", ExchangeKind::Direct, false),
+            ("amq.fanout", ExchangeKind::Fanout, false),
+            ("amq.topic", ExchangeKind::Topic, false),
+            ("amq.headers", ExchangeKind::Headers, false),
+            ("amq.match", ExchangeKind::Headers, false),
+            ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
         ] {
             let spec = ExchangeSpec {
                 name: name.into(),
                 kind: kind.as_str().into(),
                 durable: true,
                 auto_delete: false,
-                internal: false,
+                internal,
                 arguments: FieldTable::default(),
             };
             let exchange = Arc::new(Exchange::new(kind, spec));
@@ -262,44 +266,38 @@ impl VHost {
                 e.internal,
             ));
         }
-        let ae = |t: &FieldTable| t.inner().get("alternate-exchange").cloned();
-        if ae(&e.arguments) != ae(&spec.arguments) {
-            return Err(BrokerError::inequivalent(
-                what,
-                "alternate-exchange",
-                &spec.name,
-                &self.name,
-                format!("{:?}", ae(&spec.arguments)),
-                format!("{:?}", ae(&e.arguments)),
-            ));
-        }
-        Ok(())
+        crate::arguments::check_arg_equivalent(
+            what,
+            &spec.name,
+            &self.name,
+            "alternate-exchange",
+            &e.arguments,
+            &spec.arguments,
+        )
     }
 
     /// exchange.delete.
     pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
-        if name.is_empty() || name.starts_with("amq.") {
+        if name.is_empty() {
+            return Err(BrokerError::AccessRefused(
+                "operation not permitted on the default exchange".into(),
+            ));
+        }
+        if name.starts_with("amq.") {
             return Err(BrokerError::AccessRefused(format!(
-                "operation not permitted on the default exchange{}",
-                if name.is_empty() {
-                    String::new()
-                } else {
-                    format!(" '{name}'")
-                }
+                "deletion of system exchange '{name}' in vhost '{}' not allowed",
+                self.name
             )));
         }
         let Some(exchange) = self.exchange(name) else {
             // RabbitMQ: deleting a missing exchange succeeds.
             return Ok(());
         };
+        // As RabbitMQ, only bindings from the exchange count: one that is merely the
+        // destination of exchange-to-exchange bindings is unused (and those bindings go).
         if if_unused {
             let used_as_source = !exchange.bindings.read().is_empty();
-            let dest = Destination::Exchange(Arc::clone(&exchange.name));
-            let used_as_destination = self
-                .exchanges
-                .iter()
-                .any(|e| e.bindings.read().has_destination(&dest));
-            if used_as_source || used_as_destination {
+            if used_as_source {
                 return Err(BrokerError::PreconditionFailed(format!(
                     "exchange '{name}' in vhost '{}' in use",
                     self.name
@@ -421,7 +419,7 @@ impl VHost {
         arguments: &FieldTable,
         connection: ConnectionId,
     ) -> Result<(), BrokerError> {
-        let (exchange, dest) = self.check_binding(source, dest, connection)?;
+        let (exchange, dest) = self.check_binding(source, dest, Some(connection))?;
         exchange
             .kind
             .validate_binding(arguments)
@@ -452,7 +450,9 @@ impl VHost {
     }
 
     /// queue.unbind / exchange.unbind. Unbinding what was never bound succeeds, as in
-    /// RabbitMQ, even when the exchange or the destination does not exist.
+    /// RabbitMQ, even when the exchange or the destination does not exist, or the queue is
+    /// another connection's exclusive queue; removing an existing binding of such a queue
+    /// is refused with 405.
     pub fn unbind(
         &self,
         source: &str,
@@ -461,11 +461,21 @@ impl VHost {
         arguments: &FieldTable,
         connection: ConnectionId,
     ) -> Result<(), BrokerError> {
-        let (exchange, dest) = match self.check_binding(source, dest, connection) {
+        let (exchange, dest) = match self.check_binding(source, dest, None) {
             Ok(found) => found,
             Err(BrokerError::NotFound(_)) => return Ok(()),
             Err(e) => return Err(e),
         };
+        if let Destination::Queue(queue) = &dest {
+            let bound = exchange
+                .bindings
+                .read()
+                .bindings_to(&dest)
+                .any(|(key, args)| key == routing_key && args == arguments);
+            if bound {
+                self.queue(queue, connection)?;
+            }
+        }
         let removed = exchange
             .bindings
             .write()
@@ -479,11 +489,14 @@ impl VHost {
         Ok(())
     }
 
+    /// The source exchange and the destination of a binding (404 for a missing one, the
+    /// source reported first as RabbitMQ does). With `connection`, a destination queue
+    /// must not be another connection's exclusive queue (405).
     fn check_binding(
         &self,
         source: &str,
         dest: Dest,
-        connection: ConnectionId,
+        connection: Option<ConnectionId>,
     ) -> Result<(Arc<Exchange>, Dest), BrokerError> {
         let dest_is_default = matches!(&dest, Destination::Exchange(e) if e.is_empty());
         if source.is_empty() || dest_is_default {
@@ -491,9 +504,19 @@ impl VHost {
                 "operation not permitted on the default exchange".into(),
             ));
         }
+        let exchange = self
+            .exchange(source)
+            .ok_or_else(|| BrokerError::no_exchange(&self.name, source))?;
         let dest = match dest {
             Destination::Queue(q) => {
-                let queue = self.queue(&q, connection)?;
+                let queue = match connection {
+                    Some(connection) => self.queue(&q, connection)?,
+                    None => self
+                        .queues
+                        .get(q.as_ref())
+                        .map(|q| Arc::clone(q.value()))
+                        .ok_or_else(|| BrokerError::no_queue(&self.name, &q))?,
+                };
                 Destination::Queue(Arc::clone(queue.name()))
             }
             Destination::Exchange(e) => {
@@ -503,9 +526,6 @@ impl VHost {
                 Destination::Exchange(Arc::clone(&exchange.name))
             }
         };
-        let exchange = self
-            .exchange(source)
-            .ok_or_else(|| BrokerError::no_exchange(&self.name, source))?;
         Ok((exchange, dest))
     }
 
