@@ -352,6 +352,33 @@ async fn publish_with_foreign_user_id_closes_channel_with_406() {
 
 // ---------------------------------------------------------------- byte for byte
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_with_an_unknown_delivery_mode_closes_channel_with_406() {
+    let env = Env::start();
+    let conn = env.connect().await;
+    let q = declare_queue(&conn.create_channel().await.unwrap()).await;
+    for mode in [0u8, 3, 255] {
+        let ch = conn.create_channel().await.unwrap();
+        let result = then_sync(
+            &conn,
+            &ch,
+            ch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                b"m",
+                BasicProperties::default().with_delivery_mode(mode),
+            ),
+        )
+        .await;
+        assert_eq!(
+            error_text(&result),
+            format!("PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}")
+        );
+        assert_channel_error(&conn, &ch, result, 406).await;
+    }
+}
+
 fn sstr(out: &mut Vec<u8>, s: &str) {
     out.push(s.len() as u8);
     out.extend_from_slice(s.as_bytes());

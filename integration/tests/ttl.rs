@@ -195,3 +195,16 @@ async fn persistent_message_ttl_counts_from_the_original_publish_across_a_restar
     let (_conn, ch) = env.channel().await;
     assert_eq!(drain(&ch, &q).await, bodies(&["kept"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiration_with_a_sign_is_accepted_as_rabbitmq_does() {
+    // RabbitMQ parses `expiration` with string:to_integer: "+100" is 100 ms, "-0" is 0.
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    publish_with(&ch, "", &q, b"plus", expiring("+100")).await;
+    publish_with(&ch, "", &q, b"minus zero", expiring("-0")).await;
+    publish(&ch, "", &q, b"kept").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(drain(&ch, &q).await, bodies(&["kept"]));
+}

@@ -49,21 +49,46 @@ impl Message {
         self.properties.headers().as_ref()
     }
 
-    /// The per-message TTL from the `expiration` property, in milliseconds. RabbitMQ
-    /// accepts only a non-negative integer in decimal; anything else is a 406.
+    /// Check what RabbitMQ checks of a published message's properties: a valid
+    /// `expiration` and a delivery-mode of 1 or 2 when one is set (406 otherwise).
+    pub fn check(&self) -> Result<(), BrokerError> {
+        self.expiration_ms()?;
+        match *self.properties.delivery_mode() {
+            None | Some(1 | 2) => Ok(()),
+            Some(mode) => Err(BrokerError::PreconditionFailed(format!(
+                "invalid message: {{delivery_mode_unknown,{mode}}}"
+            ))),
+        }
+    }
+
+    /// The per-message TTL from the `expiration` property, in milliseconds. As RabbitMQ
+    /// (`string:to_integer`), an integer in decimal with an optional sign; a negative
+    /// one, or anything else, is a 406.
     pub fn expiration_ms(&self) -> Result<Option<u64>, BrokerError> {
         let Some(expiration) = self.properties.expiration() else {
             return Ok(None);
         };
         let text = expiration.as_str();
-        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BrokerError::PreconditionFailed(format!(
+        let invalid = || {
+            BrokerError::PreconditionFailed(format!(
                 "invalid expiration '{text}': not a non-negative integer number of milliseconds"
-            )));
+            ))
+        };
+        let (negative, digits) = match text.as_bytes().first() {
+            Some(b'+') => (false, &text[1..]),
+            Some(b'-') => (true, &text[1..]),
+            _ => (false, text),
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid());
         }
-        text.parse::<u64>().map(Some).map_err(|_| {
+        let value = digits.parse::<u64>().map_err(|_| {
             BrokerError::PreconditionFailed(format!("invalid expiration '{text}': too large"))
-        })
+        })?;
+        if negative && value != 0 {
+            return Err(invalid());
+        }
+        Ok(Some(value))
     }
 
     /// Bytes of memory this message accounts for (body and properties).
