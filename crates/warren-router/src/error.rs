@@ -8,17 +8,19 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BindingError {
     /// `x-match` is a string, but not one of the four known modes.
-    #[error("invalid x-match field value {value:?}; expected all, any, all-with-x, or any-with-x")]
+    #[error(
+        "Invalid x-match field value <<\"{value}\">>; expected all, any, all-with-x, or any-with-x"
+    )]
     InvalidXMatchValue {
         /// The value received, lossily decoded as UTF-8.
         value: String,
     },
     /// `x-match` is not a string at all.
-    #[error("invalid x-match field type {amqp_type} (value {value}); expected longstr")]
+    #[error("Invalid x-match field type {amqp_type} (value {value}); expected longstr")]
     InvalidXMatchType {
-        /// The AMQP type of the value received.
+        /// The AMQP type of the value received, as RabbitMQ names it (`signedint`, ...).
         amqp_type: String,
-        /// The value received, in debug form.
+        /// The value received, as text.
         value: String,
     },
 }

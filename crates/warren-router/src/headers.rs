@@ -90,11 +90,40 @@ pub fn validate(arguments: &FieldTable) -> Result<(), BindingError> {
         Some(bytes) => Err(BindingError::InvalidXMatchValue {
             value: String::from_utf8_lossy(bytes).into_owned(),
         }),
-        None => Err(BindingError::InvalidXMatchType {
-            amqp_type: value.get_type().to_string(),
-            value: format!("{value:?}"),
-        }),
+        None => {
+            let (amqp_type, value) = rabbit_type_and_text(value);
+            Err(BindingError::InvalidXMatchType { amqp_type, value })
+        }
     }
+}
+
+/// RabbitMQ's name for a value's type and the value as it prints it, for error texts.
+fn rabbit_type_and_text(value: &AMQPValue) -> (String, String) {
+    use AMQPValue as V;
+    let (kind, text) = match value {
+        V::Boolean(b) => ("bool", b.to_string()),
+        V::ShortShortInt(i) => ("byte", i.to_string()),
+        V::ShortShortUInt(i) => ("unsignedbyte", i.to_string()),
+        V::ShortInt(i) => ("short", i.to_string()),
+        V::ShortUInt(i) => ("unsignedshort", i.to_string()),
+        V::LongInt(i) => ("signedint", i.to_string()),
+        V::LongUInt(i) => ("unsignedint", i.to_string()),
+        V::LongLongInt(i) => ("long", i.to_string()),
+        V::Timestamp(t) => ("timestamp", t.to_string()),
+        V::Float(f) => ("float", format!("{f:?}")),
+        V::Double(f) => ("double", format!("{f:?}")),
+        V::DecimalValue(d) => ("decimal", format!("{{{},{}}}", d.scale, d.value)),
+        V::ShortString(s) => ("shortstr", s.as_str().to_owned()),
+        V::LongString(s) => (
+            "longstr",
+            String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        ),
+        V::ByteArray(b) => ("binary", String::from_utf8_lossy(b.as_slice()).into_owned()),
+        V::FieldArray(_) => ("array", "[...]".to_owned()),
+        V::FieldTable(_) => ("table", "[...]".to_owned()),
+        V::Void => ("void", "undefined".to_owned()),
+    };
+    (kind.to_owned(), text)
 }
 
 /// The bytes of a string-like value. Short strings never come off the wire (amq-protocol

@@ -273,6 +273,13 @@ fn unknown_x_match_routes_as_all_but_fails_validation() {
             value: "most".into()
         })
     );
+    assert_eq!(
+        BindingError::InvalidXMatchValue {
+            value: "most".into()
+        }
+        .to_string(),
+        "Invalid x-match field value <<\"most\">>; expected all, any, all-with-x, or any-with-x"
+    );
 }
 
 #[test]
@@ -296,6 +303,14 @@ fn validation_rejects_non_string_x_match() {
         ExchangeKind::Headers.validate_binding(&args),
         Err(BindingError::InvalidXMatchType { .. })
     ));
+    // RabbitMQ's words, no Rust debug output.
+    let int = table(&[("x-match", AMQPValue::LongInt(1))]);
+    assert_eq!(
+        ExchangeKind::Headers
+            .validate_binding(&int)
+            .map_err(|e| e.to_string()),
+        Err("Invalid x-match field type signedint (value 1); expected longstr".to_owned())
+    );
     // Other kinds have no argument rules.
     assert_eq!(ExchangeKind::Topic.validate_binding(&args), Ok(()));
 }
