@@ -439,3 +439,109 @@ async fn headers_exchange_routes_through_amq_match() {
     assert_eq!(drain(&ch, &q).await, bodies(&["m"]));
     delete_queue(&ch, &q).await;
 }
+
+// ---------------------------------------------------------------- CC and BCC
+
+fn routes(keys: &[&str]) -> AMQPValue {
+    AMQPValue::FieldArray(
+        keys.iter()
+            .map(|k| AMQPValue::LongString((*k).into()))
+            .collect::<Vec<_>>()
+            .into(),
+    )
+}
+
+/// basic.get one message with acks off; its headers.
+async fn get_headers(ch: &Channel, q: &str) -> Option<FieldTable> {
+    ch.basic_get(q.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .map(|m| m.delivery.properties.headers().clone().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cc_and_bcc_headers_add_routing_keys_and_bcc_is_removed() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let (q1, q2, q3) = (
+        declare_queue(&ch).await,
+        declare_queue(&ch).await,
+        declare_queue(&ch).await,
+    );
+    let mut headers = FieldTable::default();
+    // q2 named twice: still one copy.
+    headers.insert("CC".into(), routes(&[&q2, &q2]));
+    headers.insert("BCC".into(), routes(&[&q3]));
+    headers.insert("x".into(), AMQPValue::LongInt(1));
+    publish_with(
+        &ch,
+        "",
+        &q1,
+        b"m",
+        BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    for q in [&q1, &q2, &q3] {
+        let got = get_headers(&ch, q).await.expect("a copy in each queue");
+        assert!(got.inner().contains_key("CC"), "CC stays");
+        assert!(!got.inner().contains_key("BCC"), "BCC is removed");
+        assert_eq!(got.inner().get("x"), Some(&AMQPValue::LongInt(1)));
+        assert!(get_headers(&ch, q).await.is_none(), "one copy only");
+    }
+    // Through an exchange: each CC key is routed like the routing key.
+    let bound = declare_queue(&ch).await;
+    ch.queue_bind(
+        bound.as_str().into(),
+        "amq.direct".into(),
+        "cc-key".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut headers = FieldTable::default();
+    headers.insert("CC".into(), routes(&["cc-key"]));
+    publish_with(
+        &ch,
+        "amq.direct",
+        "no-such-key",
+        b"m",
+        BasicProperties::default().with_headers(headers),
+    )
+    .await;
+    assert!(get_headers(&ch, &bound).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cc_that_is_not_an_array_closes_channel_with_406() {
+    let env = Env::start();
+    let conn = env.connect().await;
+    let q = declare_queue(&conn.create_channel().await.unwrap()).await;
+    for (value, kind) in [
+        (AMQPValue::LongString("q".into()), "longstr"),
+        (AMQPValue::LongInt(5), "signedint"),
+    ] {
+        let ch = conn.create_channel().await.unwrap();
+        let mut headers = FieldTable::default();
+        headers.insert("CC".into(), value);
+        let result = then_sync(
+            &conn,
+            &ch,
+            ch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions::default(),
+                b"m",
+                BasicProperties::default().with_headers(headers),
+            ),
+        )
+        .await;
+        assert_eq!(
+            error_text(&result),
+            format!(
+                "PRECONDITION_FAILED - invalid message: {{unacceptable_type_in_header,\"CC\",{kind}}}"
+            )
+        );
+        assert_channel_error(&conn, &ch, result, 406).await;
+    }
+}

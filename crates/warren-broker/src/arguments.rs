@@ -244,6 +244,11 @@ fn text(value: &AMQPValue) -> String {
     text_and_type(value).0
 }
 
+/// RabbitMQ's name for a value's type (`longstr`, `signedint`, ...).
+pub(crate) fn type_name(value: &AMQPValue) -> &'static str {
+    text_and_type(value).1
+}
+
 /// A value's text and RabbitMQ's name for its type.
 fn text_and_type(value: &AMQPValue) -> (String, &'static str) {
     match value {

@@ -707,45 +707,62 @@ impl VHost {
 
     // ---------------------------------------------------------------- routing
 
-    /// Route a publish: the queues it reaches, each once. Fails with 404 for a missing
-    /// exchange and 403 for an internal one.
+    /// Route a publish: the queues it reaches, each once. `extra_keys` are the routing
+    /// keys of its `CC` / `BCC` headers (see `sender_selected`), routed like the routing
+    /// key. Fails with 404 for a missing exchange and 403 for an internal one.
     pub fn route(
         &self,
         exchange: &str,
         message: &Message,
+        extra_keys: &[String],
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), BrokerError> {
+        let start = out.len();
         if exchange.is_empty() {
             // The default exchange: one lookup, straight to the queue.
             if let Some(q) = self.queues.get(message.routing_key.as_str()) {
                 out.push(Arc::clone(q.value()));
             }
-            return Ok(());
+            for key in extra_keys {
+                if let Some(q) = self.queues.get(key.as_str()) {
+                    out.push(Arc::clone(q.value()));
+                }
+            }
+        } else {
+            let source = self
+                .exchanges
+                .get(exchange)
+                .map(|e| Arc::clone(e.value()))
+                .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
+            if source.spec.internal {
+                return Err(BrokerError::AccessRefused(format!(
+                    "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                    self.name
+                )));
+            }
+            let mut names: Vec<Arc<str>> = Vec::new();
+            for key in std::iter::once(message.routing_key.as_str())
+                .chain(extra_keys.iter().map(String::as_str))
+            {
+                warren_router::route(self, &source.name, key, message.headers(), &mut names);
+            }
+            out.extend(
+                names
+                    .iter()
+                    .filter_map(|n| self.queues.get(n).map(|q| Arc::clone(q.value()))),
+            );
         }
-        let source = self
-            .exchanges
-            .get(exchange)
-            .map(|e| Arc::clone(e.value()))
-            .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
-        if source.spec.internal {
-            return Err(BrokerError::AccessRefused(format!(
-                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
-                self.name
-            )));
+        // Several routing keys can reach one queue: it gets the message once.
+        if !extra_keys.is_empty() {
+            let mut i = start;
+            while i < out.len() {
+                if out[start..i].iter().any(|q| Arc::ptr_eq(q, &out[i])) {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
         }
-        let mut names: Vec<Arc<str>> = Vec::new();
-        warren_router::route(
-            self,
-            &source.name,
-            message.routing_key.as_str(),
-            message.headers(),
-            &mut names,
-        );
-        out.extend(
-            names
-                .iter()
-                .filter_map(|n| self.queues.get(n).map(|q| Arc::clone(q.value()))),
-        );
         Ok(())
     }
 

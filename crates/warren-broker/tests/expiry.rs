@@ -32,7 +32,7 @@ fn message(queue: &str, properties: BasicProperties) -> Arc<Message> {
 fn publish(broker: &Broker, queue: &str, message: &Arc<Message>) {
     let vhost = broker.vhost("/").unwrap();
     let mut queues = Vec::new();
-    vhost.route("", message, &mut queues).unwrap();
+    vhost.route("", message, &[], &mut queues).unwrap();
     assert_eq!(queues.len(), 1, "routed to {queue}");
     let mut encoded = None;
     queues[0].publish(message, &mut encoded);
