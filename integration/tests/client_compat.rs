@@ -215,3 +215,19 @@ fn server_properties_carry_a_cluster_name() {
     let name = std::str::from_utf8(&start.payload[len_at + 4..len_at + 4 + len]).unwrap();
     assert!(name.starts_with("warren@") && name.len() > 7, "{name}");
 }
+
+/// The capabilities table advertises `consumer_priorities`, as RabbitMQ's does: Warren
+/// honours the `x-priority` consumer argument.
+#[test]
+fn server_properties_advertise_consumer_priorities() {
+    let broker = TestBroker::start();
+    let mut client = RawClient::connect(broker.addr());
+    client.send(b"AMQP\x00\x00\x09\x01");
+    let start = client.read_frame().expect("connection.start");
+    assert_eq!(start.class_method(), Some((10, 10)));
+    let entry = b"\x13consumer_prioritiest\x01";
+    assert!(
+        start.payload.windows(entry.len()).any(|w| w == entry),
+        "consumer_priorities=true missing from the capabilities"
+    );
+}

@@ -1,5 +1,6 @@
 //! basic.consume / cancel / get / qos: tags, exclusivity, no-ack, round-robin, prefetch
-//! per consumer and per channel, and what closing a channel or connection gives back.
+//! per consumer and per channel, consumer priorities (`x-priority`) and argument checks, and
+//! what closing a channel or connection gives back.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,7 @@ use std::time::Duration;
 use core_support::*;
 use futures::StreamExt;
 use lapin::options::*;
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
 async fn consume_tagged(ch: &Channel, queue: &str, tag: &str) -> lapin::Result<Consumer> {
@@ -472,4 +473,186 @@ async fn prefetch_does_not_limit_no_ack_consumers() {
     for i in 0..5 {
         assert_eq!(next(&mut c).await.data, format!("m{i}").as_bytes());
     }
+}
+
+/// basic.consume with `arguments` (e.g. `x-priority`), acks on, tag chosen by the server.
+async fn consume_with(
+    ch: &Channel,
+    queue: &str,
+    arguments: &[(&str, AMQPValue)],
+) -> lapin::Result<Consumer> {
+    let mut table = FieldTable::default();
+    for (key, value) in arguments {
+        table.insert((*key).into(), value.clone());
+    }
+    ch.basic_consume(
+        queue.into(),
+        "".into(),
+        BasicConsumeOptions::default(),
+        table,
+    )
+    .await
+}
+
+async fn body(consumer: &mut Consumer) -> String {
+    String::from_utf8(next(consumer).await.data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_with_higher_priority_gets_all_messages_while_it_has_credit() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    let consumer_ch = env.connect().await.create_channel().await.unwrap();
+    // The low one subscribes first: priority, not order, decides.
+    let mut low = consume_with(&consumer_ch, &q, &[]).await.unwrap();
+    let mut high = consume_with(&consumer_ch, &q, &[("x-priority", AMQPValue::LongInt(10))])
+        .await
+        .unwrap();
+    publish_n(&ch, &q, 10).await;
+    for i in 0..10 {
+        assert_eq!(body(&mut high).await, format!("m{i}"));
+    }
+    assert_no_delivery(&mut low, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lower_priority_consumer_gets_messages_when_higher_is_blocked_by_prefetch() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    let consumer_ch = env.connect().await.create_channel().await.unwrap();
+    consumer_ch
+        .basic_qos(2, BasicQosOptions { global: false })
+        .await
+        .unwrap();
+    let mut high = consume_with(&consumer_ch, &q, &[("x-priority", AMQPValue::ShortInt(5))])
+        .await
+        .unwrap();
+    let mut low = consume_with(
+        &consumer_ch,
+        &q,
+        &[("x-priority", AMQPValue::ShortShortInt(-1))],
+    )
+    .await
+    .unwrap();
+    publish_n(&ch, &q, 5).await;
+    let h0 = next(&mut high).await;
+    assert_eq!(h0.data, b"m0");
+    assert_eq!(body(&mut high).await, "m1");
+    // The high one is at its prefetch: the low one takes the overflow, up to its own.
+    assert_eq!(body(&mut low).await, "m2");
+    assert_eq!(body(&mut low).await, "m3");
+    assert_count(&ch, &q, 1).await;
+    // Credit back on the high one: the rest goes there, not to the low one.
+    consumer_ch
+        .basic_ack(h0.delivery_tag, BasicAckOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(body(&mut high).await, "m4");
+    assert_no_delivery(&mut low, 200).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn equal_priority_consumers_share_round_robin() {
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    let consumer_conn = env.connect().await;
+    let low_ch = consumer_conn.create_channel().await.unwrap();
+    let mut low = consume_with(&low_ch, &q, &[]).await.unwrap();
+    let mut consumers = Vec::new();
+    for _ in 0..3 {
+        let c_ch = consumer_conn.create_channel().await.unwrap();
+        let priority = AMQPValue::LongLongInt(7);
+        consumers.push(
+            consume_with(&c_ch, &q, &[("x-priority", priority)])
+                .await
+                .unwrap(),
+        );
+    }
+    publish_n(&ch, &q, 9).await;
+    for (i, c) in consumers.iter_mut().enumerate() {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(body(c).await);
+        }
+        let expected: Vec<String> = (0..3).map(|k| format!("m{}", i + 3 * k)).collect();
+        assert_eq!(got, expected, "consumer {i}");
+        assert_no_delivery(c, 100).await;
+    }
+    assert_no_delivery(&mut low, 100).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_integer_x_priority_closes_channel_with_406() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    let result = consume_with(
+        &ch,
+        &q,
+        &[("x-priority", AMQPValue::LongString("high".into()))],
+    )
+    .await
+    .map(drop);
+    assert_eq!(
+        error_text(&result),
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{q}' in vhost '/': \"expected integer, got longstr\""
+        )
+    );
+    assert_channel_error(&conn, &ch, result, 406).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_offset_on_a_classic_queue_closes_channel_with_406() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    let result = consume_with(
+        &ch,
+        &q,
+        &[("x-stream-offset", AMQPValue::LongString("first".into()))],
+    )
+    .await
+    .map(drop);
+    assert_eq!(
+        error_text(&result),
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-stream-offset' for queue '{q}' in vhost '/' of queue type rabbit_classic_queue"
+        )
+    );
+    assert_channel_error(&conn, &ch, result, 406).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_on_ha_failover_must_be_a_boolean_and_unknown_arguments_are_ignored() {
+    let env = Env::start();
+    let (conn, ch) = env.channel().await;
+    let q = declare_queue(&ch).await;
+    consume_with(
+        &ch,
+        &q,
+        &[
+            ("x-cancel-on-ha-failover", AMQPValue::Boolean(true)),
+            ("x-no-such-argument", AMQPValue::LongString("x".into())),
+        ],
+    )
+    .await
+    .unwrap();
+    let result = consume_with(
+        &ch,
+        &q,
+        &[("x-cancel-on-ha-failover", AMQPValue::LongInt(1))],
+    )
+    .await
+    .map(drop);
+    assert_eq!(
+        error_text(&result),
+        format!(
+            "PRECONDITION_FAILED - invalid arg 'x-cancel-on-ha-failover' for queue '{q}' in vhost '/': {{unacceptable_type,signedint}}"
+        )
+    );
+    assert_channel_error(&conn, &ch, result, 406).await;
 }

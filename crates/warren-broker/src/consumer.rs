@@ -120,6 +120,8 @@ pub struct Consumer {
     pub exclusive: bool,
     /// Per-consumer prefetch (basic.qos global=false at consume time; 0 = unlimited).
     pub prefetch: u32,
+    /// `x-priority`: a queue serves its highest-priority consumers with credit first.
+    pub priority: i64,
     in_flight: AtomicU32,
     /// Set once the consumer is cancelled (by the client, its channel closing, or its
     /// queue going away): deliveries still on their way to it are returned to the queue.
@@ -140,6 +142,7 @@ impl Consumer {
         no_ack: bool,
         exclusive: bool,
         prefetch: u32,
+        priority: i64,
         credit: Arc<ChannelCredit>,
         sink: Arc<ConnectionSink>,
     ) -> Self {
@@ -150,6 +153,7 @@ impl Consumer {
             no_ack,
             exclusive,
             prefetch,
+            priority,
             in_flight: AtomicU32::new(0),
             cancelled: AtomicBool::new(false),
             credit,

@@ -5,7 +5,7 @@
 //! [`Queue::dispatch`] if deliveries may have become possible, and releases it; nothing
 //! awaits while holding it. Dispatch hands messages to consumers round-robin, each only
 //! while it has credit (see `consumer.rs`), by sending events to the consumers'
-//! connections.
+//! connections; with `x-priority` consumers, to the highest-priority ones with credit.
 //!
 //! Messages are kept in publish order as [`Entry`]s with a per-queue sequence number; a
 //! requeued message goes back to its original position (found by sequence number) with
@@ -503,14 +503,41 @@ impl Queue {
         }
     }
 
+    /// The consumer the head goes to. `consumers` is sorted by `x-priority`, highest first;
+    /// when all share one priority (the common case) this is a plain round-robin.
     fn pick_consumer(&self, st: &mut QueueState) -> Option<usize> {
         let n = st.consumers.len();
+        if n > 1 && st.consumers[0].priority != st.consumers[n - 1].priority {
+            return Self::pick_by_priority(st);
+        }
         for i in 0..n {
             let index = (st.next_consumer + i) % n;
             if st.consumers[index].has_credit() {
                 st.next_consumer = (index + 1) % n;
                 return Some(index);
             }
+        }
+        None
+    }
+
+    /// Mixed priorities, as RabbitMQ: the first consumer with credit in the highest group
+    /// that has one. Each group is kept in service order: the chosen consumer moves to the
+    /// back of its group, so equal-priority consumers take turns (no allocation).
+    fn pick_by_priority(st: &mut QueueState) -> Option<usize> {
+        let consumers = &mut st.consumers;
+        let n = consumers.len();
+        let mut start = 0;
+        while start < n {
+            let priority = consumers[start].priority;
+            let end = consumers[start..]
+                .iter()
+                .position(|c| c.priority != priority)
+                .map_or(n, |len| start + len);
+            if let Some(offset) = consumers[start..end].iter().position(|c| c.has_credit()) {
+                consumers[start + offset..end].rotate_left(1);
+                return Some(end - 1);
+            }
+            start = end;
         }
         None
     }
@@ -630,7 +657,11 @@ impl Queue {
                 self.spec.name, self.vhost
             )));
         }
-        st.consumers.push(consumer);
+        // After the consumers of the same or higher priority: at the end when all are equal.
+        let at = st
+            .consumers
+            .partition_point(|c| c.priority >= consumer.priority);
+        st.consumers.insert(at, consumer);
         st.had_consumer = true;
         st.last_used = crate::message::now_ms();
         self.dispatch(&mut st);
