@@ -128,6 +128,24 @@ fn basic_qos_with_a_prefetch_size_closes_connection_with_540() {
 }
 
 #[test]
+fn a_channel_method_on_channel_0_closes_connection_with_504() {
+    // As RabbitMQ 3.10: "CHANNEL_ERROR - unexpected method in connection state running".
+    let broker = start_broker();
+    let qos = [0, 0, 0, 0, 0, 10, 0];
+    for (class_id, method_id, args) in [(20u16, 10u16, &[0u8][..]), (60, 10, &qos[..])] {
+        let mut c = open_with_channel(broker.addr());
+        c.send(&frame(1, 0, &method(class_id, method_id, args)));
+        let close = expect_connection_close(&mut c, 504);
+        assert_eq!(close_details(&close), (504, class_id, method_id));
+        assert_eq!(
+            close_text(&close),
+            "CHANNEL_ERROR - unexpected method in connection state running"
+        );
+    }
+    assert_broker_still_serves(broker.addr());
+}
+
+#[test]
 fn unparsable_method_arguments_close_connection_with_502() {
     // The issue asks for 502 SYNTAX_ERROR. Note: RabbitMQ 3.10 answers these same bytes
     // with 501 FRAME_ERROR "cannot decode ..." (class/method set).

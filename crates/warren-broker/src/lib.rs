@@ -16,23 +16,28 @@
 //! - `exchange.rs`: [`Exchange`] and its binding table.
 //! - `queue.rs`: [`Queue`], ordered entries, dispatch, paging.
 //! - `consumer.rs`: [`Consumer`], credit and the connection sink.
+//! - `consumer_args.rs`: [`ConsumerArgs`], basic.consume arguments (`x-priority`).
 //! - `message.rs`: [`Message`] and its stored form.
+//! - `sender_selected.rs`: the `CC` / `BCC` headers (extra routing keys).
 //! - `error.rs`: [`BrokerError`].
 
 mod arguments;
 mod broker;
 mod consumer;
+mod consumer_args;
 mod error;
 mod exchange;
 mod memory;
 mod message;
 mod queue;
+pub mod sender_selected;
 mod vhost;
 
 pub use broker::{AuthError, Broker, BrokerConfig};
 pub use consumer::{
     ChannelCredit, ConnectionId, ConnectionSink, Consumer, ConsumerEvent, SINK_HIGH_WATER,
 };
+pub use consumer_args::ConsumerArgs;
 pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};

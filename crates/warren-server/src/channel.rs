@@ -13,8 +13,8 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use tracing::debug;
 use warren_broker::{
-    ChannelCredit, Consumer, Destination, Durability, Entry, ExchangeSpec, Message, Queue,
-    QueueDeclare, Ticket, TicketStatus, VHost,
+    ChannelCredit, Consumer, ConsumerArgs, Destination, Durability, Entry, ExchangeSpec, Message,
+    Queue, QueueDeclare, Ticket, TicketStatus, VHost, sender_selected,
 };
 use warren_protocol::{
     AMQPClass, Content, ContentAssembler, ContentEvent, ContentHeader, ProtocolError, ShortString,
@@ -288,18 +288,36 @@ impl Channel {
             header,
             body,
         } = content;
+        // CC / BCC: extra routing keys; BCC is removed before anyone sees the message.
+        let extra_keys = sender_selected::extra_routing_keys(&header.properties)?;
+        let (properties, raw_properties) = match sender_selected::without_bcc(&header.properties) {
+            None => (header.properties, header.raw_properties),
+            Some(properties) => {
+                let raw = encode::properties(&properties).map_err(|e| {
+                    Exception::new(
+                        541,
+                        format!("INTERNAL_ERROR - cannot encode properties: {e}"),
+                    )
+                })?;
+                (properties, raw)
+            }
+        };
         let message = Arc::new(Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
-            properties: header.properties,
-            raw_properties: header.raw_properties,
+            properties,
+            raw_properties,
             body,
             timestamp_ms: warren_broker::now_ms(),
         });
-        message.expiration_ms()?;
+        message.check()?;
         self.routed.clear();
-        ctx.vhost
-            .route(message.exchange.as_str(), &message, &mut self.routed)?;
+        ctx.vhost.route(
+            message.exchange.as_str(),
+            &message,
+            &extra_keys,
+            &mut self.routed,
+        )?;
         if self.routed.is_empty() {
             if publish.mandatory {
                 ctx.send(
@@ -632,10 +650,13 @@ impl Channel {
     ) -> Result<(), Exception> {
         match m {
             queue::AMQPMethod::Declare(d) => {
+                // "" names a new server-named queue; a passive declare of "" looks for a
+                // queue named "" (there is none: 404), as RabbitMQ, rather than the last
+                // declared queue.
                 let name = if d.queue.as_str().is_empty() && !d.passive {
                     VHost::generate_queue_name()
                 } else {
-                    self.queue_name(&d.queue)?
+                    d.queue.as_str().to_owned()
                 };
                 // amq.* names are the server's (amq.gen-*): as RabbitMQ, a client may not
                 // declare one actively, even an existing server-named queue by its name.
@@ -782,6 +803,7 @@ impl Channel {
                         "attempt to reuse consumer tag '{tag}'"
                     )));
                 }
+                let args = ConsumerArgs::parse(&name, &vhost.name, &c.arguments)?;
                 let consumer = Arc::new(Consumer::new(
                     tag.clone(),
                     self.id,
@@ -789,6 +811,7 @@ impl Channel {
                     c.no_ack,
                     c.exclusive,
                     self.prefetch,
+                    args.priority,
                     Arc::clone(&self.credit),
                     Arc::clone(&ctx.sink),
                 ));

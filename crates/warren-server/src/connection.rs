@@ -189,6 +189,7 @@ fn server_properties() -> FieldTable {
         "basic.nack",
         "consumer_cancel_notify",
         "per_consumer_qos",
+        "consumer_priorities",
         "authentication_failure_close",
     ] {
         caps.insert(cap.into(), AMQPValue::Boolean(true));
@@ -723,12 +724,13 @@ impl Connection {
             AMQPClass::Connection(conn::AMQPMethod::UpdateSecret(_)) => {
                 Err(Exception::new(540, "NOT_IMPLEMENTED - connection.update-secret").on(10, 70))
             }
+            // A channel's method on channel 0: 504, in RabbitMQ's words.
             other => {
                 let (c, m) = (other.get_amqp_class_id(), other.get_amqp_method_id());
-                Err(Exception::command_invalid(format!(
-                    "unexpected method on channel 0 (class {c}, method {m})"
-                ))
-                .on(c, m))
+                Err(
+                    Exception::channel_error("unexpected method in connection state running")
+                        .on(c, m),
+                )
             }
         }
     }
