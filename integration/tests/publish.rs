@@ -355,9 +355,11 @@ async fn publish_with_foreign_user_id_closes_channel_with_406() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_with_an_unknown_delivery_mode_closes_channel_with_406() {
     let env = Env::start();
-    let conn = env.connect().await;
-    let q = declare_queue(&conn.create_channel().await.unwrap()).await;
+    let q = declare_queue(&env.connect().await.create_channel().await.unwrap()).await;
     for mode in [0u8, 3, 255] {
+        // A connection each: the error event of one channel's close must not be read as
+        // the next one's.
+        let conn = env.connect().await;
         let ch = conn.create_channel().await.unwrap();
         let result = then_sync(
             &conn,

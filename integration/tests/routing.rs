@@ -515,12 +515,14 @@ async fn cc_and_bcc_headers_add_routing_keys_and_bcc_is_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cc_that_is_not_an_array_closes_channel_with_406() {
     let env = Env::start();
-    let conn = env.connect().await;
-    let q = declare_queue(&conn.create_channel().await.unwrap()).await;
+    let q = declare_queue(&env.connect().await.create_channel().await.unwrap()).await;
     for (value, kind) in [
         (AMQPValue::LongString("q".into()), "longstr"),
         (AMQPValue::LongInt(5), "signedint"),
     ] {
+        // A connection each: the error event of one channel's close must not be read as
+        // the next one's.
+        let conn = env.connect().await;
         let ch = conn.create_channel().await.unwrap();
         let mut headers = FieldTable::default();
         headers.insert("CC".into(), value);

@@ -95,9 +95,12 @@ async fn expiration_zero_reaches_a_waiting_consumer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_expiration_closes_channel_with_406() {
     let env = Env::start();
-    let (conn, ch) = env.channel().await;
+    let (_conn, ch) = env.channel().await;
     let q = declare_queue(&ch).await;
     for bad in ["abc", "-5", "1.5", ""] {
+        // A connection each: the error event of one channel's close must not be read as
+        // the next one's.
+        let conn = env.connect().await;
         let ch = conn.create_channel().await.unwrap();
         // basic.publish has no reply: the 406 closes the channel asynchronously, and
         // `then_sync` reports it whether or not lapin saw the close before its next call.

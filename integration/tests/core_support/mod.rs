@@ -390,7 +390,8 @@ pub mod raw {
 /// Send `fire` (a method without a reply: publish, ack, nack, reject), then a basic.qos,
 /// and return the qos outcome: a channel or connection error caused by `fire` shows up
 /// here with its reply code. If lapin saw the close before the qos could be sent, the
-/// reason is taken from the connection's error events.
+/// reason is taken from the connection's error events — which carry no channel id, so a
+/// test that closes several channels this way uses a connection for each.
 pub async fn then_sync<T>(
     conn: &Connection,
     ch: &Channel,
