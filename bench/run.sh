@@ -312,7 +312,7 @@ L.append("Scenarios are those of the shared perf README (S1–S7, same parameter
          "Ratios are Warren ÷ reference: higher is better for msg/s, lower is better for latency, "
          "µs/msg and memory.")
 L.append("")
-if ref:
+for ref in other:
     R = names[ref]
     L.append(f"## Warren vs {R}")
     L.append("")
@@ -334,6 +334,8 @@ if ref:
         L.append(f"| {s} | {titles[s]} | {wr} | {orr} | {rr} | {wl} | {ol} | {fmt(wb)} | {fmt(ob)} | {ratio(wb, ob)} | "
                  f"{fmt(med(w, 'broker', 'rss_peak_mb'))} | {fmt(med(o, 'broker', 'rss_peak_mb'))} |")
     L.append("")
+
+if other:
     L.append("In the open-loop scenarios (S1, S2, S4) publishers outrun consumers and backlogs grow, so "
              "their latency is the age of a growing backlog, not a latency figure; S5 is the latency test.")
     L.append("")

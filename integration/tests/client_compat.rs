@@ -216,18 +216,24 @@ fn server_properties_carry_a_cluster_name() {
     assert!(name.starts_with("warren@") && name.len() > 7, "{name}");
 }
 
-/// The capabilities table advertises `consumer_priorities`, as RabbitMQ's does: Warren
-/// honours the `x-priority` consumer argument.
+/// The capabilities table advertises `consumer_priorities` and `direct_reply_to`, as
+/// RabbitMQ's does: Warren honours the `x-priority` consumer argument and implements
+/// `amq.rabbitmq.reply-to`.
 #[test]
-fn server_properties_advertise_consumer_priorities() {
+fn server_properties_advertise_consumer_priorities_and_direct_reply_to() {
     let broker = TestBroker::start();
     let mut client = RawClient::connect(broker.addr());
     client.send(b"AMQP\x00\x00\x09\x01");
     let start = client.read_frame().expect("connection.start");
     assert_eq!(start.class_method(), Some((10, 10)));
-    let entry = b"\x13consumer_prioritiest\x01";
-    assert!(
-        start.payload.windows(entry.len()).any(|w| w == entry),
-        "consumer_priorities=true missing from the capabilities"
-    );
+    for entry in [
+        &b"\x13consumer_prioritiest\x01"[..],
+        &b"\x0fdirect_reply_tot\x01"[..],
+    ] {
+        assert!(
+            start.payload.windows(entry.len()).any(|w| w == entry),
+            "{} missing from the capabilities",
+            String::from_utf8_lossy(entry)
+        );
+    }
 }

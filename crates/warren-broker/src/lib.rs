@@ -43,6 +43,6 @@ pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};
 pub use message::{Message, now_ms};
 pub use queue::{Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
-pub use vhost::{DeclaredQueue, QueueDeclare, VHost, generate_name};
+pub use vhost::{DeclaredQueue, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost, generate_name};
 pub use warren_router::{Destination, ExchangeKind};
 pub use warren_store::{Durability, Store, StoreOptions, Ticket, TicketStatus};

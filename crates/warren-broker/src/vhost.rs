@@ -71,6 +71,13 @@ pub struct QueueDeclare {
     pub arguments: FieldTable,
 }
 
+/// The pseudo-queue of direct reply-to: consuming from it (no-ack) creates the
+/// consumer's reply queue, and a publish whose `reply-to` names it gets the reply queue's
+/// name instead (RabbitMQ's "fast reply-to").
+pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+/// The prefix of every direct reply-to queue name.
+pub const REPLY_TO_PREFIX: &str = "amq.rabbitmq.reply-to.";
+
 /// One virtual host.
 #[derive(Debug)]
 pub struct VHost {
@@ -78,6 +85,9 @@ pub struct VHost {
     pub name: Arc<str>,
     exchanges: DashMap<Arc<str>, Arc<Exchange>>,
     queues: DashMap<Arc<str>, Arc<Queue>>,
+    /// Direct reply-to queues by name (`amq.rabbitmq.reply-to.<random>`): one per reply
+    /// consumer, reachable only through the default exchange, never listed or bound.
+    reply_queues: DashMap<Arc<str>, Arc<Queue>>,
     store: Store,
     limits: QueueLimits,
     memory: Arc<MessageMemory>,
@@ -101,6 +111,7 @@ impl VHost {
             name: Arc::from(name),
             exchanges: DashMap::new(),
             queues: DashMap::new(),
+            reply_queues: DashMap::new(),
             store,
             limits,
             memory,
@@ -690,6 +701,10 @@ impl VHost {
 
     /// Remove a queue unconditionally (delete, exclusive owner gone, auto-delete).
     pub fn remove_queue(&self, queue: &Arc<Queue>) -> Result<u32, BrokerError> {
+        if queue.name().starts_with(REPLY_TO_PREFIX) {
+            self.reply_queues
+                .remove_if(queue.name(), |_, q| Arc::ptr_eq(q, queue));
+        }
         let removed = self
             .queues
             .remove_if(queue.name(), |_, q| Arc::ptr_eq(q, queue))
@@ -720,12 +735,11 @@ impl VHost {
         let start = out.len();
         if exchange.is_empty() {
             // The default exchange: one lookup, straight to the queue.
-            if let Some(q) = self.queues.get(message.routing_key.as_str()) {
-                out.push(Arc::clone(q.value()));
-            }
-            for key in extra_keys {
-                if let Some(q) = self.queues.get(key.as_str()) {
-                    out.push(Arc::clone(q.value()));
+            for key in std::iter::once(message.routing_key.as_str())
+                .chain(extra_keys.iter().map(String::as_str))
+            {
+                if let Some(q) = self.default_route(key) {
+                    out.push(q);
                 }
             }
         } else {
@@ -764,6 +778,50 @@ impl VHost {
             }
         }
         Ok(())
+    }
+
+    /// The queue the default exchange routes `key` to: the queue of that name, or a
+    /// direct reply-to queue.
+    fn default_route(&self, key: &str) -> Option<Arc<Queue>> {
+        if let Some(q) = self.queues.get(key) {
+            return Some(Arc::clone(q.value()));
+        }
+        if key.starts_with(REPLY_TO_PREFIX) {
+            return self.reply_queues.get(key).map(|q| Arc::clone(q.value()));
+        }
+        None
+    }
+
+    // ------------------------------------------------------------ direct reply-to
+
+    /// Direct reply-to: a new queue for a consumer of [`REPLY_TO`] on `connection`, named
+    /// `amq.rabbitmq.reply-to.<random>`. It is exclusive to the connection and auto-delete
+    /// (it goes with its consumer), is not in the queue registry (no declare, bind or get
+    /// sees it), and the default exchange routes its name to it.
+    pub fn create_reply_queue(&self, connection: ConnectionId) -> Arc<Queue> {
+        let spec = QueueSpec {
+            name: Arc::from(generate_name(REPLY_TO_PREFIX)),
+            durable: false,
+            exclusive_owner: Some(connection),
+            auto_delete: true,
+            arguments: FieldTable::default(),
+        };
+        let queue = Arc::new(Queue::new(
+            spec,
+            Arc::clone(&self.name),
+            0,
+            self.store.clone(),
+            self.limits,
+            Arc::clone(&self.memory),
+        ));
+        self.reply_queues
+            .insert(Arc::clone(queue.name()), Arc::clone(&queue));
+        queue
+    }
+
+    /// The direct reply-to queue of that name, if its consumer is still there.
+    pub fn reply_queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.reply_queues.get(name).map(|q| Arc::clone(q.value()))
     }
 
     /// Restore a stored exchange.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tracing::debug;
 use warren_broker::{
     ChannelCredit, Consumer, ConsumerArgs, Destination, Durability, Entry, ExchangeSpec, Message,
-    Queue, QueueDeclare, Ticket, TicketStatus, VHost, sender_selected,
+    Queue, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, Ticket, TicketStatus, VHost, sender_selected,
 };
 use warren_protocol::{
     AMQPClass, Content, ContentAssembler, ContentEvent, ContentHeader, ProtocolError, ShortString,
@@ -290,18 +290,34 @@ impl Channel {
         } = content;
         // CC / BCC: extra routing keys; BCC is removed before anyone sees the message.
         let extra_keys = sender_selected::extra_routing_keys(&header.properties)?;
-        let (properties, raw_properties) = match sender_selected::without_bcc(&header.properties) {
-            None => (header.properties, header.raw_properties),
-            Some(properties) => {
-                let raw = encode::properties(&properties).map_err(|e| {
-                    Exception::new(
-                        541,
-                        format!("INTERNAL_ERROR - cannot encode properties: {e}"),
-                    )
-                })?;
-                (properties, raw)
-            }
-        };
+        let (mut properties, mut raw_properties) = (header.properties, header.raw_properties);
+        let mut rewritten = false;
+        if let Some(without) = sender_selected::without_bcc(&properties) {
+            properties = without;
+            rewritten = true;
+        }
+        // Direct reply-to: `amq.rabbitmq.reply-to` becomes this channel's reply queue.
+        if properties
+            .reply_to()
+            .as_ref()
+            .is_some_and(|r| r.as_str() == REPLY_TO)
+        {
+            let Some(reply_queue) = self.reply_queue() else {
+                return Err(Exception::precondition(
+                    "fast reply consumer does not exist",
+                ));
+            };
+            properties = properties.with_reply_to(reply_queue.as_ref().into());
+            rewritten = true;
+        }
+        if rewritten {
+            raw_properties = encode::properties(&properties).map_err(|e| {
+                Exception::new(
+                    541,
+                    format!("INTERNAL_ERROR - cannot encode properties: {e}"),
+                )
+            })?;
+        }
         let message = Arc::new(Message {
             exchange: publish.exchange,
             routing_key: publish.routing_key,
@@ -630,6 +646,15 @@ impl Channel {
         Ok(())
     }
 
+    /// The name of this channel's direct reply-to queue, if it has a reply consumer.
+    fn reply_queue(&self) -> Option<Arc<str>> {
+        self.consumers
+            .values()
+            .map(|(_, queue)| queue.name())
+            .find(|name| name.starts_with(REPLY_TO_PREFIX))
+            .cloned()
+    }
+
     /// The queue a method names, or the channel's last declared queue for "".
     fn queue_name(&self, name: &ShortString) -> Result<String, Exception> {
         if !name.as_str().is_empty() {
@@ -650,6 +675,26 @@ impl Channel {
     ) -> Result<(), Exception> {
         match m {
             queue::AMQPMethod::Declare(d) => {
+                // Direct reply-to: the pseudo-queue always answers (RabbitMQ reports one
+                // consumer), and a reply queue answers a passive declare while its consumer
+                // lives (an RPC server's "is the caller still there?").
+                let reply = d.queue.as_str() == REPLY_TO
+                    || (d.passive
+                        && d.queue.as_str().starts_with(REPLY_TO_PREFIX)
+                        && vhost.reply_queue(d.queue.as_str()).is_some());
+                if reply {
+                    if !d.nowait {
+                        ctx.send(
+                            self.id,
+                            AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                                queue: d.queue,
+                                message_count: 0,
+                                consumer_count: 1,
+                            })),
+                        );
+                    }
+                    return Ok(());
+                }
                 // "" names a new server-named queue; a passive declare of "" looks for a
                 // queue named "" (there is none: 404), as RabbitMQ, rather than the last
                 // declared queue.
@@ -792,7 +837,20 @@ impl Channel {
             }
             basic::AMQPMethod::Consume(c) => {
                 let name = self.queue_name(&c.queue)?;
-                let queue = vhost.queue(&name, ctx.id)?;
+                let reply = name == REPLY_TO;
+                let queue = if reply {
+                    // Direct reply-to: checked here, the queue is made once the consumer is
+                    // known to be valid.
+                    if !c.no_ack {
+                        return Err(Exception::precondition("reply consumer cannot acknowledge"));
+                    }
+                    if self.reply_queue().is_some() {
+                        return Err(Exception::precondition("reply consumer already set"));
+                    }
+                    None
+                } else {
+                    Some(vhost.queue(&name, ctx.id)?)
+                };
                 let tag: ShortString = if c.consumer_tag.as_str().is_empty() {
                     generate_consumer_tag().into()
                 } else {
@@ -815,6 +873,10 @@ impl Channel {
                     Arc::clone(&self.credit),
                     Arc::clone(&ctx.sink),
                 ));
+                let queue = match queue {
+                    Some(queue) => queue,
+                    None => vhost.create_reply_queue(ctx.id),
+                };
                 // Registering may dispatch at once, but deliveries reach this connection as
                 // events handled after this method, so consume-ok still goes out first.
                 queue.consume(Arc::clone(&consumer))?;

@@ -190,6 +190,7 @@ fn server_properties() -> FieldTable {
         "consumer_cancel_notify",
         "per_consumer_qos",
         "consumer_priorities",
+        "direct_reply_to",
         "authentication_failure_close",
     ] {
         caps.insert(cap.into(), AMQPValue::Boolean(true));
