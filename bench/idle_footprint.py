@@ -43,20 +43,10 @@ async def main():
     port, pid = int(sys.argv[1]), int(sys.argv[2])
     n_conn = int(sys.argv[3]) if len(sys.argv) > 3 else 10000
     n_queues = int(sys.argv[4]) if len(sys.argv) > 4 else 10000
-    base = rss_kib(pid)
-    conns = []
-    sem = asyncio.Semaphore(200)
-    async def one():
-        async with sem:
-            conns.append(await open_conn(port))
-    await asyncio.gather(*(one() for _ in range(n_conn)))
-    await asyncio.sleep(2)
-    with_conns = rss_kib(pid)
-    print(f"connections: {n_conn}, RSS {base} KiB -> {with_conns} KiB, {(with_conns - base) / n_conn:.1f} KiB per connection")
-    for _, w in conns[1:]:
-        w.close()
-    await asyncio.sleep(2)
-    r, w = conns[0]
+    # Queues first, on one connection: measured after many connections have closed, RSS
+    # would still be falling as the allocator returns their memory, and the figure with it.
+    r, w = await open_conn(port)
+    await asyncio.sleep(1)
     before_q = rss_kib(pid)
     tag = int(time.time())
     for i in range(n_queues):
@@ -71,7 +61,8 @@ async def main():
             got += 1
     await asyncio.sleep(2)
     after_q = rss_kib(pid)
-    print(f"durable queues: {n_queues}, RSS {before_q} KiB -> {after_q} KiB, {(after_q - before_q) / n_queues:.2f} KiB per queue")
+    if n_queues:
+        print(f"durable queues: {n_queues}, RSS {before_q} KiB -> {after_q} KiB, {(after_q - before_q) / n_queues:.2f} KiB per queue")
     for i in range(n_queues):
         w.write(frame(1, 1, method(50, 40, b'\x00\x00' + sstr(b'idle-%d-%d' % (tag, i)) + b'\x00')))
         if i % 100 == 99:
@@ -82,5 +73,19 @@ async def main():
         if p[:4] == struct.pack('>HH', 50, 41):
             got += 1
     w.close()
+    await asyncio.sleep(2)
+    base = rss_kib(pid)
+    conns = []
+    sem = asyncio.Semaphore(200)
+    async def one():
+        async with sem:
+            conns.append(await open_conn(port))
+    await asyncio.gather(*(one() for _ in range(n_conn)))
+    await asyncio.sleep(2)
+    with_conns = rss_kib(pid)
+    if n_conn:
+        print(f"connections: {n_conn}, RSS {base} KiB -> {with_conns} KiB, {(with_conns - base) / n_conn:.1f} KiB per connection")
+    for _, cw in conns:
+        cw.close()
 
 asyncio.run(main())

@@ -380,6 +380,12 @@ if os.path.exists(inc):
     for l in open(inc):
         L.append("- " + l.strip().lstrip("# "))
     L.append("")
+# Figures measured by other commands (durability, idle footprint), kept by hand in
+# bench/measured.md with the commands that reproduce them.
+measured = os.path.join(os.path.dirname(os.path.abspath(out)), "bench", "measured.md")
+if os.path.exists(measured):
+    L.append(open(measured).read().rstrip("\n"))
+    L.append("")
 L.append("## Exact commands")
 L.append("")
 L.append("```")
