@@ -211,3 +211,87 @@ async fn expiration_with_a_sign_is_accepted_as_rabbitmq_does() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(drain(&ch, &q).await, bodies(&["kept"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_and_expiry_arguments_take_up_to_ten_years() {
+    // RabbitMQ's limit is 315,360,000,000 ms, well past 2^32.
+    let env = Env::start();
+    let (_conn, ch) = env.channel().await;
+    for key in ["x-message-ttl", "x-expires"] {
+        let q = unique("ten-years");
+        declare_with(
+            &ch,
+            &q,
+            false,
+            args(key, AMQPValue::LongLongInt(315_360_000_000)),
+        )
+        .await;
+        ch.queue_delete(q.as_str().into(), Default::default())
+            .await
+            .unwrap();
+    }
+    for (key, value, why) in [
+        (
+            "x-message-ttl",
+            315_360_000_001,
+            "{value_too_large,315360000001}",
+        ),
+        ("x-message-ttl", -1, "{value_negative,-1}"),
+        ("x-expires", 0, "{value_zero,0}"),
+    ] {
+        let conn = env.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        let q = unique("bad-ttl");
+        let result = ch
+            .queue_declare(
+                q.as_str().into(),
+                QueueDeclareOptions::default(),
+                args(key, AMQPValue::LongLongInt(value)),
+            )
+            .await;
+        assert_eq!(
+            error_text(&result),
+            format!(
+                "PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': {why}"
+            )
+        );
+        assert_channel_error(&conn, &ch, result, 406).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_expirations_are_refused_in_rabbitmqs_words() {
+    let env = Env::start();
+    let q = declare_queue(&env.connect().await.create_channel().await.unwrap()).await;
+    for (bad, why) in [
+        ("abc", "no_integer"),
+        ("", "no_integer"),
+        (" 100", "no_integer"),
+        ("1.5", "{leftover_string,\".5\"}"),
+        ("-1", "{value_negative,-1}"),
+        ("315360000001", "{value_too_large,315360000001}"),
+    ] {
+        let conn = env.connect().await;
+        let ch = conn.create_channel().await.unwrap();
+        let result = then_sync(
+            &conn,
+            &ch,
+            ch.basic_publish(
+                "".into(),
+                q.as_str().into(),
+                Default::default(),
+                b"x",
+                expiring(bad),
+            ),
+        )
+        .await;
+        assert_eq!(
+            error_text(&result),
+            format!("PRECONDITION_FAILED - invalid expiration '{bad}': {why}")
+        );
+    }
+    // Ten years is fine.
+    let (_conn, ch) = env.channel().await;
+    publish_with(&ch, "", &q, b"long-lived", expiring("315360000000")).await;
+    assert_count(&ch, &q, 1).await;
+}

@@ -57,6 +57,9 @@ const NOT_YET: &[&str] = &[
     "x-queue-leader-locator",
 ];
 
+/// The longest TTL or expiry RabbitMQ accepts: ten years, in milliseconds.
+pub(crate) const MAX_EXPIRY_MS: u64 = 315_360_000_000;
+
 const QUEUE_TYPE: &str = "x-queue-type";
 const MESSAGE_TTL: &str = "x-message-ttl";
 const EXPIRES: &str = "x-expires";
@@ -118,13 +121,13 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
             )));
         }
         None => {
-            let value = args
+            let kind = args
                 .inner()
                 .get(QUEUE_TYPE)
-                .map(describe)
+                .map(type_name)
                 .unwrap_or_default();
             return Err(BrokerError::PreconditionFailed(format!(
-                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': {value}"
+                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': {{unacceptable_type,{kind}}}"
             )));
         }
     }
@@ -141,23 +144,23 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
             "invalid arg '{key}' for queue '{name}' in vhost '{vhost}': {why}"
         ))
     };
-    // Integer arguments and their allowed range (RabbitMQ's limits).
+    // Integer arguments and their allowed range, with RabbitMQ's limits and words: TTLs of
+    // up to ten years (`{value_too_large,N}` beyond), `x-expires` of at least 1 ms.
     for (key, min) in [(MESSAGE_TTL, 0), (EXPIRES, 1)] {
         let Some(value) = args.inner().get(key) else {
             continue;
         };
         match integer(value) {
-            Some(v) if (min..=i64::from(u32::MAX)).contains(&v) => {}
-            Some(v) => {
-                return Err(invalid(
-                    key,
-                    format!("{v} is not between {min} and {}", u32::MAX),
-                ));
+            Some(v) if v < 0 => return Err(invalid(key, format!("{{value_negative,{v}}}"))),
+            Some(v) if v < min => return Err(invalid(key, format!("{{value_zero,{v}}}"))),
+            Some(v) if v > MAX_EXPIRY_MS as i64 => {
+                return Err(invalid(key, format!("{{value_too_large,{v}}}")));
             }
+            Some(_) => {}
             None => {
                 return Err(invalid(
                     key,
-                    format!("{} is not an integer", describe(value)),
+                    format!("\"expected integer, got {}\"", type_name(value)),
                 ));
             }
         }

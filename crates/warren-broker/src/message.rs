@@ -61,34 +61,49 @@ impl Message {
         }
     }
 
-    /// The per-message TTL from the `expiration` property, in milliseconds. As RabbitMQ
-    /// (`string:to_integer`), an integer in decimal with an optional sign; a negative
-    /// one, or anything else, is a 406.
+    /// The per-message TTL from the `expiration` property, in milliseconds. Parsed as
+    /// RabbitMQ parses it (`string:to_integer`: an optional sign, then digits, nothing
+    /// after), with RabbitMQ's limits (0 to ten years) and its words for each refusal (406).
     pub fn expiration_ms(&self) -> Result<Option<u64>, BrokerError> {
         let Some(expiration) = self.properties.expiration() else {
             return Ok(None);
         };
         let text = expiration.as_str();
-        let invalid = || {
-            BrokerError::PreconditionFailed(format!(
-                "invalid expiration '{text}': not a non-negative integer number of milliseconds"
-            ))
+        let invalid = |why: String| {
+            BrokerError::PreconditionFailed(format!("invalid expiration '{text}': {why}"))
         };
-        let (negative, digits) = match text.as_bytes().first() {
+        let (negative, unsigned) = match text.as_bytes().first() {
             Some(b'+') => (false, &text[1..]),
             Some(b'-') => (true, &text[1..]),
             _ => (false, text),
         };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid());
+        let digits_end = unsigned
+            .bytes()
+            .position(|b| !b.is_ascii_digit())
+            .unwrap_or(unsigned.len());
+        let (digits, rest) = unsigned.split_at(digits_end);
+        if digits.is_empty() {
+            return Err(invalid("no_integer".into()));
         }
-        let value = digits.parse::<u64>().map_err(|_| {
-            BrokerError::PreconditionFailed(format!("invalid expiration '{text}': too large"))
-        })?;
-        if negative && value != 0 {
-            return Err(invalid());
+        if !rest.is_empty() {
+            return Err(invalid(format!("{{leftover_string,\"{rest}\"}}")));
         }
-        Ok(Some(value))
+        // As Erlang prints the integer: no leading zeros, the sign kept.
+        let trimmed = match digits.trim_start_matches('0') {
+            "" => "0",
+            t => t,
+        };
+        let value = trimmed
+            .parse::<u64>()
+            .ok()
+            .filter(|v| *v <= crate::arguments::MAX_EXPIRY_MS);
+        match value {
+            Some(0) => Ok(Some(0)),
+            Some(_) if negative => Err(invalid(format!("{{value_negative,-{trimmed}}}"))),
+            Some(v) => Ok(Some(v)),
+            None if negative => Err(invalid(format!("{{value_negative,-{trimmed}}}"))),
+            None => Err(invalid(format!("{{value_too_large,{trimmed}}}"))),
+        }
     }
 
     /// Bytes of memory this message accounts for (body and properties).
