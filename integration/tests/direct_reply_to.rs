@@ -221,3 +221,30 @@ async fn declaring_the_pseudo_queue_and_a_live_reply_queue_answers() {
     assert_eq!(reply_code(result), 404);
     let _ = conn;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reply_queue_goes_when_the_client_connection_closes() {
+    let env = Env::start();
+    let client_conn = env.connect().await;
+    let client = client_conn.create_channel().await.unwrap();
+    let (_server_conn, server) = env.channel().await;
+    let requests = declare_queue(&server).await;
+    let _replies = consume(&client, REPLY_TO, true).await;
+    publish_with(&client, "", &requests, b"q", asking_for_a_reply()).await;
+    let reply_to = wait_for_get(&server, &requests)
+        .await
+        .properties
+        .reply_to()
+        .clone()
+        .unwrap()
+        .to_string();
+    client_conn.close(200, "bye".into()).await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let result = server
+        .queue_declare(reply_to.as_str().into(), passive, FieldTable::default())
+        .await;
+    assert_eq!(reply_code(result), 404);
+}
