@@ -814,14 +814,15 @@ fn messages_left_by_a_queue_deleted_just_before_a_crash_are_removed_at_recovery(
 
 /// A stored message in the broker's format (exchange "", routing key "q", no properties).
 fn encoded_message() -> bytes::Bytes {
-    let message = warren_broker::Message {
-        exchange: "".into(),
-        routing_key: "q".into(),
-        properties: Default::default(),
-        raw_properties: bytes::Bytes::from_static(&[0, 0]), // property flags: none
-        body: bytes::Bytes::from_static(b"body"),
-        timestamp_ms: warren_broker::now_ms(),
-    };
+    let message = warren_broker::Message::new(
+        "".into(),
+        "q".into(),
+        &Default::default(),
+        bytes::Bytes::from_static(&[0, 0]), // property flags: none
+        bytes::Bytes::from_static(b"body"),
+        warren_broker::now_ms(),
+    )
+    .unwrap();
     let value = message.encode();
     assert!(warren_broker::Message::decode(value.clone()).is_ok());
     value

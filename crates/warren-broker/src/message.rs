@@ -1,11 +1,14 @@
-//! Messages as the broker holds them: routing data, properties (parsed and raw) and body.
+//! Messages as the broker holds them: routing data, the properties as published (raw bytes)
+//! with the two facts the broker acts on (persistence, expiration), and the body.
 //!
 //! A published message is wrapped in one `Arc<Message>` and shared by every queue it is
 //! routed to; the body is a `Bytes` slice of the connection's read buffer, so a fanout to
-//! ten queues copies nothing. `encode`/`decode` give the form stored in RocksDB.
+//! ten queues copies nothing. The parsed `BasicProperties` (about 300 bytes, plus the heap
+//! of its strings and headers) are not kept: consumers get the raw bytes, and a queued
+//! message costs only what it needs. `encode`/`decode` give the form stored in RocksDB.
 
 use amq_protocol::protocol::{BasicProperties, basic::parse_properties};
-use amq_protocol::types::{FieldTable, ShortString};
+use amq_protocol::types::ShortString;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::BrokerError;
@@ -17,8 +20,10 @@ pub struct Message {
     pub exchange: ShortString,
     /// Routing key it was published with.
     pub routing_key: ShortString,
-    /// Parsed properties, for the broker's own decisions (persistence, headers routing).
-    pub properties: BasicProperties,
+    /// delivery-mode 2.
+    pub persistent: bool,
+    /// The per-message TTL from the `expiration` property, in ms (validated).
+    pub expiration: Option<u64>,
     /// Properties exactly as published (flags and list), passed through to consumers.
     pub raw_properties: Bytes,
     /// The body.
@@ -39,71 +44,40 @@ pub fn now_ms() -> u64 {
 }
 
 impl Message {
+    /// A message from a publish. Checks what RabbitMQ checks of the properties: a valid
+    /// `expiration` and a delivery-mode of 1 or 2 when one is set (406 otherwise).
+    pub fn new(
+        exchange: ShortString,
+        routing_key: ShortString,
+        properties: &BasicProperties,
+        raw_properties: Bytes,
+        body: Bytes,
+        timestamp_ms: u64,
+    ) -> Result<Message, BrokerError> {
+        let expiration = expiration_ms(properties)?;
+        let persistent = match *properties.delivery_mode() {
+            None | Some(1) => false,
+            Some(2) => true,
+            Some(mode) => {
+                return Err(BrokerError::PreconditionFailed(format!(
+                    "invalid message: {{delivery_mode_unknown,{mode}}}"
+                )));
+            }
+        };
+        Ok(Message {
+            exchange,
+            routing_key,
+            persistent,
+            expiration,
+            raw_properties,
+            body,
+            timestamp_ms,
+        })
+    }
+
     /// delivery-mode 2.
     pub fn is_persistent(&self) -> bool {
-        *self.properties.delivery_mode() == Some(2)
-    }
-
-    /// The headers table, if any.
-    pub fn headers(&self) -> Option<&FieldTable> {
-        self.properties.headers().as_ref()
-    }
-
-    /// Check what RabbitMQ checks of a published message's properties: a valid
-    /// `expiration` and a delivery-mode of 1 or 2 when one is set (406 otherwise).
-    pub fn check(&self) -> Result<(), BrokerError> {
-        self.expiration_ms()?;
-        match *self.properties.delivery_mode() {
-            None | Some(1 | 2) => Ok(()),
-            Some(mode) => Err(BrokerError::PreconditionFailed(format!(
-                "invalid message: {{delivery_mode_unknown,{mode}}}"
-            ))),
-        }
-    }
-
-    /// The per-message TTL from the `expiration` property, in milliseconds. Parsed as
-    /// RabbitMQ parses it (`string:to_integer`: an optional sign, then digits, nothing
-    /// after), with RabbitMQ's limits (0 to ten years) and its words for each refusal (406).
-    pub fn expiration_ms(&self) -> Result<Option<u64>, BrokerError> {
-        let Some(expiration) = self.properties.expiration() else {
-            return Ok(None);
-        };
-        let text = expiration.as_str();
-        let invalid = |why: String| {
-            BrokerError::PreconditionFailed(format!("invalid expiration '{text}': {why}"))
-        };
-        let (negative, unsigned) = match text.as_bytes().first() {
-            Some(b'+') => (false, &text[1..]),
-            Some(b'-') => (true, &text[1..]),
-            _ => (false, text),
-        };
-        let digits_end = unsigned
-            .bytes()
-            .position(|b| !b.is_ascii_digit())
-            .unwrap_or(unsigned.len());
-        let (digits, rest) = unsigned.split_at(digits_end);
-        if digits.is_empty() {
-            return Err(invalid("no_integer".into()));
-        }
-        if !rest.is_empty() {
-            return Err(invalid(format!("{{leftover_string,\"{rest}\"}}")));
-        }
-        // As Erlang prints the integer: no leading zeros, the sign kept.
-        let trimmed = match digits.trim_start_matches('0') {
-            "" => "0",
-            t => t,
-        };
-        let value = trimmed
-            .parse::<u64>()
-            .ok()
-            .filter(|v| *v <= crate::arguments::MAX_EXPIRY_MS);
-        match value {
-            Some(0) => Ok(Some(0)),
-            Some(_) if negative => Err(invalid(format!("{{value_negative,-{trimmed}}}"))),
-            Some(v) => Ok(Some(v)),
-            None if negative => Err(invalid(format!("{{value_negative,-{trimmed}}}"))),
-            None => Err(invalid(format!("{{value_too_large,{trimmed}}}"))),
-        }
+        self.persistent
     }
 
     /// Bytes of memory this message accounts for (body and properties).
@@ -151,10 +125,12 @@ impl Message {
             Ok((_, p)) => p,
             Err(_) => return Err(corrupt()),
         };
+        // Checked when it was published; a stored message is never refused.
         Ok(Message {
             exchange,
             routing_key,
-            properties,
+            persistent: *properties.delivery_mode() == Some(2),
+            expiration: expiration_ms(&properties).ok().flatten(),
             raw_properties,
             body: bytes,
             timestamp_ms,
@@ -172,4 +148,49 @@ fn take_short(bytes: &mut Bytes) -> Option<ShortString> {
     }
     let s = bytes.split_to(len);
     Some(String::from_utf8_lossy(&s).into_owned().into())
+}
+
+/// The per-message TTL from the `expiration` property, in milliseconds. Parsed as RabbitMQ
+/// parses it (`string:to_integer`: an optional sign, then digits, nothing after), with
+/// RabbitMQ's limits (0 to ten years) and its words for each refusal (406).
+fn expiration_ms(properties: &BasicProperties) -> Result<Option<u64>, BrokerError> {
+    let Some(expiration) = properties.expiration() else {
+        return Ok(None);
+    };
+    let text = expiration.as_str();
+    let invalid = |why: String| {
+        BrokerError::PreconditionFailed(format!("invalid expiration '{text}': {why}"))
+    };
+    let (negative, unsigned) = match text.as_bytes().first() {
+        Some(b'+') => (false, &text[1..]),
+        Some(b'-') => (true, &text[1..]),
+        _ => (false, text),
+    };
+    let digits_end = unsigned
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(unsigned.len());
+    let (digits, rest) = unsigned.split_at(digits_end);
+    if digits.is_empty() {
+        return Err(invalid("no_integer".into()));
+    }
+    if !rest.is_empty() {
+        return Err(invalid(format!("{{leftover_string,\"{rest}\"}}")));
+    }
+    // As Erlang prints the integer: no leading zeros, the sign kept.
+    let trimmed = match digits.trim_start_matches('0') {
+        "" => "0",
+        t => t,
+    };
+    let value = trimmed
+        .parse::<u64>()
+        .ok()
+        .filter(|v| *v <= crate::arguments::MAX_EXPIRY_MS);
+    match value {
+        Some(0) => Ok(Some(0)),
+        Some(_) if negative => Err(invalid(format!("{{value_negative,-{trimmed}}}"))),
+        Some(v) => Ok(Some(v)),
+        None if negative => Err(invalid(format!("{{value_negative,-{trimmed}}}"))),
+        None => Err(invalid(format!("{{value_too_large,{trimmed}}}"))),
+    }
 }

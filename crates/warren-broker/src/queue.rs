@@ -201,7 +201,7 @@ impl Queue {
     /// The expiry time of `message` in this queue (queue TTL and per-message TTL, the
     /// lower wins), or `u64::MAX`.
     fn expiry_of(&self, message: &Message) -> u64 {
-        let per_message = message.expiration_ms().ok().flatten();
+        let per_message = message.expiration;
         let ttl = match (self.message_ttl, per_message) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -722,13 +722,15 @@ impl VHost {
 
     // ---------------------------------------------------------------- routing
 
-    /// Route a publish: the queues it reaches, each once. `extra_keys` are the routing
-    /// keys of its `CC` / `BCC` headers (see `sender_selected`), routed like the routing
-    /// key. Fails with 404 for a missing exchange and 403 for an internal one.
+    /// Route a publish: the queues it reaches, each once. `headers` are the message's
+    /// (for headers exchanges); `extra_keys` are the routing keys of its `CC` / `BCC`
+    /// headers (see `sender_selected`), routed like the routing key. Fails with 404 for a
+    /// missing exchange and 403 for an internal one.
     pub fn route(
         &self,
         exchange: &str,
         message: &Message,
+        headers: Option<&FieldTable>,
         extra_keys: &[String],
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<(), BrokerError> {
@@ -758,7 +760,7 @@ impl VHost {
             for key in std::iter::once(message.routing_key.as_str())
                 .chain(extra_keys.iter().map(String::as_str))
             {
-                warren_router::route(self, &source.name, key, message.headers(), &mut names);
+                warren_router::route(self, &source.name, key, headers, &mut names);
             }
             out.extend(
                 names

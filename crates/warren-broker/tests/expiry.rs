@@ -18,21 +18,24 @@ fn ttl_args(ms: i32) -> FieldTable {
 }
 
 fn message(queue: &str, properties: BasicProperties) -> Arc<Message> {
-    Arc::new(Message {
-        exchange: "".into(),
-        routing_key: queue.into(),
-        raw_properties: warren_protocol::encode::properties(&properties).unwrap(),
-        properties,
-        body: Bytes::from_static(&[7u8; 1000]),
-        timestamp_ms: warren_broker::now_ms(),
-    })
+    Arc::new(
+        Message::new(
+            "".into(),
+            queue.into(),
+            &properties,
+            warren_protocol::encode::properties(&properties).unwrap(),
+            Bytes::from_static(&[7u8; 1000]),
+            warren_broker::now_ms(),
+        )
+        .unwrap(),
+    )
 }
 
 /// Publish `message` to `queue` through the default exchange.
 fn publish(broker: &Broker, queue: &str, message: &Arc<Message>) {
     let vhost = broker.vhost("/").unwrap();
     let mut queues = Vec::new();
-    vhost.route("", message, &[], &mut queues).unwrap();
+    vhost.route("", message, None, &[], &mut queues).unwrap();
     assert_eq!(queues.len(), 1, "routed to {queue}");
     let mut encoded = None;
     queues[0].publish(message, &mut encoded);

@@ -318,19 +318,19 @@ impl Channel {
                 )
             })?;
         }
-        let message = Arc::new(Message {
-            exchange: publish.exchange,
-            routing_key: publish.routing_key,
-            properties,
+        let message = Arc::new(Message::new(
+            publish.exchange,
+            publish.routing_key,
+            &properties,
             raw_properties,
             body,
-            timestamp_ms: warren_broker::now_ms(),
-        });
-        message.check()?;
+            warren_broker::now_ms(),
+        )?);
         self.routed.clear();
         ctx.vhost.route(
             message.exchange.as_str(),
             &message,
+            properties.headers().as_ref(),
             &extra_keys,
             &mut self.routed,
         )?;
