@@ -64,20 +64,9 @@ async fn wait_for_get(ch: &lapin::Channel, q: &str) -> lapin::message::BasicGetM
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_asking_for_a_reply_without_a_reply_consumer_closes_channel_with_406() {
     let env = Env::start();
-    let (conn, ch) = env.channel().await;
-    let q = declare_queue(&ch).await;
-    let result = then_sync(
-        &conn,
-        &ch,
-        ch.basic_publish(
-            "".into(),
-            q.as_str().into(),
-            BasicPublishOptions::default(),
-            b"m",
-            asking_for_a_reply(),
-        ),
-    )
-    .await;
+    let (_conn, setup) = env.channel().await;
+    let q = declare_queue(&setup).await;
+    let (conn, ch, result) = publish_refused(&env, &q, asking_for_a_reply()).await;
     assert_eq!(
         error_text(&result),
         "PRECONDITION_FAILED - fast reply consumer does not exist"

@@ -357,20 +357,10 @@ async fn publish_with_an_unknown_delivery_mode_closes_channel_with_406() {
     let env = Env::start();
     let q = declare_queue(&env.connect().await.create_channel().await.unwrap()).await;
     for mode in [0u8, 3, 255] {
-        // A connection each: the error event of one channel's close must not be read as
-        // the next one's.
-        let conn = env.connect().await;
-        let ch = conn.create_channel().await.unwrap();
-        let result = then_sync(
-            &conn,
-            &ch,
-            ch.basic_publish(
-                "".into(),
-                q.as_str().into(),
-                BasicPublishOptions::default(),
-                b"m",
-                BasicProperties::default().with_delivery_mode(mode),
-            ),
+        let (conn, ch, result) = publish_refused(
+            &env,
+            &q,
+            BasicProperties::default().with_delivery_mode(mode),
         )
         .await;
         assert_eq!(

@@ -520,24 +520,10 @@ async fn cc_that_is_not_an_array_closes_channel_with_406() {
         (AMQPValue::LongString("q".into()), "longstr"),
         (AMQPValue::LongInt(5), "signedint"),
     ] {
-        // A connection each: the error event of one channel's close must not be read as
-        // the next one's.
-        let conn = env.connect().await;
-        let ch = conn.create_channel().await.unwrap();
         let mut headers = FieldTable::default();
         headers.insert("CC".into(), value);
-        let result = then_sync(
-            &conn,
-            &ch,
-            ch.basic_publish(
-                "".into(),
-                q.as_str().into(),
-                BasicPublishOptions::default(),
-                b"m",
-                BasicProperties::default().with_headers(headers),
-            ),
-        )
-        .await;
+        let (conn, ch, result) =
+            publish_refused(&env, &q, BasicProperties::default().with_headers(headers)).await;
         assert_eq!(
             error_text(&result),
             format!(

@@ -387,6 +387,32 @@ pub mod raw {
     }
 }
 
+/// Publish `props` to `queue` through the default exchange on a channel of a new
+/// connection, and return the connection, the channel and the error the publish caused
+/// (see `then_sync`). A connection each, because lapin's error events carry no channel id:
+/// one channel's close must not be read as the next one's.
+pub async fn publish_refused(
+    env: &Env,
+    queue: &str,
+    props: BasicProperties,
+) -> (Connection, Channel, lapin::Result<()>) {
+    let conn = env.connect().await;
+    let ch = conn.create_channel().await.unwrap();
+    let result = then_sync(
+        &conn,
+        &ch,
+        ch.basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            b"m",
+            props,
+        ),
+    )
+    .await;
+    (conn, ch, result)
+}
+
 /// Send `fire` (a method without a reply: publish, ack, nack, reject), then a basic.qos,
 /// and return the qos outcome: a channel or connection error caused by `fire` shows up
 /// here with its reply code. If lapin saw the close before the qos could be sent, the
