@@ -66,7 +66,7 @@ const EXPIRES: &str = "x-expires";
 const QUEUE_MODE: &str = "x-queue-mode";
 
 /// An AMQP integer of any width.
-fn integer(value: &AMQPValue) -> Option<i64> {
+pub(crate) fn integer(value: &AMQPValue) -> Option<i64> {
     Some(match value {
         AMQPValue::ShortShortInt(v) => i64::from(*v),
         AMQPValue::ShortShortUInt(v) => i64::from(*v),
@@ -249,32 +249,48 @@ fn text(value: &AMQPValue) -> String {
 
 /// RabbitMQ's name for a value's type (`longstr`, `signedint`, ...).
 pub(crate) fn type_name(value: &AMQPValue) -> &'static str {
-    text_and_type(value).1
+    match value {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Void => "void",
+    }
 }
 
 /// A value's text and RabbitMQ's name for its type.
 fn text_and_type(value: &AMQPValue) -> (String, &'static str) {
-    match value {
-        AMQPValue::Boolean(b) => (b.to_string(), "bool"),
-        AMQPValue::ShortShortInt(v) => (v.to_string(), "byte"),
-        AMQPValue::ShortShortUInt(v) => (v.to_string(), "unsignedbyte"),
-        AMQPValue::ShortInt(v) => (v.to_string(), "short"),
-        AMQPValue::ShortUInt(v) => (v.to_string(), "unsignedshort"),
-        AMQPValue::LongInt(v) => (v.to_string(), "signedint"),
-        AMQPValue::LongUInt(v) => (v.to_string(), "unsignedint"),
-        AMQPValue::LongLongInt(v) => (v.to_string(), "long"),
-        AMQPValue::Float(v) => (v.to_string(), "float"),
-        AMQPValue::Double(v) => (v.to_string(), "double"),
-        AMQPValue::ShortString(s) => (s.as_str().to_owned(), "shortstr"),
-        AMQPValue::LongString(s) => (
-            String::from_utf8_lossy(s.as_bytes()).into_owned(),
-            "longstr",
-        ),
-        AMQPValue::Timestamp(v) => (v.to_string(), "timestamp"),
-        AMQPValue::ByteArray(b) => (String::from_utf8_lossy(b.as_slice()).into_owned(), "binary"),
-        AMQPValue::DecimalValue(d) => (format!("{}e-{}", d.value, d.scale), "decimal"),
-        AMQPValue::FieldTable(_) => ("...".into(), "table"),
-        AMQPValue::FieldArray(_) => ("...".into(), "array"),
-        AMQPValue::Void => (String::new(), "void"),
-    }
+    let text = match value {
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::ShortShortInt(v) => v.to_string(),
+        AMQPValue::ShortShortUInt(v) => v.to_string(),
+        AMQPValue::ShortInt(v) => v.to_string(),
+        AMQPValue::ShortUInt(v) => v.to_string(),
+        AMQPValue::LongInt(v) => v.to_string(),
+        AMQPValue::LongUInt(v) => v.to_string(),
+        AMQPValue::LongLongInt(v) => v.to_string(),
+        AMQPValue::Float(v) => v.to_string(),
+        AMQPValue::Double(v) => v.to_string(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::Timestamp(v) => v.to_string(),
+        AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
+        AMQPValue::DecimalValue(d) => format!("{}e-{}", d.value, d.scale),
+        AMQPValue::FieldTable(_) | AMQPValue::FieldArray(_) => "...".into(),
+        AMQPValue::Void => String::new(),
+    };
+    (text, type_name(value))
 }

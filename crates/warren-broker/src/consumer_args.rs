@@ -11,6 +11,7 @@
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 
+use crate::arguments::{integer, type_name};
 use crate::error::BrokerError;
 
 const PRIORITY: &str = "x-priority";
@@ -59,44 +60,6 @@ impl ConsumerArgs {
             )));
         }
         Ok(Self { priority })
-    }
-}
-
-/// An AMQP integer of any width.
-fn integer(value: &AMQPValue) -> Option<i64> {
-    Some(match value {
-        AMQPValue::ShortShortInt(v) => i64::from(*v),
-        AMQPValue::ShortShortUInt(v) => i64::from(*v),
-        AMQPValue::ShortInt(v) => i64::from(*v),
-        AMQPValue::ShortUInt(v) => i64::from(*v),
-        AMQPValue::LongInt(v) => i64::from(*v),
-        AMQPValue::LongUInt(v) => i64::from(*v),
-        AMQPValue::LongLongInt(v) => *v,
-        _ => return None,
-    })
-}
-
-/// RabbitMQ's name for a field type.
-fn type_name(value: &AMQPValue) -> &'static str {
-    match value {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Void => "void",
     }
 }
 
