@@ -46,6 +46,19 @@ async fn rpc_reply_comes_back_to_the_reply_consumer() {
     assert!(!reply.redelivered);
 }
 
+/// Publish a request to `requests` asking for a reply, and return the `reply-to` the server
+/// sees on it (the client's reply queue).
+async fn ask(client: &lapin::Channel, server: &lapin::Channel, requests: &str) -> String {
+    publish_with(client, "", requests, b"q", asking_for_a_reply()).await;
+    wait_for_get(server, requests)
+        .await
+        .properties
+        .reply_to()
+        .clone()
+        .expect("reply-to kept")
+        .to_string()
+}
+
 /// basic.get until a message is there (publishes are asynchronous).
 async fn wait_for_get(ch: &lapin::Channel, q: &str) -> lapin::message::BasicGetMessage {
     for _ in 0..200 {
@@ -123,14 +136,7 @@ async fn replies_after_the_reply_consumer_is_cancelled_are_unroutable() {
     let (_server_conn, server) = env.channel().await;
     let requests = declare_queue(&server).await;
     let replies = consume(&client, REPLY_TO, true).await;
-    publish_with(&client, "", &requests, b"q", asking_for_a_reply()).await;
-    let reply_to = wait_for_get(&server, &requests)
-        .await
-        .properties
-        .reply_to()
-        .clone()
-        .unwrap()
-        .to_string();
+    let reply_to = ask(&client, &server, &requests).await;
     client
         .basic_cancel(replies.tag(), BasicCancelOptions::default())
         .await
@@ -183,14 +189,7 @@ async fn declaring_the_pseudo_queue_and_a_live_reply_queue_answers() {
     let (_server_conn, server) = env.channel().await;
     let requests = declare_queue(&server).await;
     let replies = consume(&client, REPLY_TO, true).await;
-    publish_with(&client, "", &requests, b"q", asking_for_a_reply()).await;
-    let reply_to = wait_for_get(&server, &requests)
-        .await
-        .properties
-        .reply_to()
-        .clone()
-        .unwrap()
-        .to_string();
+    let reply_to = ask(&client, &server, &requests).await;
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()
@@ -219,14 +218,7 @@ async fn the_reply_queue_goes_when_the_client_connection_closes() {
     let (_server_conn, server) = env.channel().await;
     let requests = declare_queue(&server).await;
     let _replies = consume(&client, REPLY_TO, true).await;
-    publish_with(&client, "", &requests, b"q", asking_for_a_reply()).await;
-    let reply_to = wait_for_get(&server, &requests)
-        .await
-        .properties
-        .reply_to()
-        .clone()
-        .unwrap()
-        .to_string();
+    let reply_to = ask(&client, &server, &requests).await;
     client_conn.close(200, "bye".into()).await.unwrap();
     let passive = QueueDeclareOptions {
         passive: true,

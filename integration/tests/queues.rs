@@ -864,6 +864,25 @@ fn one_arg(key: &str, value: AMQPValue) -> FieldTable {
     args
 }
 
+/// Declare `q` once with each value of the argument `key`: each must be equivalent to the
+/// first (the declares succeed).
+async fn declare_with_each<const N: usize>(
+    ch: &Channel,
+    q: &str,
+    key: &str,
+    values: [AMQPValue; N],
+) {
+    for value in values {
+        ch.queue_declare(
+            q.into(),
+            QueueDeclareOptions::default(),
+            one_arg(key, value),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redeclare_with_the_same_number_in_another_integer_type_is_equivalent() {
     // RabbitMQ compares integer arguments by value across widths: a Java client sending a
@@ -871,19 +890,17 @@ async fn redeclare_with_the_same_number_in_another_integer_type_is_equivalent() 
     let env = Env::start();
     let (_conn, ch) = env.channel().await;
     let q = unique("int-widths");
-    for value in [
-        AMQPValue::LongInt(60_000),
-        AMQPValue::LongLongInt(60_000),
-        AMQPValue::LongUInt(60_000),
-    ] {
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            one_arg("x-message-ttl", value),
-        )
-        .await
-        .unwrap();
-    }
+    declare_with_each(
+        &ch,
+        &q,
+        "x-message-ttl",
+        [
+            AMQPValue::LongInt(60_000),
+            AMQPValue::LongLongInt(60_000),
+            AMQPValue::LongUInt(60_000),
+        ],
+    )
+    .await;
     delete_queue(&ch, &q).await;
 }
 
@@ -922,18 +939,16 @@ async fn queue_type_given_as_a_byte_array_is_the_same_type() {
     let env = Env::start();
     let (_conn, ch) = env.channel().await;
     let q = unique("qtype-bytes");
-    for value in [
-        AMQPValue::LongString("classic".into()),
-        AMQPValue::ByteArray(b"classic".to_vec().into()),
-    ] {
-        ch.queue_declare(
-            q.as_str().into(),
-            QueueDeclareOptions::default(),
-            one_arg("x-queue-type", value),
-        )
-        .await
-        .unwrap();
-    }
+    declare_with_each(
+        &ch,
+        &q,
+        "x-queue-type",
+        [
+            AMQPValue::LongString("classic".into()),
+            AMQPValue::ByteArray(b"classic".to_vec().into()),
+        ],
+    )
+    .await;
     delete_queue(&ch, &q).await;
 }
 
