@@ -5,6 +5,18 @@
 //! (in delivery-tag order), the confirm and transaction modes, and the publisher confirms
 //! still waiting for the store. Errors come back as [`Exception`]s: soft ones close just
 //! this channel, hard ones the connection (the connection decides, in one place).
+//!
+//! Lifecycle ([`State`]), as RabbitMQ's `rabbit_channel`:
+//! - `Open` from channel.open-ok. A client channel.close is answered with close-ok and
+//!   the channel is `Closed` at once (the number may be reused).
+//! - `ClosingByServer` once the server has sent channel.close for a soft error (the
+//!   channel released its consumers, unacked messages and partial content then). Until
+//!   the client's close-ok: a client channel.close (the two closes crossed on the wire)
+//!   is answered with close-ok and the channel keeps waiting, since the client still owes
+//!   close-ok for ours; every other method and every content frame is discarded, without
+//!   an error. (channel.open on that number is refused by the connection with 504, as
+//!   RabbitMQ does: the number is still in use.)
+//! - `Closed` on the client's close-ok; the connection forgets the channel.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,13 +36,15 @@ use warren_protocol::{
 use crate::connection::{ConnCtx, truncate};
 use crate::error::Exception;
 
+/// Where a channel is in its life; see the module docs.
 #[derive(Debug, PartialEq, Eq)]
 enum State {
+    /// Opened by the client; methods and content run.
     Open,
-    /// The server sent channel.close and waits for close-ok.
-    Closing,
-    /// Done; the connection drops it.
-    Finished,
+    /// The server sent channel.close and waits for close-ok; everything else is discarded.
+    ClosingByServer,
+    /// Closed by a close/close-ok exchange; the connection drops it.
+    Closed,
 }
 
 struct Unacked {
@@ -111,8 +125,10 @@ impl Channel {
         self.assembler.method_interrupts().map(Exception::from)
     }
 
-    pub(crate) fn is_finished(&self) -> bool {
-        self.state == State::Finished
+    /// True once the close handshake is over: the connection drops the channel and the
+    /// number may be opened again.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state == State::Closed
     }
 
     pub(crate) fn awaits_durability(&self) -> bool {
@@ -131,7 +147,7 @@ impl Channel {
                 method_id: e.method_id,
             })),
         );
-        self.state = State::Closing;
+        self.state = State::ClosingByServer;
     }
 
     /// Cancel consumers, requeue unacked messages, drop partial content and pending confirms.
@@ -492,18 +508,8 @@ impl Channel {
     // ------------------------------------------------------------------ methods
 
     pub(crate) fn method(&mut self, ctx: &mut ConnCtx, method: AMQPClass) -> Result<(), Exception> {
-        if self.state == State::Closing {
-            match method {
-                AMQPClass::Channel(chan::AMQPMethod::CloseOk(_)) => self.state = State::Finished,
-                AMQPClass::Channel(chan::AMQPMethod::Close(_)) => {
-                    ctx.send(
-                        self.id,
-                        AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})),
-                    );
-                    self.state = State::Finished;
-                }
-                _ => {}
-            }
+        if self.state == State::ClosingByServer {
+            self.method_while_closing(ctx, method);
             return Ok(());
         }
         let vhost = Arc::clone(&ctx.vhost);
@@ -539,6 +545,23 @@ impl Channel {
         }
     }
 
+    /// A method on a channel the server is closing (RabbitMQ's `closing` state).
+    fn method_while_closing(&mut self, ctx: &mut ConnCtx, method: AMQPClass) {
+        match method {
+            AMQPClass::Channel(chan::AMQPMethod::CloseOk(_)) => self.state = State::Closed,
+            AMQPClass::Channel(chan::AMQPMethod::Close(close)) => {
+                // The client closed while our channel.close was on its way: answer its
+                // close, and keep waiting for the close-ok it owes for ours.
+                debug!(channel = self.id, code = close.reply_code, text = %close.reply_text, "client's channel.close crossed ours");
+                ctx.send(
+                    self.id,
+                    AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})),
+                );
+            }
+            _ => {}
+        }
+    }
+
     fn channel_method(&mut self, ctx: &mut ConnCtx, m: chan::AMQPMethod) -> Result<(), Exception> {
         match m {
             chan::AMQPMethod::Close(close) => {
@@ -548,7 +571,7 @@ impl Channel {
                     self.id,
                     AMQPClass::Channel(chan::AMQPMethod::CloseOk(chan::CloseOk {})),
                 );
-                self.state = State::Finished;
+                self.state = State::Closed;
                 Ok(())
             }
             chan::AMQPMethod::CloseOk(_) => Ok(()),

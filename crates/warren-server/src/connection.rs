@@ -10,10 +10,20 @@
 //!
 //! Closing: a client's connection.close is answered with close-ok; the client then closes
 //! the socket (as with RabbitMQ; the server closes it only after `close_timeout`).
-//! An error closes the channel (soft) or the connection (hard): the server sends
-//! connection.close, ignores everything but close/close-ok for `close_timeout`, then
-//! closes the socket. On the way out every channel requeues its unacked messages and
+//! An error closes the channel (soft; the crossings of channel.close and close-ok are the
+//! channel's, see `channel.rs`) or the connection (hard): the server sends
+//! connection.close ([`Phase::Closing`]) and, as RabbitMQ does, discards every frame on
+//! the other channels and every method on channel 0 but these two: a client
+//! connection.close (the two closes crossed) is answered with close-ok, and the client's
+//! close-ok ends the connection. Without close-ok the socket is closed after
+//! `close_timeout`. On the way out every channel requeues its unacked messages and
 //! cancels its consumers, and the connection's exclusive queues are deleted.
+//!
+//! connection.update-secret (a client refreshing its credentials, e.g. an OAuth 2 token)
+//! checks the new secret as the password of the connection's user with the mechanism it
+//! logged in with (`Broker::authenticate`): update-secret-ok, or 530 NOT_ALLOWED as
+//! RabbitMQ's refusal. RabbitMQ 3.10's internal backend accepts any secret; Warren
+//! refuses a wrong one.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -60,9 +70,18 @@ impl ConnCtx {
     }
 }
 
+/// How the client logged in: what connection.update-secret checks a new secret with.
+struct Login {
+    mechanism: String,
+    peer: SocketAddr,
+}
+
+/// Where the connection is after the handshake.
 enum Phase {
+    /// Running: frames go to their channels.
     Open,
-    /// The server sent connection.close and waits for close-ok until the deadline.
+    /// The server sent connection.close and waits for close-ok until the deadline; only
+    /// connection.close and close-ok on channel 0 still count.
     Closing(Instant),
 }
 
@@ -174,6 +193,7 @@ enum HandshakeError {
 
 struct Handshake {
     user: String,
+    login: Login,
     vhost: Arc<VHost>,
     frame_max: u32,
     channel_max: u16,
@@ -352,6 +372,7 @@ async fn handshake(
     );
     Ok(Some(Handshake {
         user,
+        login: Login { mechanism, peer },
         vhost,
         frame_max,
         channel_max,
@@ -505,6 +526,8 @@ async fn run(
             cancel_notify: hs.cancel_notify,
             max_message_size: broker.config().max_message_size,
         },
+        broker: Arc::clone(&broker),
+        login: hs.login,
         channels: HashMap::new(),
         phase: Phase::Open,
         done: false,
@@ -628,6 +651,8 @@ async fn run(
 
 struct Connection {
     ctx: ConnCtx,
+    broker: Arc<Broker>,
+    login: Login,
     channels: HashMap<u16, Channel>,
     phase: Phase,
     done: bool,
@@ -662,21 +687,7 @@ impl Connection {
 
     fn handle_frame(&mut self, frame: Frame, config: &ServerConfig) {
         if let Phase::Closing(_) = self.phase {
-            // Only close and close-ok matter now.
-            if let Frame::Method { channel: 0, method } = frame {
-                match *method {
-                    AMQPClass::Connection(conn::AMQPMethod::CloseOk(_)) => self.done = true,
-                    AMQPClass::Connection(conn::AMQPMethod::Close(_)) => {
-                        self.ctx.send(
-                            0,
-                            AMQPClass::Connection(conn::AMQPMethod::CloseOk(conn::CloseOk {})),
-                        );
-                        self.sent_close_ok = true;
-                        self.done = true;
-                    }
-                    _ => {}
-                }
-            }
+            self.frame_while_closing(frame);
             return;
         }
         let result = match frame {
@@ -705,6 +716,27 @@ impl Connection {
         }
     }
 
+    /// A frame after the server's connection.close: only close and close-ok on channel 0
+    /// count, everything else is discarded (as RabbitMQ does).
+    fn frame_while_closing(&mut self, frame: Frame) {
+        let Frame::Method { channel: 0, method } = frame else {
+            return;
+        };
+        match *method {
+            AMQPClass::Connection(conn::AMQPMethod::CloseOk(_)) => self.done = true,
+            AMQPClass::Connection(conn::AMQPMethod::Close(close)) => {
+                // The client closed while our connection.close was on its way: answer it,
+                // and keep waiting for the close-ok it owes for ours.
+                debug!(code = close.reply_code, text = %close.reply_text, "client's connection.close crossed ours");
+                self.ctx.send(
+                    0,
+                    AMQPClass::Connection(conn::AMQPMethod::CloseOk(conn::CloseOk {})),
+                );
+            }
+            _ => {}
+        }
+    }
+
     fn connection_method(&mut self, method: AMQPClass) -> Result<(), Exception> {
         match method {
             AMQPClass::Connection(conn::AMQPMethod::Close(close)) => {
@@ -722,8 +754,8 @@ impl Connection {
                 self.done = true;
                 Ok(())
             }
-            AMQPClass::Connection(conn::AMQPMethod::UpdateSecret(_)) => {
-                Err(Exception::new(540, "NOT_IMPLEMENTED - connection.update-secret").on(10, 70))
+            AMQPClass::Connection(conn::AMQPMethod::UpdateSecret(update)) => {
+                self.update_secret(&update)
             }
             // A channel's method on channel 0: 504, in RabbitMQ's words.
             other => {
@@ -734,6 +766,35 @@ impl Connection {
                 )
             }
         }
+    }
+
+    /// connection.update-secret: the new secret must be the user's password (PLAIN and
+    /// AMQPLAIN, the mechanisms Warren offers), checked as at login. Never log the secret.
+    fn update_secret(&mut self, update: &conn::UpdateSecret) -> Result<(), Exception> {
+        let accepted = std::str::from_utf8(update.new_secret.as_bytes())
+            .ok()
+            .is_some_and(|secret| {
+                self.broker
+                    .authenticate(
+                        &self.login.mechanism,
+                        &self.ctx.user,
+                        secret,
+                        self.login.peer.ip(),
+                    )
+                    .is_ok()
+            });
+        if !accepted {
+            warn!(user = %self.ctx.user, peer = %self.login.peer, reason = %update.reason, "new secret refused");
+            return Err(
+                Exception::not_allowed("New secret was refused by one of the backends").on(10, 70),
+            );
+        }
+        info!(user = %self.ctx.user, reason = %update.reason, "user updated secret");
+        self.ctx.send(
+            0,
+            AMQPClass::Connection(conn::AMQPMethod::UpdateSecretOk(conn::UpdateSecretOk {})),
+        );
+        Ok(())
     }
 
     fn channel_method(&mut self, id: u16, method: AMQPClass) -> Result<(), Exception> {
@@ -783,7 +844,7 @@ impl Connection {
                 channel.close_with(&mut self.ctx, &e);
             }
         }
-        if channel.is_finished() {
+        if channel.is_closed() {
             self.channels.remove(&id);
         }
         Ok(())

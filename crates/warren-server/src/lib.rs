@@ -10,7 +10,7 @@
 //! - `lib.rs`: [`Server`]: accept loop, connection limit, graceful shutdown.
 //! - `config.rs`: [`ServerConfig`].
 //! - `connection.rs`: handshake (header, SASL PLAIN/AMQPLAIN, tune, open), the
-//!   connection loop, heartbeats, closing.
+//!   connection loop, heartbeats, update-secret, closing (and closes that cross).
 //! - `channel.rs`: channel state machine and every channel-level method.
 //! - `writer.rs`: the per-connection writer that batches output into one syscall.
 //! - `error.rs`: the mapping of every error to a channel or connection close.
