@@ -478,6 +478,53 @@ func largeMessage() {
 	must(err)
 }
 
+// A publish to a missing exchange, then the channel closed at once (Go programs
+// `defer ch.Close()`): the server's 404 channel.close and the client's channel.close cross
+// on the wire. The connection and its other channels must stay usable.
+func closeCrossingServerClose() {
+	other, err := conn.Channel()
+	must(err)
+	defer other.Close()
+	q, err := other.QueueDeclare("", false, true, true, false, nil)
+	must(err)
+	deliveries, err := other.Consume(q.Name, "", true, false, false, false, nil)
+	must(err)
+	for i := 0; i < 3; i++ {
+		func() {
+			c, err := conn.Channel()
+			must(err)
+			defer c.Close()
+			publish(c, unique("go-missing"), "k", body("lost"))
+		}()
+		want := fmt.Sprintf("alive-%d", i)
+		publish(other, "", q.Name, body(want))
+		select {
+		case d, open := <-deliveries:
+			check(open && string(d.Body) == want, "delivery %q (open %v), expected %q", d.Body, open, want)
+		case <-time.After(5 * time.Second):
+			panic(fmt.Errorf("no delivery on the other channel after crossing close %d (connection closed: %v)", i, conn.IsClosed()))
+		}
+	}
+	check(!conn.IsClosed(), "connection closed")
+	fresh, err := conn.Channel()
+	must(err)
+	defer fresh.Close()
+	_, err = fresh.QueueDeclarePassive(q.Name, false, true, true, false, nil)
+	must(err)
+}
+
+// connection.update-secret with the connection's own password (what a client refreshing
+// an OAuth 2 token sends); the connection keeps working. (A wrong secret is not a
+// scenario: RabbitMQ 3.10's internal users accept any secret, Warren refuses it.)
+func updateSecret() {
+	uri, err := amqp.ParseURI(url())
+	must(err)
+	must(conn.UpdateSecret(uri.Password, "token refresh"))
+	check(!conn.IsClosed(), "connection closed after update-secret")
+	q := queue(false, false, true)
+	check(count(q) == 0, "round trip after update-secret")
+}
+
 func closeCleanly() {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	must(mainCh().Close())
@@ -538,6 +585,8 @@ func main() {
 		{"tx_commit_rollback", transactions},
 		{"headers_nested_roundtrip", headersRoundtrip},
 		{"large_message_roundtrip", largeMessage},
+		{"close_crossing_server_close", closeCrossingServerClose},
+		{"update_secret", updateSecret},
 		{"close_cleanly", closeCleanly},
 	}
 	failed := 0
