@@ -809,7 +809,7 @@ fn messages_left_by_a_queue_deleted_just_before_a_crash_are_removed_at_recovery(
 
     let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
     assert_eq!(store.stored_queue_ids().unwrap(), vec![kept_id]);
-    assert_eq!(store.queue_index(kept_id).unwrap(), vec![(1, false)]);
+    assert_eq!(store.queue_index(kept_id).unwrap(), vec![1]);
 }
 
 /// A stored message in the broker's format (exchange "", routing key "q", no properties).

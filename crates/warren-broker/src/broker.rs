@@ -145,7 +145,7 @@ impl Broker {
             let index = self.store.queue_index(store_id)?;
             messages += index.len();
             queues += 1;
-            queue.recover(index);
+            queue.recover(index, self.store.delivered_mark(store_id));
         }
         // Messages of a durable queue whose definition is gone: the queue was deleted and the
         // process died before the commit loop wrote the range delete (the definition delete is
@@ -159,6 +159,9 @@ impl Broker {
                         "removing the stored messages of a queue deleted before the last stop"
                     );
                     self.store.submit(WriteOp::DeleteQueue { queue_id: id });
+                    if let Err(error) = self.store.forget_delivered(id) {
+                        tracing::warn!(store_id = id, %error, "cannot drop a deleted queue's delivered watermark");
+                    }
                 }
             }
         }

@@ -12,6 +12,15 @@
 //! `redelivered` set. Persistent messages on durable queues are written to the store
 //! under `(store id, seq)`; acks delete them.
 //!
+//! Redelivered after a crash: before a stored message with a seq above the queue's delivered
+//! watermark goes to a consumer, the queue raises the watermark in the store
+//! (`Store::raise_delivered`, a `write(2)` that a kill cannot undo) to that seq plus
+//! [`DELIVERED_LEASE`], so the store sees one write per lease, not one per delivery.
+//! Recovery flags every stored message at or below the watermark `redelivered`: all that
+//! were delivered, and at most a lease of messages that were not (AMQP's flag means "may
+//! have been delivered"). Sequence numbers never go back across restarts (they resume above
+//! both the stored messages and the watermark), so a lease never covers a later message.
+//!
 //! Memory is bounded (see `memory.rs`): past its window, or past the broker-wide budget, a
 //! queue keeps only
 //! the index entry of a new message and leaves its body in the store (transient
@@ -36,6 +45,11 @@ use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
 use crate::error::BrokerError;
 use crate::memory::{MESSAGE_OVERHEAD, MessageMemory};
 use crate::message::Message;
+
+/// How far past the seq it delivers a queue raises its delivered watermark (see the module
+/// docs): after a crash, at most this many never-delivered messages per queue come back
+/// flagged `redelivered`.
+pub const DELIVERED_LEASE: u64 = 256;
 
 /// Store ids at or above this are the transient key space (paged-out transient messages).
 pub const TRANSIENT_ID_BASE: u64 = 1 << 63;
@@ -129,6 +143,9 @@ struct QueueState {
     unwritten: VecDeque<Unwritten>,
     /// When the armed message-expiry timer fires (ms), if one is armed.
     expiry_timer: Option<u64>,
+    /// The delivered watermark as raised in the store: stored messages up to this seq may
+    /// go to consumers without another raise.
+    delivered_lease: u64,
 }
 
 /// A paged-out body waiting for its store write.
@@ -328,14 +345,19 @@ impl Queue {
         &self.spec.name
     }
 
-    /// Restore recovered messages (index only; bodies paged in on demand), in order.
-    pub fn recover(self: &Arc<Self>, index: Vec<(u64, bool)>) {
+    /// Restore recovered messages (index only; bodies paged in on demand), in order. Those
+    /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
+    /// and come back `redelivered`.
+    pub fn recover(self: &Arc<Self>, index: Vec<u64>, delivered_mark: u64) {
         let mut st = self.state.lock();
         let recovered_any = !index.is_empty();
-        for (seq, delivered) in index {
+        // New messages get seqs above everything a lease of the last run may have covered.
+        st.next_seq = st.next_seq.max(delivered_mark.saturating_add(1));
+        st.delivered_lease = delivered_mark;
+        for seq in index {
             st.ready.push_back(Entry {
                 seq,
-                redelivered: delivered,
+                redelivered: seq <= delivered_mark,
                 stored: Some(StoreKey {
                     id: self.store_id,
                     seq,
@@ -492,8 +514,8 @@ impl Queue {
             // (`auto_acked`), so a message whose consumer vanished in between can come back.
             if !consumer.no_ack {
                 st.unacked += 1;
-                self.mark_delivered(&entry);
             }
+            self.note_delivery(st, &entry);
             let sink = Arc::clone(&consumer.sink);
             sink.send(ConsumerEvent::Deliver {
                 consumer,
@@ -548,7 +570,9 @@ impl Queue {
         }
     }
 
-    /// Read the bodies of the paged-out run at the head of the queue back from the store.
+    /// Read the bodies of the paged-out run at the head of the queue back from the store:
+    /// up to `page_in_batch` entries without a body, in one batched lookup of their exact
+    /// keys (RocksDB batches the blob-file reads behind it).
     fn page_in(&self, st: &mut QueueState) {
         let Some(first) = st.ready.front().and_then(|e| e.stored) else {
             return;
@@ -560,76 +584,77 @@ impl Queue {
         if !st.unwritten.is_empty() {
             trim_unwritten(&mut st.unwritten, &self.durability.borrow());
         }
-        let rows = match self.store.read_range(first.id, first.seq, limit) {
+        let wanted = |e: &Entry| e.message.is_none() && e.stored.is_some_and(|k| k.id == first.id);
+        let seqs: Vec<u64> = st
+            .ready
+            .iter()
+            .filter(|e| wanted(e))
+            .take(limit)
+            .map(|e| e.seq)
+            .collect();
+        let rows = match self.store.read_messages(first.id, &seqs) {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::error!(queue = %self.spec.name, vhost = %self.vhost, error = %e, "cannot read paged-out messages from the store");
                 return;
             }
         };
-        let mut rows = rows.into_iter().peekable();
+        let mut rows = seqs.iter().zip(rows);
         let mut loaded = 0usize;
         let mut loaded_bytes = 0usize;
         let QueueState {
             ready, unwritten, ..
         } = st;
-        for entry in ready.iter_mut() {
-            if loaded >= limit {
+        for entry in ready.iter_mut().filter(|e| wanted(e)) {
+            let Some((&seq, value)) = rows.next() else {
                 break;
-            }
-            let Some(key) = entry.stored else { continue };
-            if entry.message.is_some() || key.id != first.id {
-                continue;
-            }
-            while rows.peek().is_some_and(|(seq, _)| *seq < key.seq) {
-                rows.next();
-            }
-            let Some((seq, value)) = rows.next_if(|(seq, _)| *seq == key.seq) else {
+            };
+            debug_assert_eq!(seq, entry.seq);
+            let message = match value {
+                Some(value) => match Message::decode(value) {
+                    Ok(m) => Arc::new(m),
+                    Err(e) => {
+                        tracing::error!(queue = %self.spec.name, seq, error = %e, "dropping unreadable stored message");
+                        continue;
+                    }
+                },
                 // Not in the store (yet): a page-out whose write has not landed?
-                let Some(message) = unwritten
-                    .binary_search_by_key(&key.seq, |u| u.seq)
+                None => match unwritten
+                    .binary_search_by_key(&seq, |u| u.seq)
                     .ok()
                     .and_then(|at| unwritten.get(at))
-                    .map(|u| Arc::clone(&u.message))
-                else {
-                    break;
-                };
-                entry.size = (message.size() + MESSAGE_OVERHEAD) as u32;
-                entry.expires_at = self.expiry_of(&message);
-                entry.message = Some(message);
-                loaded += 1;
-                loaded_bytes += entry.size as usize;
-                continue;
+                {
+                    Some(u) => Arc::clone(&u.message),
+                    None => {
+                        tracing::error!(queue = %self.spec.name, vhost = %self.vhost, seq, "message body missing from the store; skipping it");
+                        continue;
+                    }
+                },
             };
-            match Message::decode(value) {
-                Ok(m) => {
-                    entry.size = (m.size() + MESSAGE_OVERHEAD) as u32;
-                    entry.expires_at = self.expiry_of(&m);
-                    entry.message = Some(Arc::new(m));
-                    loaded += 1;
-                    loaded_bytes += entry.size as usize;
-                }
-                Err(e) => {
-                    tracing::error!(queue = %self.spec.name, seq, error = %e, "dropping unreadable stored message");
-                }
-            }
+            entry.size = (message.size() + MESSAGE_OVERHEAD) as u32;
+            entry.expires_at = self.expiry_of(&message);
+            entry.message = Some(message);
+            loaded += 1;
+            loaded_bytes += entry.size as usize;
         }
         self.hold(st, loaded_bytes, loaded);
-
-        if loaded == 0 {
-            tracing::error!(queue = %self.spec.name, vhost = %self.vhost, seq = first.seq, "message body missing from the store; skipping it");
-        }
     }
 
-    fn mark_delivered(&self, entry: &Entry) {
-        if let Some(key) = entry.stored
-            && key.persistent
-            && !entry.redelivered
-        {
-            self.store.submit(WriteOp::MarkDelivered {
-                queue_id: key.id,
-                seq: key.seq,
-            });
+    /// A stored message is about to go to a consumer: make sure the delivered watermark
+    /// covers it before it leaves (see the module docs).
+    fn note_delivery(&self, st: &mut QueueState, entry: &Entry) {
+        let Some(key) = entry.stored.filter(|k| k.persistent) else {
+            return;
+        };
+        if key.seq <= st.delivered_lease {
+            return;
+        }
+        let lease = key.seq.saturating_add(DELIVERED_LEASE);
+        // On failure the lease moves on anyway: the error is logged once per lease, and the
+        // only cost is a missing `redelivered` flag after a crash.
+        st.delivered_lease = lease;
+        if let Err(error) = self.store.raise_delivered(key.id, lease) {
+            tracing::error!(queue = %self.spec.name, vhost = %self.vhost, %error, "cannot record deliveries: after a crash, messages delivered now may come back without redelivered = true");
         }
     }
 
@@ -765,12 +790,12 @@ impl Queue {
                 self.forget(&entry);
                 continue;
             }
+            self.note_delivery(&mut st, &entry);
             if no_ack {
                 self.forget(&entry);
                 entry.stored = None;
             } else {
                 st.unacked += 1;
-                self.mark_delivered(&entry);
             }
             self.arm_expiry(&mut st);
             return Some((entry, st.ready.len() as u32));
@@ -819,6 +844,11 @@ impl Queue {
         self.unhold(&mut st, bytes, messages);
         st.unwritten.clear();
         self.drop_stored_ranges();
+        if self.store_id != 0
+            && let Err(error) = self.store.forget_delivered(self.store_id)
+        {
+            tracing::warn!(queue = %self.spec.name, vhost = %self.vhost, %error, "cannot drop the deleted queue's delivered watermark");
+        }
         for consumer in std::mem::take(&mut st.consumers) {
             consumer.mark_cancelled();
             let sink = Arc::clone(&consumer.sink);

@@ -13,8 +13,8 @@
 //!    (several in a row only if the pending bytes exceed `max_batch_bytes`). `WriteBatch`
 //!    preserves the order of its operations.
 //! 3. The batch is written with `sync = true` if it holds a `Put` (a persistent message must be
-//!    fsynced before its publish is confirmed) and `sync = false` otherwise (acks and delivered
-//!    markers need no fsync: a crash at worst redelivers). The WAL is sequential, so the next
+//!    fsynced before its publish is confirmed) and `sync = false` otherwise (acks need no
+//!    fsync: a crash at worst redelivers). The WAL is sequential, so the next
 //!    synced write also makes the earlier unsynced ones durable.
 //! 4. On success the thread publishes the batch's last ticket as [`Durability::synced`] through
 //!    a `tokio::sync::watch` channel: every confirm waiting on a ticket up to it is released at
@@ -38,7 +38,7 @@ use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::keys::{message_key, queue_range};
-use crate::options::{CF_DELIVERED, CF_INDEX, CF_MESSAGES};
+use crate::options::{CF_INDEX, CF_MESSAGES};
 use crate::reclaim::ReclaimTracker;
 use crate::stats::Counters;
 use crate::store::column_family;
@@ -66,21 +66,14 @@ pub enum WriteOp {
         /// The encoded message.
         value: Bytes,
     },
-    /// Record that the message was delivered (so recovery sets `redelivered`). Not fsynced.
-    MarkDelivered {
-        /// The queue.
-        queue_id: u64,
-        /// The message.
-        seq: u64,
-    },
-    /// Remove the message and its delivered marker (an ack). Not fsynced on its own.
+    /// Remove the message (an ack). Not fsynced on its own.
     Delete {
         /// The queue.
         queue_id: u64,
         /// The message.
         seq: u64,
     },
-    /// Remove every message and marker of the queue (purge or queue delete): range deletes.
+    /// Remove every message of the queue (purge or queue delete): range deletes.
     DeleteQueue {
         /// The queue.
         queue_id: u64,
@@ -93,7 +86,6 @@ impl WriteOp {
         match self {
             WriteOp::Put { .. } => "put",
             WriteOp::PutTransient { .. } => "put-transient",
-            WriteOp::MarkDelivered { .. } => "mark-delivered",
             WriteOp::Delete { .. } => "delete",
             WriteOp::DeleteQueue { .. } => "delete-queue",
         }
@@ -103,7 +95,7 @@ impl WriteOp {
     fn weight(&self) -> usize {
         match self {
             WriteOp::Put { value, .. } | WriteOp::PutTransient { value, .. } => value.len() + 48,
-            WriteOp::MarkDelivered { .. } | WriteOp::Delete { .. } => 48,
+            WriteOp::Delete { .. } => 48,
             WriteOp::DeleteQueue { .. } => 112,
         }
     }
@@ -232,7 +224,7 @@ impl CommitShared {
         if !self.dropped_logged.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 data_dir = %self.path.display(),
-                "the store is poisoned: dropping writes (persistent publishes are nacked; acks and delivered markers are not persisted, so those messages will be redelivered after restart). Logged once."
+                "the store is poisoned: dropping writes (persistent publishes are nacked; acks are not persisted, so those messages will be redelivered after restart). Logged once."
             );
         }
     }
@@ -413,6 +405,8 @@ impl CommitLoop {
     fn add(&mut self, batch: &mut Batch, ticket: u64, op: WriteOp) -> Result<(), StoreError> {
         let db = &*self.db;
         let path = &self.shared.path;
+        let messages = column_family(db, path, CF_MESSAGES)?;
+        let index = column_family(db, path, CF_INDEX)?;
         batch.last_ticket = ticket;
         batch.ops += 1;
         batch.weight += op.weight();
@@ -423,12 +417,8 @@ impl CommitLoop {
                 value,
             } => {
                 let key = message_key(queue_id, seq);
-                batch
-                    .batch
-                    .put_cf(column_family(db, path, CF_MESSAGES)?, key, &value);
-                batch
-                    .batch
-                    .put_cf(column_family(db, path, CF_INDEX)?, key, b"");
+                batch.batch.put_cf(messages, key, &value);
+                batch.batch.put_cf(index, key, b"");
                 batch.puts += 1;
                 batch.put_bytes += value.len() as u64;
             }
@@ -438,33 +428,20 @@ impl CommitLoop {
                 value,
             } => {
                 let key = message_key(queue_id, seq);
-                batch
-                    .batch
-                    .put_cf(column_family(db, path, CF_MESSAGES)?, key, &value);
+                batch.batch.put_cf(messages, key, &value);
                 batch.put_bytes += value.len() as u64;
-            }
-            WriteOp::MarkDelivered { queue_id, seq } => {
-                let key = message_key(queue_id, seq);
-                batch
-                    .batch
-                    .put_cf(column_family(db, path, CF_DELIVERED)?, key, b"");
             }
             WriteOp::Delete { queue_id, seq } => {
                 let key = message_key(queue_id, seq);
-                for name in [CF_MESSAGES, CF_INDEX, CF_DELIVERED] {
-                    batch.batch.delete_cf(column_family(db, path, name)?, key);
-                }
+                batch.batch.delete_cf(messages, key);
+                batch.batch.delete_cf(index, key);
                 batch.deletes += 1;
                 self.reclaim.deleted(queue_id, seq);
             }
             WriteOp::DeleteQueue { queue_id } => {
                 let (start, end) = queue_range(queue_id);
-                for name in [CF_MESSAGES, CF_INDEX, CF_DELIVERED] {
-                    batch.batch.delete_range_cf(
-                        column_family(db, path, name)?,
-                        &start[..],
-                        &end[..],
-                    );
+                for cf in [messages, index] {
+                    batch.batch.delete_range_cf(cf, &start[..], &end[..]);
                 }
                 self.reclaim.queue_deleted(queue_id);
             }
@@ -624,10 +601,7 @@ mod tests {
 
         // After a restart only what was synced is there, and the store takes writes again.
         let store = Store::open(dir.path(), StoreOptions::default()).expect("reopen");
-        assert_eq!(
-            store.queue_index(1).expect("index"),
-            vec![(1, false), (2, false)]
-        );
+        assert_eq!(store.queue_index(1).expect("index"), vec![1, 2]);
         let ticket = store.submit(put(3));
         runtime
             .block_on(store.wait_durable(ticket))

@@ -10,6 +10,20 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The delivered-watermark log (`warren-delivered`) could not be read or written.
+    #[error(
+        "cannot {operation} the delivered-watermark log {path}: {source} (check the disk under the data directory)"
+    )]
+    DeliveredLog {
+        /// What the store was doing, e.g. "append".
+        operation: &'static str,
+        /// The log file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The data directory could not be created.
     #[error("cannot create the data directory {path}: {source}")]
     CreateDir {

@@ -19,8 +19,13 @@ pub(crate) const MESSAGE_KEY_LEN: usize = 16;
 /// `meta` key holding the on-disk format version, written when a store is created.
 pub(crate) const FORMAT_KEY: &[u8] = b"format";
 
-/// The on-disk format this build writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes and reads: 2, with delivered watermarks in
+/// `warren-delivered` (see `delivered.rs`).
+pub(crate) const FORMAT_VERSION: u32 = 2;
+
+/// The older format this build still opens (and upgrades): one marker per delivered message
+/// in the `delivered` column family.
+pub(crate) const FORMAT_VERSION_MARKERS: u32 = 1;
 
 /// The key of message `seq` of queue `queue_id`.
 pub(crate) fn message_key(queue_id: u64, seq: u64) -> [u8; MESSAGE_KEY_LEN] {

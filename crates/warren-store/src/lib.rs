@@ -19,9 +19,13 @@
 //! store.durability() -> watch::Receiver<Durability>                   // { synced, poisoned }
 //! store.wait_durable(ticket: Ticket).await -> Result<(), StoreError>  // convenience
 //! // recovery and paging
-//! store.queue_index(queue_id: u64) -> Result<Vec<(u64, bool)>, StoreError>   // (seq, delivered)
+//! store.queue_index(queue_id: u64) -> Result<Vec<u64>, StoreError>   // stored seqs, in order
+//! store.delivered_mark(queue_id: u64) -> u64                            // seqs <= it were delivered
+//! store.raise_delivered(queue_id: u64, seq: u64) -> Result<(), StoreError>  // before delivering
+//! store.forget_delivered(queue_id: u64) -> Result<(), StoreError>       // queue deleted
 //! store.stored_queue_ids() -> Result<Vec<u64>, StoreError>
 //! store.read_message(queue_id: u64, seq: u64) -> Result<Option<Bytes>, StoreError>
+//! store.read_messages(queue_id: u64, seqs: &[u64]) -> Result<Vec<Option<Bytes>>, StoreError>
 //! store.read_range(queue_id: u64, from_seq: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StoreError>
 //! // operations
 //! store.stats() -> StoreStats
@@ -29,7 +33,8 @@
 //! ```
 //!
 //! [`WriteOp`] is `Put { queue_id, seq, value }` (fsynced before its ticket is synced),
-//! `MarkDelivered { queue_id, seq }`, `Delete { queue_id, seq }` (an ack: body and marker) and
+//! `PutTransient { .. }` (a paged-out transient body: not fsynced, not indexed),
+//! `Delete { queue_id, seq }` (an ack) and
 //! `DeleteQueue { queue_id }` (purge or queue delete, as range deletes). Ops apply in
 //! submission order. A [`Durability`] says every ticket `<= synced` is written and, once
 //! `poisoned` is `Some(t)`, that every ticket `>= t` failed for good (a write failed: the store
@@ -37,22 +42,26 @@
 //!
 //! Typical use by the broker: on `queue.declare` of a durable queue, `next_id("queue")` and
 //! `put_definition(Queue, name, encoded)`; on a persistent publish, `submit(Put)` and confirm
-//! when `durability().synced >= ticket`; on delivery, `submit(MarkDelivered)`; on ack,
-//! `submit(Delete)`; at start, `definitions(..)` then `queue_index(id)` per durable queue and
-//! `read_range` for the bodies near each queue's head.
+//! when `durability().synced >= ticket`; before delivering a stored message above the queue's
+//! delivered watermark, `raise_delivered` (ahead, a lease at a time); on ack, `submit(Delete)`;
+//! at start, `definitions(..)` then `queue_index(id)` and `delivered_mark(id)` per durable
+//! queue, and `read_messages` for the bodies near each queue's head.
 //!
 //! # On disk
 //!
-//! One RocksDB database in the data directory, with four column families: `meta`
-//! (definitions, counters, format version), `messages` (bodies, key = queue id ++ seq, both
-//! big-endian), `index` (the same keys with empty values, so recovery never reads a body) and
-//! `delivered` (markers, same keys). Key layout in `keys.rs`; tuning in `options.rs`.
+//! One RocksDB database in the data directory, with the column families `meta` (definitions,
+//! counters, format version), `messages` (bodies, key = queue id ++ seq, both big-endian),
+//! `index` (the same keys with empty values, so recovery never reads a body) and `delivered`
+//! (the older format's per-message markers; emptied when such a store is opened). Beside it,
+//! `warren-delivered` holds each queue's delivered watermark (`delivered.rs`). Key layout in
+//! `keys.rs`; tuning in `options.rs`.
 //!
 //! # Layout
 //!
 //! - `store.rs`: [`Store`]: open, the threads, reads, close.
 //! - `commit.rs`: [`WriteOp`], [`Ticket`], [`Durability`]: the group-commit loop and the
 //!   poisoned state.
+//! - `delivered.rs`: the delivered watermarks and their log file.
 //! - `definitions.rs`: [`DefinitionKind`] and the definition and counter methods.
 //! - `reclaim.rs`: compactions that give deleted messages' disk space back.
 //! - `keys.rs`: the byte layout of every key.
@@ -69,6 +78,7 @@
 
 mod commit;
 mod definitions;
+mod delivered;
 mod error;
 mod keys;
 mod options;

@@ -8,8 +8,8 @@
 //!   total, by `db_write_buffer_size`. The broker's RSS target is under 150 MiB with a backlog of
 //!   500k messages, so RocksDB gets roughly 100 MiB of it, whatever the backlog.
 //! - **WAL on, synced only when needed**: the commit loop sets `sync = true` only on batches
-//!   holding a `Put`. `max_total_wal_size` forces the rarely written column families (`meta`,
-//!   `delivered`) to flush so old WAL files do not pin disk space.
+//!   holding a `Put`. `max_total_wal_size` forces the rarely written column family (`meta`)
+//!   to flush so old WAL files do not pin disk space.
 //! - **Bodies in blob files** (`messages`): values of 256 bytes or more go to blob files, written
 //!   once at flush and not rewritten by level compaction as a backlog ages; SST files then hold
 //!   keys and blob pointers only, so compactions (and reclaim) touch little data.
@@ -46,7 +46,9 @@ pub(crate) const CF_META: &str = "meta";
 pub(crate) const CF_MESSAGES: &str = "messages";
 /// Column family listing each stored message with an empty value (recovery reads only this).
 pub(crate) const CF_INDEX: &str = "index";
-/// Column family of "delivered" markers (message handed to a consumer, not yet acked).
+/// Column family of the older format's per-message "delivered" markers. Emptied when such a
+/// store is opened (they become watermarks, see `delivered.rs`); kept so that the database
+/// opens with the column families it was created with.
 pub(crate) const CF_DELIVERED: &str = "delivered";
 
 const MIB: usize = 1024 * 1024;

@@ -13,8 +13,8 @@
 //!   check (a drained backlog's tail). A `DeleteQueue` asks for the queue's whole range at once.
 //!   A busy queue streaming through its memtable is thus compacted rarely, while an idle one is
 //!   cleaned within two intervals.
-//! - The reclaim thread ([`run`]) runs those `compact_range` calls on the `messages`, `index`
-//!   and `delivered` column families, off the commit thread (a manual compaction takes
+//! - The reclaim thread ([`run`]) runs those `compact_range` calls on the `messages` and `index`
+//!   column families, off the commit thread (a manual compaction takes
 //!   hundreds of milliseconds; commits must not wait for it). Requests that queued up while it
 //!   worked are merged per queue.
 
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use rocksdb::{BottommostLevelCompaction, CompactOptions, DB};
 
 use crate::keys::{message_key, queue_range};
-use crate::options::{CF_DELIVERED, CF_INDEX, CF_MESSAGES};
+use crate::options::{CF_INDEX, CF_MESSAGES};
 use crate::stats::Counters;
 use crate::store::column_family;
 
@@ -193,7 +193,7 @@ fn compact(db: &DB, path: &std::path::Path, compaction: Compaction) {
     // files, these SST files hold keys only, so rewriting them is cheap.
     let mut options = CompactOptions::default();
     options.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
-    for name in [CF_MESSAGES, CF_INDEX, CF_DELIVERED] {
+    for name in [CF_MESSAGES, CF_INDEX] {
         match column_family(db, path, name) {
             Ok(cf) => db.compact_range_cf_opt(cf, Some(&start[..]), Some(&end[..]), &options),
             Err(error) => tracing::warn!(%error, "reclaim skipped"),

@@ -4,9 +4,11 @@
 //!
 //! - the RocksDB database (`Arc<DB>`, shared with the two threads below);
 //! - the commit thread (`commit.rs`), fed by [`Store::submit`];
-//! - the reclaim thread (`reclaim.rs`), fed by the commit thread.
+//! - the reclaim thread (`reclaim.rs`), fed by the commit thread;
+//! - the delivered watermarks (`delivered.rs`), written by the dispatching thread itself.
 //!
-//! Reads ([`Store::queue_index`], [`Store::read_message`], [`Store::read_range`]) and the
+//! Reads ([`Store::queue_index`], [`Store::read_message`], [`Store::read_messages`],
+//! [`Store::read_range`]) and the
 //! definition writes (`definitions.rs`) run on the caller's thread and block on disk: the broker
 //! calls them at recovery or from `spawn_blocking`, not on the publish path.
 //! Dropping the last handle closes the store like [`Store::close`].
@@ -22,8 +24,12 @@ use rocksdb::{ColumnFamily, DB, DBRawIterator, FlushOptions, ReadOptions, WriteO
 use tokio::sync::watch;
 
 use crate::commit::{CommitLoop, CommitShared, Durability, Ticket, TicketStatus, WriteOp};
+use crate::delivered::DeliveredLog;
 use crate::error::StoreError;
-use crate::keys::{FORMAT_KEY, FORMAT_VERSION, decode_message_key, message_key, queue_range};
+use crate::keys::{
+    FORMAT_KEY, FORMAT_VERSION, FORMAT_VERSION_MARKERS, decode_message_key, message_key,
+    queue_range,
+};
 use crate::options::{CF_DELIVERED, CF_INDEX, CF_MESSAGES, CF_META, StoreOptions, rocks_options};
 use crate::reclaim::{self, ReclaimTracker};
 use crate::stats::{Counters, StoreStats};
@@ -38,6 +44,7 @@ struct Inner {
     db: Arc<DB>,
     path: PathBuf,
     commit: Arc<CommitShared>,
+    delivered: DeliveredLog,
     counters: Arc<Counters>,
     threads: Mutex<Threads>,
     /// Serialises `next_id`'s read-increment-write.
@@ -96,7 +103,8 @@ impl Store {
         let db = Arc::new(db);
         let mut sync_write = WriteOptions::default();
         sync_write.set_sync(true);
-        check_format(&db, &path, &sync_write)?;
+        let format = check_format(&db, &path, &sync_write)?;
+        let delivered = open_delivered(&db, &path, format, &sync_write)?;
 
         let counters = Arc::new(Counters::default());
         let commit = Arc::new(CommitShared::new(path.clone(), Arc::clone(&counters)));
@@ -146,6 +154,7 @@ impl Store {
                 db,
                 path,
                 commit,
+                delivered,
                 counters,
                 threads: Mutex::new(Threads {
                     commit: Some(commit_thread),
@@ -220,27 +229,38 @@ impl Store {
         }
     }
 
-    /// Recovery: the messages stored for `queue_id`, in seq order, as `(seq, delivered)`, where
-    /// `delivered` means a delivered marker exists (redeliver with `redelivered = true`).
-    ///
-    /// Reads only the `index` and `delivered` column families (keys, no bodies).
-    pub fn queue_index(&self, queue_id: u64) -> Result<Vec<(u64, bool)>, StoreError> {
+    /// Recovery: the seqs of the messages stored for `queue_id`, in order. Reads only the
+    /// `index` column family (keys, no bodies). Which of them were delivered before:
+    /// [`Store::delivered_mark`].
+    pub fn queue_index(&self, queue_id: u64) -> Result<Vec<u64>, StoreError> {
         let mut index = self.queue_iterator(CF_INDEX, queue_id, 0)?;
-        let mut delivered = self.queue_iterator(CF_DELIVERED, queue_id, 0)?;
         let mut out = Vec::new();
-        let mut next_delivered = self.current_seq(&delivered)?;
         while let Some(key) = index.key() {
-            let seq = self.seq_of(key)?;
-            while next_delivered.is_some_and(|marked| marked < seq) {
-                delivered.next();
-                next_delivered = self.current_seq(&delivered)?;
-            }
-            out.push((seq, next_delivered == Some(seq)));
+            out.push(self.seq_of(key)?);
             index.next();
         }
         self.finish(&index, "read queue index")?;
-        self.finish(&delivered, "read delivered markers")?;
         Ok(out)
+    }
+
+    /// The delivered watermark of `queue_id`: every message of the queue with a seq at or
+    /// below it may have been delivered (recovery sets `redelivered`); 0 if none was.
+    pub fn delivered_mark(&self, queue_id: u64) -> u64 {
+        self.inner.delivered.mark(queue_id)
+    }
+
+    /// Raises the delivered watermark of `queue_id` to `seq`. Call it *before* the delivery
+    /// of a stored message with a seq above the current mark leaves the broker: on return the
+    /// mark survives a kill of the process (not a power loss: it is not fsynced). One small
+    /// `write(2)`, no RocksDB call; callers raise it ahead of their deliveries (a lease) so
+    /// that it is rare.
+    pub fn raise_delivered(&self, queue_id: u64, seq: u64) -> Result<(), StoreError> {
+        self.inner.delivered.raise(queue_id, seq)
+    }
+
+    /// Drops the delivered watermark of a deleted queue.
+    pub fn forget_delivered(&self, queue_id: u64) -> Result<(), StoreError> {
+        self.inner.delivered.forget(queue_id)
     }
 
     /// The ids of the queues that have messages stored (to find queues whose definition is
@@ -271,6 +291,27 @@ impl Store {
         )
         .map(|value| value.map(Bytes::from))
         .map_err(|source| self.rocks("read message", source))
+    }
+
+    /// Reads the messages `seqs` of `queue_id` (ascending) in one batched lookup (for paging
+    /// bodies in near the queue head): one entry per seq, `None` where nothing is stored.
+    /// RocksDB batches the lookups and the blob-file reads behind them.
+    pub fn read_messages(
+        &self,
+        queue_id: u64,
+        seqs: &[u64],
+    ) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let db = &*self.inner.db;
+        let cf = column_family(db, &self.inner.path, CF_MESSAGES)?;
+        let keys: Vec<[u8; 16]> = seqs.iter().map(|&seq| message_key(queue_id, seq)).collect();
+        db.batched_multi_get_cf(cf, &keys, true)
+            .into_iter()
+            .map(|value| {
+                value
+                    .map(|v| v.map(|slice| Bytes::copy_from_slice(&slice)))
+                    .map_err(|source| self.rocks("read messages", source))
+            })
+            .collect()
     }
 
     /// Reads up to `limit` messages of `queue_id` with seq `>= from_seq`, in seq order (for
@@ -319,10 +360,6 @@ impl Store {
         let mut iter = db.raw_iterator_cf_opt(column_family(db, &self.inner.path, cf)?, read);
         iter.seek(message_key(queue_id, from_seq));
         Ok(iter)
-    }
-
-    fn current_seq(&self, iter: &DBRawIterator<'_>) -> Result<Option<u64>, StoreError> {
-        iter.key().map(|key| self.seq_of(key)).transpose()
     }
 
     fn seq_of(&self, key: &[u8]) -> Result<u64, StoreError> {
@@ -426,8 +463,8 @@ impl Drop for Inner {
     }
 }
 
-/// Writes the format version into a new store, or checks the one found.
-fn check_format(db: &DB, path: &Path, sync_write: &WriteOptions) -> Result<(), StoreError> {
+/// Writes the format version into a new store, or checks the one found; returns it.
+fn check_format(db: &DB, path: &Path, sync_write: &WriteOptions) -> Result<u32, StoreError> {
     let rocks = |operation, source| StoreError::Rocks {
         operation,
         path: path.to_path_buf(),
@@ -440,6 +477,7 @@ fn check_format(db: &DB, path: &Path, sync_write: &WriteOptions) -> Result<(), S
     {
         None => db
             .put_cf_opt(meta, FORMAT_KEY, FORMAT_VERSION.to_be_bytes(), sync_write)
+            .map(|()| FORMAT_VERSION)
             .map_err(|source| rocks("write format version", source)),
         Some(found) => {
             let found = <[u8; 4]>::try_from(found.as_slice())
@@ -449,8 +487,8 @@ fn check_format(db: &DB, path: &Path, sync_write: &WriteOptions) -> Result<(), S
                     path: path.to_path_buf(),
                     key: FORMAT_KEY.to_vec(),
                 })?;
-            if found == FORMAT_VERSION {
-                Ok(())
+            if found == FORMAT_VERSION || found == FORMAT_VERSION_MARKERS {
+                Ok(found)
             } else {
                 Err(StoreError::UnsupportedFormat {
                     path: path.to_path_buf(),
@@ -460,4 +498,56 @@ fn check_format(db: &DB, path: &Path, sync_write: &WriteOptions) -> Result<(), S
             }
         }
     }
+}
+
+/// Opens the delivered watermarks. A store of the older format kept one marker per delivered
+/// message in the `delivered` column family: those become watermarks (the highest marked seq
+/// of each queue; deliveries go in seq order, so every seq below it was delivered too), the
+/// markers are range-deleted and the format version is raised, in that order, so that a crash
+/// halfway repeats the migration.
+fn open_delivered(
+    db: &DB,
+    path: &Path,
+    format: u32,
+    sync_write: &WriteOptions,
+) -> Result<DeliveredLog, StoreError> {
+    if format != FORMAT_VERSION_MARKERS {
+        return DeliveredLog::open(path, std::collections::HashMap::new());
+    }
+    let rocks = |operation, source| StoreError::Rocks {
+        operation,
+        path: path.to_path_buf(),
+        source,
+    };
+    let delivered = column_family(db, path, CF_DELIVERED)?;
+    let mut marks = std::collections::HashMap::new();
+    let mut iter = db.raw_iterator_cf(delivered);
+    iter.seek_to_first();
+    while let Some(key) = iter.key() {
+        if let Some((queue_id, seq)) = decode_message_key(key) {
+            let mark = marks.entry(queue_id).or_insert(0u64);
+            *mark = (*mark).max(seq);
+        }
+        iter.next();
+    }
+    iter.status()
+        .map_err(|source| rocks("read delivered markers", source))?;
+    drop(iter);
+    let migrated = marks.len();
+    let log = DeliveredLog::open(path, marks)?;
+    let mut batch = rocksdb::WriteBatch::default();
+    batch.delete_range_cf(delivered, [0u8; 0].as_slice(), [0xFFu8; 17].as_slice());
+    batch.put_cf(
+        column_family(db, path, CF_META)?,
+        FORMAT_KEY,
+        FORMAT_VERSION.to_be_bytes(),
+    );
+    db.write_opt(batch, sync_write)
+        .map_err(|source| rocks("migrate delivered markers", source))?;
+    tracing::info!(
+        data_dir = %path.display(),
+        queues = migrated,
+        "store format upgraded: per-message delivered markers became per-queue delivered watermarks"
+    );
+    Ok(log)
 }

@@ -71,9 +71,9 @@ fn drained_and_deleted_queues_give_their_disk_space_back() {
                 .expect("synced");
         }
     }
-    let nudge = store.submit(WriteOp::MarkDelivered {
+    let nudge = store.submit(WriteOp::Delete {
         queue_id: 1,
-        seq: 0,
+        seq: u64::MAX,
     });
     runtime.block_on(store.wait_durable(nudge)).expect("synced");
     assert!(

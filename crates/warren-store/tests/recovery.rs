@@ -12,7 +12,8 @@ use warren_store::{Store, StoreError, StoreOptions, WriteOp};
 
 const CHILD_ENV: &str = "WARREN_STORE_CRASH_CHILD";
 
-/// In the child: 1,000 synced puts to queue 3, markers on 500..600, acks of 0..100; abort.
+/// In the child: 1,000 synced puts to queue 3, the delivered watermark at 599, acks of
+/// 0..100; abort.
 fn crash_child(dir: &Path) -> ! {
     let store = Store::open(dir, StoreOptions::default()).expect("child open");
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -26,13 +27,11 @@ fn crash_child(dir: &Path) -> ! {
             value: Bytes::from(format!("body {seq}")),
         }));
     }
-    // Separate batches (so separate WAL records): the puts, then the markers and acks.
+    // Separate batches (so separate WAL records): the puts, then the acks.
     runtime
         .block_on(store.wait_durable(last.expect("ticket")))
         .expect("puts synced");
-    for seq in 500..600 {
-        last = Some(store.submit(WriteOp::MarkDelivered { queue_id: 3, seq }));
-    }
+    store.raise_delivered(3, 599).expect("raise");
     for seq in 0..100 {
         last = Some(store.submit(WriteOp::Delete { queue_id: 3, seq }));
     }
@@ -66,10 +65,12 @@ fn synced_writes_survive_a_process_crash() {
 
     let store = Store::open(dir.path(), StoreOptions::default()).expect("reopen after crash");
     let index = store.queue_index(3).expect("index");
-    let expected: Vec<(u64, bool)> = (100..1_000)
-        .map(|seq| (seq, (500..600).contains(&seq)))
-        .collect();
-    assert_eq!(index, expected);
+    assert_eq!(index, (100..1_000).collect::<Vec<_>>());
+    assert_eq!(
+        store.delivered_mark(3),
+        599,
+        "the watermark survives the kill"
+    );
     assert_eq!(
         store.read_message(3, 999).expect("read"),
         Some(Bytes::from("body 999"))
@@ -102,8 +103,8 @@ fn a_torn_wal_tail_loses_at_most_the_torn_write() {
 
     let store = Store::open(dir.path(), StoreOptions::default()).expect("reopen after tear");
     let index = store.queue_index(3).expect("index");
-    // The last WAL record (markers and acks) may be gone; the puts before it are intact.
-    let seqs: Vec<u64> = index.iter().map(|(seq, _)| *seq).collect();
+    // The last WAL record (the acks) may be gone; the puts before it are intact.
+    let seqs = index;
     assert!(
         seqs == (100..1_000).collect::<Vec<_>>() || seqs == (0..1_000).collect::<Vec<_>>(),
         "unexpected recovery: {} entries from {:?}",
@@ -129,7 +130,7 @@ fn a_store_in_an_unknown_format_is_refused() {
         )
         .expect("raw open");
         let meta = db.cf_handle("meta").expect("meta");
-        db.put_cf(meta, b"format", 2u32.to_be_bytes())
+        db.put_cf(meta, b"format", 3u32.to_be_bytes())
             .expect("write format");
     }
     let error = Store::open(dir.path(), StoreOptions::default()).expect_err("refused");
@@ -137,8 +138,8 @@ fn a_store_in_an_unknown_format_is_refused() {
         matches!(
             error,
             StoreError::UnsupportedFormat {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),

@@ -138,9 +138,9 @@ fn synced_puts_survive_reopen_in_seq_order_per_queue() {
     }
     let store = open(dir.path());
     let index = |queue_id| store.queue_index(queue_id).expect("index");
-    assert_eq!(index(1), vec![(2, false), (256, false), (300, false)]);
-    assert_eq!(index(2), vec![(1, false), (7, false)]);
-    assert_eq!(index(3), vec![(0, false)]);
+    assert_eq!(index(1), vec![2, 256, 300]);
+    assert_eq!(index(2), vec![1, 7]);
+    assert_eq!(index(3), vec![0]);
     assert!(index(4).is_empty());
     assert_eq!(store.stored_queue_ids().expect("ids"), vec![1, 2, 3]);
     assert_eq!(
@@ -155,73 +155,117 @@ fn synced_puts_survive_reopen_in_seq_order_per_queue() {
         vec![(2, body(1, 2))]
     );
     assert!(store.read_range(1, 301, 10).expect("range").is_empty());
+    assert_eq!(
+        store
+            .read_messages(1, &[1, 2, 256, 299, 300])
+            .expect("read"),
+        vec![
+            None,
+            Some(body(1, 2)),
+            Some(body(1, 256)),
+            None,
+            Some(body(1, 300))
+        ]
+    );
 }
 
 #[test]
-fn delivered_markers_survive_reopen() {
+fn delivered_watermarks_only_rise_and_survive_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
         for seq in 1..=5 {
             store.submit(put(9, seq));
         }
-        store.submit(WriteOp::MarkDelivered {
-            queue_id: 9,
-            seq: 2,
-        });
-        store.submit(WriteOp::MarkDelivered {
-            queue_id: 9,
-            seq: 5,
-        });
-        // A marker twice (delivered, requeued, delivered again) is one marker.
-        store.submit(WriteOp::MarkDelivered {
-            queue_id: 9,
-            seq: 5,
-        });
+        store.raise_delivered(9, 2).expect("raise");
+        store.raise_delivered(9, 5).expect("raise");
+        // Lower is a no-op (a requeued message delivered again).
+        store.raise_delivered(9, 3).expect("raise");
+        store.raise_delivered(10, 7).expect("raise");
+        store.forget_delivered(10).expect("forget");
+        assert_eq!(store.delivered_mark(9), 5);
         store.close().expect("close");
     }
     let store = open(dir.path());
-    assert_eq!(
-        store.queue_index(9).expect("index"),
-        vec![(1, false), (2, true), (3, false), (4, false), (5, true)]
-    );
+    assert_eq!(store.queue_index(9).expect("index"), vec![1, 2, 3, 4, 5]);
+    assert_eq!(store.delivered_mark(9), 5);
+    assert_eq!(store.delivered_mark(10), 0, "forgotten with its queue");
+    assert_eq!(store.delivered_mark(11), 0);
 }
 
 #[test]
-fn delete_removes_the_message_and_its_marker() {
+fn delete_removes_the_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let store = open(dir.path());
         for seq in 1..=3 {
             store.submit(put(4, seq));
         }
-        store.submit(WriteOp::MarkDelivered {
-            queue_id: 4,
-            seq: 2,
-        });
         store.submit(WriteOp::Delete {
             queue_id: 4,
             seq: 2,
         });
-        // An orphan marker (no message) is not listed by the index.
-        store.submit(WriteOp::MarkDelivered {
-            queue_id: 4,
-            seq: 99,
-        });
         store.close().expect("close");
     }
     let store = open(dir.path());
-    assert_eq!(
-        store.queue_index(4).expect("index"),
-        vec![(1, false), (3, false)]
-    );
+    assert_eq!(store.queue_index(4).expect("index"), vec![1, 3]);
     assert_eq!(store.read_message(4, 2).expect("read"), None);
-    // A new Put at a deleted seq comes back undelivered: the marker went with the delete.
     wait(&store, store.submit(put(4, 2)));
-    assert_eq!(
-        store.queue_index(4).expect("index"),
-        vec![(1, false), (2, false), (3, false)]
+    assert_eq!(store.queue_index(4).expect("index"), vec![1, 2, 3]);
+}
+
+/// A data directory of the first format kept a marker per delivered message in the
+/// `delivered` column family. Opening it turns them into watermarks and empties the family.
+#[test]
+fn delivered_markers_of_the_older_format_become_watermarks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let store = open(dir.path());
+        for seq in 1..=6 {
+            store.submit(put(5, seq));
+        }
+        store.close().expect("close");
+    }
+    {
+        // Rewrite it as the first format wrote it: format 1, markers on 2 and 4.
+        let db = raw_open(dir.path());
+        let meta = db.cf_handle("meta").expect("meta");
+        db.put_cf(meta, b"format", 1u32.to_be_bytes())
+            .expect("format");
+        let delivered = db.cf_handle("delivered").expect("delivered");
+        for seq in [2u64, 4] {
+            let mut key = 5u64.to_be_bytes().to_vec();
+            key.extend_from_slice(&seq.to_be_bytes());
+            db.put_cf(delivered, key, b"").expect("marker");
+        }
+        db.flush_wal(true).expect("sync");
+        std::fs::remove_file(dir.path().join("warren-delivered")).expect("drop the new log");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.delivered_mark(5), 4);
+    assert_eq!(store.queue_index(5).expect("index"), vec![1, 2, 3, 4, 5, 6]);
+    store.close().expect("close");
+    drop(store);
+    let db = raw_open(dir.path());
+    let delivered = db.cf_handle("delivered").expect("delivered");
+    assert!(
+        db.iterator_cf(delivered, rocksdb::IteratorMode::Start)
+            .next()
+            .is_none(),
+        "markers left behind"
     );
+    let meta = db.cf_handle("meta").expect("meta");
+    assert_eq!(
+        db.get_cf(meta, b"format").expect("format"),
+        Some(2u32.to_be_bytes().to_vec())
+    );
+}
+
+/// The data directory opened with plain RocksDB, every column family.
+fn raw_open(dir: &Path) -> rocksdb::DB {
+    let options = rocksdb::Options::default();
+    let names = rocksdb::DB::list_cf(&options, dir).expect("list column families");
+    rocksdb::DB::open_cf(&options, dir, &names).expect("raw open")
 }
 
 #[test]
@@ -247,7 +291,7 @@ fn delete_then_put_of_the_same_seq_apply_in_submission_order() {
         store.close().expect("close");
     }
     let store = open(dir.path());
-    assert_eq!(store.queue_index(1).expect("index"), vec![(1, false)]);
+    assert_eq!(store.queue_index(1).expect("index"), vec![1]);
     assert_eq!(
         store.read_message(1, 1).expect("read"),
         Some(Bytes::from_static(b"second"))
@@ -262,7 +306,6 @@ fn delete_queue_removes_exactly_that_queue() {
         for queue_id in [1, 2, 3, u64::MAX] {
             for seq in [0, 1, u64::MAX] {
                 store.submit(put(queue_id, seq));
-                store.submit(WriteOp::MarkDelivered { queue_id, seq });
             }
         }
         store.submit(WriteOp::DeleteQueue { queue_id: 2 });
@@ -272,10 +315,10 @@ fn delete_queue_removes_exactly_that_queue() {
         store.close().expect("close");
     }
     let store = open(dir.path());
-    let all_delivered = vec![(0, true), (1, true), (u64::MAX, true)];
-    assert_eq!(store.queue_index(1).expect("index"), all_delivered);
-    assert_eq!(store.queue_index(2).expect("index"), vec![(10, false)]);
-    assert_eq!(store.queue_index(3).expect("index"), all_delivered);
+    let all = vec![0, 1, u64::MAX];
+    assert_eq!(store.queue_index(1).expect("index"), all);
+    assert_eq!(store.queue_index(2).expect("index"), vec![10]);
+    assert_eq!(store.queue_index(3).expect("index"), all);
     assert!(store.queue_index(u64::MAX).expect("index").is_empty());
     assert_eq!(store.read_message(2, 1).expect("read"), None);
     assert_eq!(store.stored_queue_ids().expect("ids"), vec![1, 2, 3]);
@@ -323,20 +366,20 @@ fn batches_without_puts_are_not_fsynced() {
     wait(&store, store.submit(put(1, 1)));
     let before = store.stats();
     assert_eq!(before.fsyncs, 1);
-    let marker = store.submit(WriteOp::MarkDelivered {
+    let absent = store.submit(WriteOp::Delete {
         queue_id: 1,
-        seq: 1,
+        seq: 99,
     });
-    wait(&store, marker);
+    wait(&store, absent);
     let ack = store.submit(WriteOp::Delete {
         queue_id: 1,
         seq: 1,
     });
     wait(&store, ack);
     let after = store.stats();
-    assert_eq!(after.fsyncs, 1, "markers and acks need no fsync");
+    assert_eq!(after.fsyncs, 1, "acks need no fsync");
     assert!(after.batches >= 2);
-    assert_eq!(after.deletes, 1);
+    assert_eq!(after.deletes, 2);
 }
 
 #[test]
@@ -363,7 +406,7 @@ fn close_writes_everything_submitted_before_it() {
         index
             .iter()
             .zip((1..2_000).step_by(2))
-            .all(|(&(seq, delivered), expected)| seq == expected && !delivered)
+            .all(|(&seq, expected)| seq == expected)
     );
 }
 
@@ -385,7 +428,7 @@ fn submissions_after_close_fail_at_once() {
         Err(StoreError::Closed { .. })
     ));
     // Reads still work after close.
-    assert_eq!(store.queue_index(1).expect("index"), vec![(1, false)]);
+    assert_eq!(store.queue_index(1).expect("index"), vec![1]);
 }
 
 #[test]
