@@ -296,6 +296,16 @@ fn close_ok_for_a_channel_already_closed_is_504() {
     c.send(&connection_close_ok());
 }
 
+#[test]
+fn client_connection_close_while_a_channel_is_closing_gets_close_ok() {
+    let env = Env::start();
+    let mut c = open_channels(env.addr(), 2);
+    declare(&mut c, 2, "");
+    provoke_channel_close(&mut c, 1);
+    c.send(&connection_close());
+    expect(&mut c, 0, (10, 51));
+}
+
 // ---------------------------------------------------------------- connection crossings
 
 /// An in-process broker that waits long for close-ok (so a prompt socket close can only
