@@ -11,7 +11,7 @@
 //! Closing: a client's connection.close is answered with close-ok; the client then closes
 //! the socket (as with RabbitMQ; the server closes it only after `close_timeout`).
 //! An error closes the channel (soft; the crossings of channel.close and close-ok are the
-//! channel's, see `channel.rs`) or the connection (hard): the server sends
+//! channel's, see `channel/mod.rs`) or the connection (hard): the server sends
 //! connection.close ([`Phase::Closing`]) and, as RabbitMQ does, discards every frame on
 //! the other channels and every method on channel 0 but these two: a client
 //! connection.close (the two closes crossed) is answered with close-ok, and the client's

@@ -3,7 +3,7 @@
 //! [`Server::bind`] opens the listener; [`Server::run`] accepts connections until the
 //! shutdown signal fires, each served by its own task (`connection.rs`) plus a writer
 //! task (`writer.rs`). A connection decodes frames with `warren-protocol`, runs channel
-//! methods (`channel.rs`) against the `warren-broker` model, and turns every error into
+//! methods (`channel/`) against the `warren-broker` model, and turns every error into
 //! the close RabbitMQ would send (`error.rs`).
 //!
 //! # Layout
@@ -11,7 +11,13 @@
 //! - `config.rs`: [`ServerConfig`].
 //! - `connection.rs`: handshake (header, SASL PLAIN/AMQPLAIN, tune, open), the
 //!   connection loop, heartbeats, update-secret, closing (and closes that cross).
-//! - `channel.rs`: channel state machine and every channel-level method.
+//! - `channel/`: one AMQP channel, a file per concern (its `mod.rs` doc has the map):
+//!   - `mod.rs`: the `Channel` type, its Open / ClosingByServer / Closed lifecycle, the
+//!     dispatch of a method to its class's handler, the channel class and close handling.
+//!   - `exchange.rs`, `queue.rs`, `basic.rs`, `confirm.rs`, `tx.rs`: the methods of each
+//!     AMQP class (`confirm.rs` also releases confirms once the store has synced).
+//!   - `publish.rs`: content frames into a message, then routing and enqueueing.
+//!   - `delivery.rs`: deliveries to consumers, the unacked list, settle and requeue.
 //! - `writer.rs`: the per-connection writer that batches output into one syscall.
 //! - `error.rs`: the mapping of every error to a channel or connection close.
 

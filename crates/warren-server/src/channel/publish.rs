@@ -1,0 +1,201 @@
+//! Publishing: content frames into a whole message, then into queues.
+//!
+//! basic.publish starts the channel's content assembler (`basic.rs`); the content header
+//! and body frames come here, and a complete message is checked (size, user-id), held on a
+//! transactional channel (`tx.rs`), or routed at once: CC/BCC routing keys, direct reply-to
+//! rewriting of `reply-to`, the vhost's routing, one enqueue per destination queue,
+//! `basic.return` for a mandatory unroutable message, and a pending confirm in confirm mode
+//! (`confirm.rs`).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use warren_broker::{Message, REPLY_TO, Ticket, sender_selected};
+use warren_protocol::{
+    AMQPClass, Content, ContentEvent, ContentHeader, ProtocolError, basic, encode,
+};
+
+use super::confirm::Pending;
+use super::tx::TxOp;
+use super::{Channel, State};
+use crate::connection::ConnCtx;
+use crate::error::Exception;
+
+impl Channel {
+    /// A content header frame for the publish in progress.
+    pub(crate) fn content_header(
+        &mut self,
+        ctx: &mut ConnCtx,
+        header: ContentHeader,
+    ) -> Result<(), Exception> {
+        if self.state != State::Open {
+            return Ok(());
+        }
+        match self.assembler.header(header) {
+            Ok(ContentEvent::Pending) => Ok(()),
+            Ok(ContentEvent::Complete(content)) => self.published(ctx, content),
+            Err(e) => self.content_error(ctx, e),
+        }
+    }
+
+    /// A content body frame for the publish in progress.
+    pub(crate) fn content_body(
+        &mut self,
+        ctx: &mut ConnCtx,
+        payload: Bytes,
+    ) -> Result<(), Exception> {
+        if self.state != State::Open {
+            return Ok(());
+        }
+        match self.assembler.body(payload) {
+            Ok(ContentEvent::Pending) => Ok(()),
+            Ok(ContentEvent::Complete(content)) => self.published(ctx, content),
+            Err(e) => self.content_error(ctx, e),
+        }
+    }
+
+    fn content_error(&mut self, ctx: &mut ConnCtx, e: ProtocolError) -> Result<(), Exception> {
+        match e {
+            ProtocolError::MessageTooLarge { size, max } => {
+                let e = Exception::precondition(format!(
+                    "message size {size} is larger than configured max size {max}"
+                ))
+                .on(60, 40);
+                self.close_with(ctx, &e);
+                Ok(())
+            }
+            e => Err(e.into()),
+        }
+    }
+
+    fn published(
+        &mut self,
+        ctx: &mut ConnCtx,
+        content: Content<basic::Publish>,
+    ) -> Result<(), Exception> {
+        if let Some(user_id) = content.header.properties.user_id()
+            && user_id.as_str() != ctx.user
+        {
+            let e = Exception::precondition(format!(
+                "user_id property set to '{user_id}' but authenticated user was '{}'",
+                ctx.user
+            ))
+            .on(60, 40);
+            return self.soft(ctx, e);
+        }
+        if let Some(ops) = self.tx.as_mut() {
+            // Check the exchange now, as RabbitMQ does, so the error comes at publish time.
+            let name = content.method.exchange.as_str();
+            if ctx.vhost.exchange(name).is_none() {
+                return self.soft(
+                    ctx,
+                    Exception::from(warren_broker::BrokerError::NotFound(format!(
+                        "no exchange '{name}' in vhost '{}'",
+                        ctx.vhost.name
+                    )))
+                    .on(60, 40),
+                );
+            }
+            ops.push(TxOp::Publish(Box::new(content)));
+            return Ok(());
+        }
+        match self.route_and_enqueue(ctx, content) {
+            Ok(ticket) => {
+                if self.confirm {
+                    let seq = self.next_publish_seq;
+                    self.next_publish_seq += 1;
+                    self.pending.push_back(Pending::Confirm { seq, ticket });
+                }
+                Ok(())
+            }
+            Err(e) => self.soft(ctx, e.on(60, 40)),
+        }
+    }
+
+    pub(super) fn route_and_enqueue(
+        &mut self,
+        ctx: &mut ConnCtx,
+        content: Content<basic::Publish>,
+    ) -> Result<Option<Ticket>, Exception> {
+        let Content {
+            method: publish,
+            header,
+            body,
+        } = content;
+        // CC / BCC: extra routing keys; BCC is removed before anyone sees the message.
+        let extra_keys = sender_selected::extra_routing_keys(&header.properties)?;
+        let (mut properties, mut raw_properties) = (header.properties, header.raw_properties);
+        let mut rewritten = false;
+        if let Some(without) = sender_selected::without_bcc(&properties) {
+            properties = without;
+            rewritten = true;
+        }
+        // Direct reply-to: `amq.rabbitmq.reply-to` becomes this channel's reply queue.
+        if properties
+            .reply_to()
+            .as_ref()
+            .is_some_and(|r| r.as_str() == REPLY_TO)
+        {
+            let Some(reply_queue) = self.reply_queue() else {
+                return Err(Exception::precondition(
+                    "fast reply consumer does not exist",
+                ));
+            };
+            properties = properties.with_reply_to(reply_queue.as_ref().into());
+            rewritten = true;
+        }
+        if rewritten {
+            raw_properties = encode::properties(&properties).map_err(|e| {
+                Exception::new(
+                    541,
+                    format!("INTERNAL_ERROR - cannot encode properties: {e}"),
+                )
+            })?;
+        }
+        let message = Arc::new(Message::new(
+            publish.exchange,
+            publish.routing_key,
+            &properties,
+            raw_properties,
+            body,
+            warren_broker::now_ms(),
+        )?);
+        self.routed.clear();
+        ctx.vhost.route(
+            message.exchange.as_str(),
+            &message,
+            properties.headers().as_ref(),
+            &extra_keys,
+            &mut self.routed,
+        )?;
+        if self.routed.is_empty() {
+            if publish.mandatory {
+                ctx.send(
+                    self.id,
+                    AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                        reply_code: 312,
+                        reply_text: "NO_ROUTE".into(),
+                        exchange: message.exchange.clone(),
+                        routing_key: message.routing_key.clone(),
+                    })),
+                );
+                encode::content(
+                    &mut ctx.out,
+                    self.id,
+                    &message.raw_properties,
+                    &message.body,
+                    ctx.frame_max,
+                );
+            }
+            return Ok(None);
+        }
+        let mut encoded = None;
+        let mut ticket: Option<Ticket> = None;
+        for queue in self.routed.drain(..) {
+            if let Some(t) = queue.publish(&message, &mut encoded).ticket {
+                ticket = Some(ticket.map_or(t, |old| old.max(t)));
+            }
+        }
+        Ok(ticket)
+    }
+}
