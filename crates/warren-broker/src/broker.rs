@@ -258,8 +258,13 @@ impl Broker {
         }
     }
 
-    /// Flush and close the store (graceful stop).
+    /// Flush and close the store (graceful stop). Each durable queue first sets its delivered
+    /// watermark to what it really delivered (see `Queue::settle_delivered_mark`).
     pub fn close(&self) -> Result<(), BrokerError> {
+        let vhosts: Vec<Arc<VHost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
+        for queue in vhosts.iter().flat_map(|vhost| vhost.queues()) {
+            queue.settle_delivered_mark();
+        }
         self.store.close()?;
         Ok(())
     }

@@ -14,7 +14,7 @@
 //! - `broker.rs`: [`Broker`], vhosts, authentication, recovery at start.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
 //! - `exchange.rs`: [`Exchange`] and its binding table.
-//! - `queue.rs`: [`Queue`], ordered entries, dispatch, paging.
+//! - `queue/`: [`Queue`]: entries, dispatch, settling, paging, expiry (one file each).
 //! - `consumer.rs`: [`Consumer`], credit and the connection sink.
 //! - `consumer_args.rs`: [`ConsumerArgs`], basic.consume arguments (`x-priority`).
 //! - `message.rs`: [`Message`] and its stored form.

@@ -3,7 +3,7 @@
 //! Every queue adds the footprint of each message body it keeps in memory (body,
 //! properties and a fixed per-message overhead) to one shared counter. Past the budget,
 //! queues page new messages out to the store and keep only their index entries (see
-//! `queue.rs`); a persistent message pages out earlier, at its queue's own window, since
+//! `queue/paging.rs`); a persistent message pages out earlier, at its queue's own window, since
 //! its body is on disk already.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -20,10 +20,16 @@
 //! those come back flagged too, which AMQP allows (`redelivered` means "may have been
 //! delivered before").
 //!
+//! At a clean stop the broker sets each queue's watermark to exactly the highest seq it
+//! delivered ([`DeliveredLog::set`]), so after a clean restart no lease shows: only messages
+//! that were delivered come back flagged.
+//!
 //! Records: `queue_id` (u64 BE), `seq` (u64 BE), check (u64 BE, a mix of both, so a torn or
-//! zeroed tail is recognised and ignored). `seq == 0` forgets the queue (deleted). At open the
-//! log is read, reduced to one record per live queue and rewritten (temp file, fsync, rename);
-//! it is rewritten the same way whenever it grows past [`REWRITE_AT`].
+//! zeroed tail is recognised and ignored). A raise keeps the higher of the old mark and `seq`;
+//! with [`SET`] in `seq` the record sets the mark to the rest of `seq` exactly (0 forgets the
+//! queue: deleted). At open the log is read, reduced to one record per live queue and
+//! rewritten (temp file, fsync, rename); it is rewritten the same way whenever it grows past
+//! [`REWRITE_AT`], and at close.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -40,6 +46,8 @@ const RECORD_LEN: usize = 24;
 /// The log is reduced to one record per queue once it is this long.
 const REWRITE_AT: u64 = 1 << 20;
 const CHECK_SEED: u64 = 0x5741_5252_454e_444c; // "WARRENDL"
+/// In a record's `seq`: set the mark to the other bits exactly instead of raising it.
+const SET: u64 = 1 << 63;
 
 /// The delivered watermarks of every queue and the file that keeps them.
 pub(crate) struct DeliveredLog {
@@ -81,8 +89,11 @@ fn replay(bytes: &[u8], marks: &mut HashMap<u64, u64>) {
         if sum != check(queue_id, seq) {
             break;
         }
-        if seq == 0 {
-            marks.remove(&queue_id);
+        if seq & SET != 0 {
+            match seq & !SET {
+                0 => marks.remove(&queue_id),
+                exact => marks.insert(queue_id, exact),
+            };
         } else {
             let mark = marks.entry(queue_id).or_insert(0);
             *mark = (*mark).max(seq);
@@ -125,7 +136,7 @@ impl DeliveredLog {
     /// Raises the watermark of `queue_id` to `seq` (no-op if it is there already). On return
     /// the record is in the kernel: a process kill cannot lose it.
     pub(crate) fn raise(&self, queue_id: u64, seq: u64) -> Result<(), StoreError> {
-        if seq == 0 {
+        if seq == 0 || seq & SET != 0 {
             return Ok(());
         }
         let mut state = self.state.lock();
@@ -137,23 +148,36 @@ impl DeliveredLog {
         Ok(())
     }
 
-    /// Forgets `queue_id` (the queue was deleted).
-    pub(crate) fn forget(&self, queue_id: u64) -> Result<(), StoreError> {
+    /// Sets the watermark of `queue_id` to exactly `seq`, lower or higher (0 forgets the
+    /// queue).
+    pub(crate) fn set(&self, queue_id: u64, seq: u64) -> Result<(), StoreError> {
+        let seq = seq & !SET;
         let mut state = self.state.lock();
-        if state.marks.remove(&queue_id).is_none() {
+        if state.marks.get(&queue_id).copied().unwrap_or(0) == seq {
             return Ok(());
         }
-        self.append(&mut state, queue_id, 0)
+        self.append(&mut state, queue_id, seq | SET)?;
+        if seq == 0 {
+            state.marks.remove(&queue_id);
+        } else {
+            state.marks.insert(queue_id, seq);
+        }
+        Ok(())
+    }
+
+    /// Rewrites the log reduced and fsynced (at close).
+    pub(crate) fn sync(&self) -> Result<(), StoreError> {
+        let mut state = self.state.lock();
+        let (file, len) = rewrite(&self.path, &state.marks)?;
+        state.file = file;
+        state.len = len;
+        Ok(())
     }
 
     fn append(&self, state: &mut LogState, queue_id: u64, seq: u64) -> Result<(), StoreError> {
         if state.len >= REWRITE_AT {
             let mut marks = state.marks.clone();
-            if seq == 0 {
-                marks.remove(&queue_id);
-            } else {
-                marks.insert(queue_id, seq);
-            }
+            replay(&record(queue_id, seq), &mut marks);
             let (file, len) = rewrite(&self.path, &marks)?;
             state.file = file;
             state.len = len;
@@ -219,18 +243,26 @@ mod tests {
         log.raise(7, 500).expect("lower is a no-op");
         log.raise(9, 3).expect("raise");
         log.raise(11, 4).expect("raise");
-        log.forget(11).expect("forget");
+        log.set(11, 0).expect("forget");
+        log.raise(13, 900).expect("raise");
+        log.set(13, 12).expect("set lower");
         assert_eq!(log.mark(7), 1000);
         drop(log);
         let log = DeliveredLog::open(dir.path(), HashMap::from([(9, 2), (12, 5)])).expect("open");
         assert_eq!(
-            (log.mark(7), log.mark(9), log.mark(11), log.mark(12)),
-            (1000, 3, 0, 5)
+            (
+                log.mark(7),
+                log.mark(9),
+                log.mark(11),
+                log.mark(12),
+                log.mark(13)
+            ),
+            (1000, 3, 0, 5, 12)
         );
         let len = std::fs::metadata(dir.path().join(FILE_NAME))
             .expect("metadata")
             .len();
-        assert_eq!(len, 3 * RECORD_LEN as u64);
+        assert_eq!(len, 4 * RECORD_LEN as u64);
     }
 
     #[test]

@@ -23,6 +23,7 @@
 //! store.delivered_mark(queue_id: u64) -> u64                            // seqs <= it were delivered
 //! store.raise_delivered(queue_id: u64, seq: u64) -> Result<(), StoreError>  // before delivering
 //! store.forget_delivered(queue_id: u64) -> Result<(), StoreError>       // queue deleted
+//! store.settle_delivered(queue_id: u64, seq: u64) -> Result<(), StoreError> // exact, at stop
 //! store.stored_queue_ids() -> Result<Vec<u64>, StoreError>
 //! store.read_message(queue_id: u64, seq: u64) -> Result<Option<Bytes>, StoreError>
 //! store.read_messages(queue_id: u64, seqs: &[u64]) -> Result<Vec<Option<Bytes>>, StoreError>

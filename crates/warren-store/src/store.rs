@@ -260,7 +260,14 @@ impl Store {
 
     /// Drops the delivered watermark of a deleted queue.
     pub fn forget_delivered(&self, queue_id: u64) -> Result<(), StoreError> {
-        self.inner.delivered.forget(queue_id)
+        self.inner.delivered.set(queue_id, 0)
+    }
+
+    /// Sets the delivered watermark of `queue_id` to exactly `seq`, lower than a lease
+    /// may have raised it: at a clean stop, the highest seq the queue really delivered, so
+    /// that a clean restart flags only messages that were delivered.
+    pub fn settle_delivered(&self, queue_id: u64, seq: u64) -> Result<(), StoreError> {
+        self.inner.delivered.set(queue_id, seq)
     }
 
     /// The ids of the queues that have messages stored (to find queues whose definition is
@@ -442,6 +449,7 @@ impl Inner {
         self.db
             .flush_wal(true)
             .map_err(|source| rocks("sync the WAL at close", source))?;
+        self.delivered.sync()?;
         let mut flush = FlushOptions::default();
         flush.set_wait(true);
         for name in [CF_META, CF_MESSAGES, CF_INDEX, CF_DELIVERED] {

@@ -1,0 +1,58 @@
+//! A message's place in a queue ([`Entry`]), where its body sits in the store ([`StoreKey`]),
+//! and how much of a queue stays in memory ([`QueueLimits`]).
+
+use std::sync::Arc;
+
+use crate::message::Message;
+
+/// How much of a queue stays in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Bytes of persistent messages a queue keeps in RAM before paging new ones out (their
+    /// bodies are on disk already). Transient messages page out only past the broker-wide
+    /// budget (`BrokerConfig::message_memory`).
+    pub ram_bytes: usize,
+    /// Messages of any kind a queue keeps in RAM before paging new ones out.
+    pub ram_messages: usize,
+    /// Messages read back from the store at once.
+    pub page_in_batch: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            ram_bytes: 8 * 1024 * 1024,
+            ram_messages: 1 << 24,
+            page_in_batch: 512,
+        }
+    }
+}
+
+/// A message's place in a queue.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Sequence number within the queue (publish order).
+    pub seq: u64,
+    /// Delivered before (requeued, or recovered after being delivered).
+    pub redelivered: bool,
+    /// Where the body sits in the store, if it was written there.
+    pub stored: Option<StoreKey>,
+    /// The message, or `None` while its body is only in the store.
+    pub message: Option<Arc<Message>>,
+    /// Body size (memory accounting while paged out).
+    pub size: u32,
+    /// When the message expires (ms since the Unix epoch; `u64::MAX` = never, or not
+    /// known until its body is paged in).
+    pub expires_at: u64,
+}
+
+/// A message's key in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreKey {
+    /// Store id (durable id, or transient key space).
+    pub id: u64,
+    /// Sequence within it.
+    pub seq: u64,
+    /// Written as a persistent message (survives restart).
+    pub persistent: bool,
+}

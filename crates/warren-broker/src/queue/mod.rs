@@ -1,0 +1,404 @@
+//! Queues: ordered messages, their consumers, and dispatch.
+//!
+//! A [`Queue`] holds its state behind one short-held `parking_lot` mutex. Every operation
+//! (publish, consume, ack, requeue, get, purge) takes the lock, changes the state, runs
+//! dispatch if deliveries may have become possible, and releases it; nothing
+//! awaits while holding it. Dispatch hands messages to consumers round-robin, each only
+//! while it has credit (see `consumer.rs`), by sending events to the consumers'
+//! connections; with `x-priority` consumers, to the highest-priority ones with credit.
+//!
+//! Messages are kept in publish order as [`Entry`]s with a per-queue sequence number; a
+//! requeued message goes back to its original position (found by sequence number) with
+//! `redelivered` set. Persistent messages on durable queues are written to the store
+//! under `(store id, seq)`; acks delete them.
+//!
+//! Redelivered after a crash: before a stored message with a seq above the queue's delivered
+//! watermark goes to a consumer, the queue raises the watermark in the store
+//! (`Store::raise_delivered`, a `write(2)` that a kill cannot undo) to that seq plus
+//! [`DELIVERED_LEASE`], so the store sees one write per lease, not one per delivery.
+//! Recovery flags every stored message at or below the watermark `redelivered`: all that
+//! were delivered, and at most a lease of messages that were not (AMQP's flag means "may
+//! have been delivered"). Sequence numbers never go back across restarts (they resume above
+//! both the stored messages and the watermark), so a lease never covers a later message.
+//!
+//! Memory is bounded (see `memory.rs`): past its window, or past the broker-wide budget, a
+//! queue keeps only
+//! the index entry of a new message and leaves its body in the store (transient
+//! messages are written to a per-process "transient" key space for that, wiped at start);
+//! dispatch pages bodies back in, a batch at a time, as they near the head.
+//!
+//! The design leaves room for the extensions to come: per-priority sub-queues replace
+//! `ready`, TTL expiry walks entries by sequence, dead-lettering hooks where entries are
+//! dropped, max-length trims the head, single active consumer restricts `pick_consumer`.
+//!
+//! # Layout
+//!
+//! - `mod.rs`: [`Queue`], its declared [`QueueSpec`] and locked state; publish, recovery,
+//!   purge, delete and the counts.
+//! - `entry.rs`: [`Entry`] (a message's place in the queue), [`StoreKey`], [`QueueLimits`].
+//! - `dispatch.rs`: consumers (consume, cancel), dispatch to them, `basic.get`, and the
+//!   delivered watermark raised before a stored message leaves.
+//! - `settle.rs`: what comes back from consumers: acks, rejects, requeues, undelivered
+//!   returns.
+//! - `paging.rs`: bodies in and out of memory (page-out at publish, batched page-in near the
+//!   head) and the memory accounting.
+//! - `expiry.rs`: message TTL (only the head expires; one timer per queue) and `x-expires`.
+
+mod dispatch;
+mod entry;
+mod expiry;
+mod paging;
+mod settle;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use entry::{Entry, QueueLimits, StoreKey};
+use paging::Unwritten;
+
+use amq_protocol::types::FieldTable;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use warren_store::{Durability, Store, Ticket, WriteOp};
+
+use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
+use crate::error::BrokerError;
+use crate::memory::{MESSAGE_OVERHEAD, MessageMemory};
+use crate::message::Message;
+
+/// How far past the seq it delivers a queue raises its delivered watermark (see the module
+/// docs): after a crash, at most this many never-delivered messages per queue come back
+/// flagged `redelivered`.
+pub const DELIVERED_LEASE: u64 = 256;
+
+/// Store ids at or above this are the transient key space (paged-out transient messages).
+pub const TRANSIENT_ID_BASE: u64 = 1 << 63;
+static NEXT_TRANSIENT_ID: AtomicU64 = AtomicU64::new(TRANSIENT_ID_BASE);
+
+/// Declared properties of a queue.
+#[derive(Debug, Clone)]
+pub struct QueueSpec {
+    /// Name.
+    pub name: Arc<str>,
+    /// Survives restart.
+    pub durable: bool,
+    /// Owned by this connection, if exclusive.
+    pub exclusive_owner: Option<ConnectionId>,
+    /// Deleted when its last consumer goes.
+    pub auto_delete: bool,
+    /// Arguments (x-...).
+    pub arguments: FieldTable,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    ready: VecDeque<Entry>,
+    next_seq: u64,
+    ram_bytes: usize,
+    ram_messages: usize,
+    consumers: Vec<Arc<Consumer>>,
+    next_consumer: usize,
+    unacked: usize,
+    deleted: bool,
+    had_consumer: bool,
+    /// Last use for `x-expires` (declare, consume, get, last consumer gone), ms.
+    last_used: u64,
+    /// Bodies paged out at publish whose store write has not landed yet, in seq order. A
+    /// paged-out message can reach the head before the commit loop has written it (a stalled
+    /// consumer gets credit back and takes the whole in-memory window at once); page-in takes
+    /// such bodies from here, as the store cannot return them yet. Trimmed as writes land, so
+    /// it holds at most the page-outs of the last commit or two.
+    unwritten: VecDeque<Unwritten>,
+    /// When the armed message-expiry timer fires (ms), if one is armed.
+    expiry_timer: Option<u64>,
+    /// The delivered watermark as raised in the store: stored messages up to this seq may
+    /// go to consumers without another raise.
+    delivered_lease: u64,
+    /// The highest seq of a stored message handed to a consumer (or flagged delivered at
+    /// recovery): what the watermark is set to at a clean stop.
+    delivered_max: u64,
+}
+
+/// One queue; see the module docs.
+#[derive(Debug)]
+pub struct Queue {
+    /// Declared properties.
+    pub spec: QueueSpec,
+    /// Virtual host name.
+    pub vhost: Arc<str>,
+    /// Durable store id (0 for transient queues).
+    pub store_id: u64,
+    transient_id: u64,
+    store: Store,
+    /// The store's durability frontier (to know which page-outs have landed).
+    durability: watch::Receiver<Durability>,
+    limits: QueueLimits,
+    memory: Arc<MessageMemory>,
+    /// `x-message-ttl`, ms.
+    message_ttl: Option<u64>,
+    /// `x-expires`, ms.
+    expires: Option<u64>,
+    state: Mutex<QueueState>,
+}
+
+/// What publishing to a queue produced.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Enqueued {
+    /// Store ticket to wait for before confirming, if the message was persisted.
+    pub ticket: Option<Ticket>,
+}
+
+impl Queue {
+    /// A new, empty queue.
+    pub fn new(
+        spec: QueueSpec,
+        vhost: Arc<str>,
+        store_id: u64,
+        store: Store,
+        limits: QueueLimits,
+        memory: Arc<MessageMemory>,
+    ) -> Self {
+        let spec_ttl_args = spec.arguments.clone();
+        Self {
+            spec,
+            vhost,
+            store_id,
+            transient_id: NEXT_TRANSIENT_ID.fetch_add(1, Ordering::Relaxed),
+            durability: store.durability(),
+            store,
+            limits,
+            memory,
+            message_ttl: crate::arguments::message_ttl(&spec_ttl_args),
+            expires: crate::arguments::queue_expires(&spec_ttl_args),
+            state: Mutex::new(QueueState {
+                next_seq: 1,
+                last_used: crate::message::now_ms(),
+                ..QueueState::default()
+            }),
+        }
+    }
+
+    /// Name.
+    pub fn name(&self) -> &Arc<str> {
+        &self.spec.name
+    }
+
+    /// Restore recovered messages (index only; bodies paged in on demand), in order. Those
+    /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
+    /// and come back `redelivered`.
+    pub fn recover(self: &Arc<Self>, index: Vec<u64>, delivered_mark: u64) {
+        let mut st = self.state.lock();
+        let recovered_any = !index.is_empty();
+        // New messages get seqs above everything a lease of the last run may have covered.
+        st.next_seq = st.next_seq.max(delivered_mark.saturating_add(1));
+        st.delivered_lease = delivered_mark;
+        st.delivered_max = delivered_mark;
+        for seq in index {
+            st.ready.push_back(Entry {
+                seq,
+                redelivered: seq <= delivered_mark,
+                stored: Some(StoreKey {
+                    id: self.store_id,
+                    seq,
+                    persistent: true,
+                }),
+                message: None,
+                size: 0,
+                expires_at: u64::MAX,
+            });
+            st.next_seq = st.next_seq.max(seq + 1);
+        }
+        // With a queue TTL, messages that expired while the broker was down go now, not
+        // when a client next touches the queue: check the head at once.
+        if recovered_any && self.message_ttl.is_some() {
+            self.schedule_expiry(&mut st, crate::message::now_ms());
+        }
+    }
+
+    /// Add a message (routed here by a publish). `encoded` caches the stored form across
+    /// the queues of one publish.
+    pub fn publish(
+        self: &Arc<Self>,
+        message: &Arc<Message>,
+        encoded: &mut Option<Bytes>,
+    ) -> Enqueued {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Enqueued::default();
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        let size = message.size() + MESSAGE_OVERHEAD;
+        // Only queues with a store id (durable, not exclusive) keep messages across restarts;
+        // the store id is also what keeps two queues' messages apart in the store.
+        let persist = self.store_id != 0 && message.is_persistent();
+        // A persistent body is on disk anyway: past the queue's window it is not kept in
+        // RAM. A transient one pages out (a write it would not need otherwise) only when
+        // the broker-wide budget is spent, or past the queue's message cap.
+        let over_limit = st.ram_messages >= self.limits.ram_messages
+            || (persist && st.ram_bytes + size > self.limits.ram_bytes)
+            || self.memory.would_exceed(size);
+        // Fast path: a consumer is waiting and nothing is queued ahead of this message.
+        let mut entry = Entry {
+            seq,
+            redelivered: false,
+            stored: None,
+            message: Some(Arc::clone(message)),
+            size: size as u32,
+            // Set after the first dispatch attempt: a message with TTL 0 is still
+            // delivered if a consumer can take it at once.
+            expires_at: u64::MAX,
+        };
+        let mut result = Enqueued::default();
+        let mut put_ticket = None;
+        if persist || over_limit {
+            let (id, persistent) = if persist {
+                (self.store_id, true)
+            } else {
+                (self.transient_id, false)
+            };
+            let value = encoded.get_or_insert_with(|| message.encode()).clone();
+            let ticket = self.store.submit(if persistent {
+                WriteOp::Put {
+                    queue_id: id,
+                    seq,
+                    value,
+                }
+            } else {
+                WriteOp::PutTransient {
+                    queue_id: id,
+                    seq,
+                    value,
+                }
+            });
+            if persist {
+                result.ticket = Some(ticket);
+            }
+            put_ticket = Some(ticket);
+            entry.stored = Some(StoreKey {
+                id,
+                seq,
+                persistent,
+            });
+        }
+        let page_out = match put_ticket {
+            Some(ticket) if over_limit && !st.ready.is_empty() => {
+                self.page_out(&mut st, ticket, seq, message)
+            }
+            _ => false,
+        };
+        if page_out {
+            entry.message = None;
+        } else {
+            self.hold(&mut st, size, 1);
+        }
+        st.ready.push_back(entry);
+        self.dispatch(&mut st);
+        let expires_at = self.expiry_of(message);
+        if expires_at != u64::MAX {
+            if let Some(back) = st.ready.back_mut().filter(|e| e.seq == seq) {
+                back.expires_at = expires_at;
+            }
+            self.expire_head(&mut st, crate::message::now_ms());
+            self.arm_expiry(&mut st);
+        }
+        result
+    }
+
+    /// Drop every ready message; returns how many.
+    pub fn purge(&self) -> u32 {
+        let mut st = self.state.lock();
+        let count = st.ready.len() as u32;
+        if st.unacked == 0 {
+            self.drop_stored_ranges();
+        } else {
+            for entry in st.ready.iter() {
+                self.forget(entry);
+            }
+        }
+        st.ready.clear();
+        st.unwritten.clear();
+        let (bytes, messages) = (st.ram_bytes, st.ram_messages);
+        self.unhold(&mut st, bytes, messages);
+        count
+    }
+
+    fn drop_stored_ranges(&self) {
+        if self.store_id != 0 {
+            self.store.submit(WriteOp::DeleteQueue {
+                queue_id: self.store_id,
+            });
+        }
+        self.store.submit(WriteOp::DeleteQueue {
+            queue_id: self.transient_id,
+        });
+    }
+
+    /// Mark deleted, drop messages, tell consumers (basic.cancel), return the ready count.
+    pub fn delete(&self) -> u32 {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return 0;
+        }
+        st.deleted = true;
+        let count = st.ready.len() as u32;
+        st.ready.clear();
+        let (bytes, messages) = (st.ram_bytes, st.ram_messages);
+        self.unhold(&mut st, bytes, messages);
+        st.unwritten.clear();
+        self.drop_stored_ranges();
+        if self.store_id != 0
+            && let Err(error) = self.store.forget_delivered(self.store_id)
+        {
+            tracing::warn!(queue = %self.spec.name, vhost = %self.vhost, %error, "cannot drop the deleted queue's delivered watermark");
+        }
+        for consumer in std::mem::take(&mut st.consumers) {
+            consumer.mark_cancelled();
+            let sink = Arc::clone(&consumer.sink);
+            sink.send(ConsumerEvent::Cancelled { consumer });
+        }
+        count
+    }
+
+    /// Check `queue.delete`'s if-unused / if-empty conditions.
+    pub fn check_delete(&self, if_unused: bool, if_empty: bool) -> Result<(), BrokerError> {
+        let st = self.state.lock();
+        if if_unused && !st.consumers.is_empty() {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "queue '{}' in vhost '{}' in use",
+                self.spec.name, self.vhost
+            )));
+        }
+        if if_empty && !st.ready.is_empty() {
+            return Err(BrokerError::PreconditionFailed(format!(
+                "queue '{}' in vhost '{}' not empty",
+                self.spec.name, self.vhost
+            )));
+        }
+        Ok(())
+    }
+
+    /// Ready messages (what queue.declare-ok reports).
+    pub fn message_count(&self) -> u32 {
+        let mut st = self.state.lock();
+        self.expire_head(&mut st, crate::message::now_ms());
+        st.ready.len() as u32
+    }
+
+    /// Consumers.
+    pub fn consumer_count(&self) -> u32 {
+        self.state.lock().consumers.len() as u32
+    }
+
+    /// Delivered and not yet settled.
+    pub fn unacked_count(&self) -> usize {
+        self.state.lock().unacked
+    }
+
+    /// Whether the queue was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.state.lock().deleted
+    }
+}

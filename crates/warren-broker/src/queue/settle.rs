@@ -1,0 +1,80 @@
+//! What comes back from consumers: acks and rejects settle a message for good (its stored
+//! copy is deleted); nacks with requeue, `basic.recover` and closed channels put it back at
+//! its original position, flagged `redelivered`; a delivery that never reached its consumer
+//! goes back unflagged.
+
+use std::sync::Arc;
+
+use warren_store::WriteOp;
+
+use super::{Entry, Queue, QueueState};
+
+impl Queue {
+    /// Settle delivered messages for good (ack, or reject without requeue).
+    pub fn settle<'a>(self: &Arc<Self>, entries: impl IntoIterator<Item = &'a Entry>) {
+        let mut st = self.state.lock();
+        let mut n = 0;
+        for entry in entries {
+            n += 1;
+            if !st.deleted {
+                self.forget(entry);
+            }
+        }
+        st.unacked = st.unacked.saturating_sub(n);
+        self.dispatch(&mut st);
+    }
+
+    /// Put delivered messages back at their original positions, marked redelivered.
+    pub fn requeue(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>) {
+        let mut st = self.state.lock();
+        for mut entry in entries {
+            st.unacked = st.unacked.saturating_sub(1);
+            if st.deleted {
+                continue;
+            }
+            entry.redelivered = true;
+            self.put_back(&mut st, entry);
+        }
+        self.dispatch(&mut st);
+        self.arm_expiry(&mut st);
+    }
+
+    /// Return a taken message to its original position (by sequence number).
+    pub(super) fn put_back(&self, st: &mut QueueState, entry: Entry) {
+        if entry.message.is_some() {
+            self.hold(st, entry.size as usize, 1);
+        }
+        let at = st.ready.partition_point(|e| e.seq < entry.seq);
+        st.ready.insert(at, entry);
+    }
+
+    /// A no-ack delivery was written to its consumer: forget its stored copy. Takes no lock.
+    pub fn auto_acked(&self, entry: &Entry) {
+        self.forget(entry);
+    }
+
+    /// A dispatched message never reached its consumer (cancelled or channel closed while
+    /// the delivery was on its way): put it back where it was, not marked redelivered.
+    /// `counted` is true when it was dispatched to a consumer with acks.
+    pub fn return_undelivered(self: &Arc<Self>, entry: Entry, counted: bool) {
+        let mut st = self.state.lock();
+        if counted {
+            st.unacked = st.unacked.saturating_sub(1);
+        }
+        if st.deleted {
+            return;
+        }
+        self.put_back(&mut st, entry);
+        self.dispatch(&mut st);
+        self.arm_expiry(&mut st);
+    }
+
+    pub(super) fn forget(&self, entry: &Entry) {
+        if let Some(key) = entry.stored {
+            self.store.submit(WriteOp::Delete {
+                queue_id: key.id,
+                seq: key.seq,
+            });
+        }
+    }
+}
