@@ -300,25 +300,42 @@ impl Store {
         .map_err(|source| self.rocks("read message", source))
     }
 
-    /// Reads the messages `seqs` of `queue_id` (ascending) in one batched lookup (for paging
-    /// bodies in near the queue head): one entry per seq, `None` where nothing is stored.
-    /// RocksDB batches the lookups and the blob-file reads behind them.
+    /// Reads the messages `seqs` of `queue_id` (ascending; for paging bodies in near the
+    /// queue head): one entry per seq, `None` where nothing is stored.
+    ///
+    /// One forward scan from the first seq to the last, not a point lookup per seq: a
+    /// backlog's messages sit in many level-0 files after a burst of publishes, and a scan
+    /// merges them once while each point lookup would search them all (measured: a
+    /// `MultiGet` of the same keys drained the S7 backlog about 20 % slower). Stored keys
+    /// between the wanted ones (delivered, unacked messages) are stepped over.
     pub fn read_messages(
         &self,
         queue_id: u64,
         seqs: &[u64],
     ) -> Result<Vec<Option<Bytes>>, StoreError> {
-        let db = &*self.inner.db;
-        let cf = column_family(db, &self.inner.path, CF_MESSAGES)?;
-        let keys: Vec<[u8; 16]> = seqs.iter().map(|&seq| message_key(queue_id, seq)).collect();
-        db.batched_multi_get_cf(cf, &keys, true)
-            .into_iter()
-            .map(|value| {
-                value
-                    .map(|v| v.map(|slice| Bytes::copy_from_slice(&slice)))
-                    .map_err(|source| self.rocks("read messages", source))
-            })
-            .collect()
+        let mut out = Vec::with_capacity(seqs.len());
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+            return Ok(out);
+        };
+        let mut iter = self.queue_iterator(CF_MESSAGES, queue_id, first)?;
+        for &seq in seqs {
+            let mut found = None;
+            while let Some(key) = iter.key() {
+                let at = self.seq_of(key)?;
+                if at > seq || at > last {
+                    break;
+                }
+                if at == seq {
+                    found = iter.value().map(Bytes::copy_from_slice);
+                    iter.next();
+                    break;
+                }
+                iter.next();
+            }
+            out.push(found);
+        }
+        self.finish(&iter, "read messages")?;
+        Ok(out)
     }
 
     /// Reads up to `limit` messages of `queue_id` with seq `>= from_seq`, in seq order (for

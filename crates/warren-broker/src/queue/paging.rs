@@ -4,7 +4,7 @@
 //! keeps only the index entry of a new message and leaves its body in the store: a
 //! persistent body is there already; a transient one is written to the queue's transient key
 //! space (wiped at start). Dispatch pages bodies back in near the head, up to
-//! `page_in_batch` at a time, in one batched lookup of exactly those keys. A body paged out
+//! `page_in_batch` at a time, in one forward scan of the store. A body paged out
 //! before its store write landed is served from the `unwritten` list meanwhile.
 
 use std::collections::VecDeque;
@@ -73,8 +73,8 @@ impl Queue {
     }
 
     /// Read the bodies of the paged-out run at the head of the queue back from the store:
-    /// up to `page_in_batch` entries without a body, in one batched lookup of their exact
-    /// keys (RocksDB batches the blob-file reads behind it).
+    /// up to `page_in_batch` entries without a body, in one forward scan of the store
+    /// (`Store::read_messages`).
     pub(super) fn page_in(&self, st: &mut QueueState) {
         let Some(first) = st.ready.front().and_then(|e| e.stored) else {
             return;
