@@ -116,8 +116,8 @@ impl Ticket {
 /// The durability frontier, published by the commit loop after each batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Durability {
-    /// Every ticket `<= synced` has been written: for a `Put` that means fsynced; deletes and
-    /// markers written in a batch without `Put`s reach the disk with the next fsync.
+    /// Every ticket `<= synced` has been written: for a `Put` that means fsynced; deletes
+    /// written in a batch without `Put`s reach the disk with the next fsync.
     pub synced: u64,
     /// `Some(t)`: every ticket `>= t` has failed and will never be synced (a write failed, or
     /// the op was submitted after `close`).
