@@ -103,10 +103,14 @@ fn a_torn_wal_tail_loses_at_most_the_torn_write() {
 
     let store = Store::open(dir.path(), StoreOptions::default()).expect("reopen after tear");
     let index = store.queue_index(3).expect("index");
-    // The last WAL record (the acks) may be gone; the puts before it are intact.
+    // The last WAL record may be gone. The acks were submitted in order after the puts were
+    // synced, and the commit loop may have cut them into more than one batch (it takes what
+    // has arrived when it wakes), so what survives is a prefix of the acks: the queue holds
+    // `first..1000` for some `first` up to 100. The puts before them are intact.
     let seqs = index;
+    let first = seqs.first().copied().unwrap_or(0);
     assert!(
-        seqs == (100..1_000).collect::<Vec<_>>() || seqs == (0..1_000).collect::<Vec<_>>(),
+        first <= 100 && seqs == (first..1_000).collect::<Vec<_>>(),
         "unexpected recovery: {} entries from {:?}",
         seqs.len(),
         seqs.first()
