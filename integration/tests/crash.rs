@@ -559,29 +559,7 @@ fn kill_while_consuming(cycles: usize) {
     let spawn = || BinaryBroker::spawn_with(&data, &[], &env);
 
     let broker = spawn();
-    rt.block_on(async {
-        let conn = connect(&broker.url()).await;
-        let ch = conn.create_channel().await.unwrap();
-        ch.confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        declare(&ch).await;
-        for id in 0..INITIAL {
-            ch.basic_publish(
-                "".into(),
-                QUEUE.into(),
-                BasicPublishOptions::default(),
-                &body(id),
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-            .unwrap();
-            if id % 1000 == 999 {
-                ch.wait_for_confirms().await.unwrap();
-            }
-        }
-        ch.wait_for_confirms().await.unwrap();
-    });
+    rt.block_on(publish_confirmed(&broker.url(), 0..INITIAL));
     let next_id = Arc::new(AtomicU64::new(INITIAL));
     let settled_count = Arc::new(AtomicU64::new(0));
     let confirmed = Arc::new(Mutex::new((0..INITIAL).collect::<Vec<u64>>()));
