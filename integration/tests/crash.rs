@@ -183,16 +183,7 @@ async fn publish_until_killed(
             continue;
         }
         let id = next_id.fetch_add(1, Ordering::Relaxed);
-        match ch
-            .basic_publish(
-                "".into(),
-                QUEUE.into(),
-                BasicPublishOptions::default(),
-                &body(id),
-                BasicProperties::default().with_delivery_mode(2),
-            )
-            .await
-        {
+        match publish_one(&ch, id).await {
             Ok(confirm) => in_flight.push_back((id, confirm)),
             Err(_) => return,
         }
@@ -680,6 +671,18 @@ fn recovery_after_sigkill_while_consuming_is_exact_over_many_kills() {
     kill_while_consuming(cycles);
 }
 
+/// Publishes message `id` (persistent, `body(id)`) to `QUEUE`.
+async fn publish_one(ch: &lapin::Channel, id: u64) -> lapin::Result<PublisherConfirm> {
+    ch.basic_publish(
+        "".into(),
+        QUEUE.into(),
+        BasicPublishOptions::default(),
+        &body(id),
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await
+}
+
 /// Publishes `ids` persistently to `QUEUE` and waits for their confirms.
 async fn publish_confirmed(url: &str, ids: std::ops::Range<u64>) {
     let conn = connect(url).await;
@@ -689,15 +692,7 @@ async fn publish_confirmed(url: &str, ids: std::ops::Range<u64>) {
         .unwrap();
     declare(&ch).await;
     for id in ids {
-        ch.basic_publish(
-            "".into(),
-            QUEUE.into(),
-            BasicPublishOptions::default(),
-            &body(id),
-            BasicProperties::default().with_delivery_mode(2),
-        )
-        .await
-        .unwrap();
+        publish_one(&ch, id).await.unwrap();
     }
     ch.wait_for_confirms().await.unwrap();
 }

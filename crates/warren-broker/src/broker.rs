@@ -198,6 +198,12 @@ impl Broker {
         self.vhosts.get(name).map(|v| Arc::clone(v.value()))
     }
 
+    /// Every virtual host, cloned out of the map (so no map guard is held while the caller
+    /// takes other locks).
+    fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+        self.vhosts.iter().map(|v| Arc::clone(v.value())).collect()
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -242,12 +248,7 @@ impl Broker {
     /// A connection closed: delete its exclusive queues. Returns consumers to notify
     /// (none in practice: exclusive queues' consumers are on the same connection).
     pub fn connection_closed(&self, connection: ConnectionId) {
-        for vhost in self
-            .vhosts
-            .iter()
-            .map(|v| Arc::clone(v.value()))
-            .collect::<Vec<_>>()
-        {
+        for vhost in self.all_vhosts() {
             for queue in vhost.queues() {
                 if queue.spec.exclusive_owner == Some(connection)
                     && let Err(e) = vhost.remove_queue(&queue)
@@ -261,8 +262,7 @@ impl Broker {
     /// Flush and close the store (graceful stop). Each durable queue first sets its delivered
     /// watermark to what it really delivered (see `Queue::settle_delivered_mark`).
     pub fn close(&self) -> Result<(), BrokerError> {
-        let vhosts: Vec<Arc<VHost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
-        for queue in vhosts.iter().flat_map(|vhost| vhost.queues()) {
+        for queue in self.all_vhosts().iter().flat_map(|vhost| vhost.queues()) {
             queue.settle_delivered_mark();
         }
         self.store.close()?;
