@@ -1,4 +1,12 @@
-//! The broker: virtual hosts, users, the store, and start-up recovery.
+//! The broker: virtual hosts, the access registry, open connections, the store, and
+//! start-up recovery.
+//!
+//! At open: the store, then the access registry (`access/`), seeded with the default vhost
+//! and user on a fresh data directory (as RabbitMQ does, and not when definitions are to be
+//! loaded), then every durable exchange, queue (with its message index) and binding of a
+//! vhost the registry knows. Topology left behind by a vhost whose deletion was cut short
+//! by a crash is removed then (the registry record goes first, so the deletion is decided
+//! once it is on disk).
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -7,8 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use dashmap::DashMap;
-use warren_store::{DefinitionKind, Store, StoreOptions, WriteOp};
+use warren_store::{DefinitionChange, DefinitionKind, Store, StoreOptions, WriteOp};
 
+use crate::access::{
+    Access, AccessCommand, ConnectionAccess, HashingAlgorithm, PasswordHash, UserLimits,
+    VhostLimits,
+};
+use crate::connections::{ConnectionHandle, Connections};
 use crate::consumer::ConnectionId;
 use crate::error::BrokerError;
 use crate::exchange::ExchangeSpec;
@@ -19,10 +32,18 @@ use crate::vhost::{BindingDef, QueueDef, VHost};
 /// Broker-wide settings.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
-    /// The user created on a fresh data directory.
+    /// The vhost created on a fresh data directory.
+    pub default_vhost: String,
+    /// The user created on a fresh data directory (with `.*` permissions on the default
+    /// vhost).
     pub default_user: String,
     /// Its password.
     pub default_pass: String,
+    /// Its tags.
+    pub default_user_tags: Vec<String>,
+    /// Seed the default vhost and user on a fresh data directory. False when definitions
+    /// are loaded at boot, as RabbitMQ skips the seed then.
+    pub seed_defaults: bool,
     /// Users that may only connect from loopback (RabbitMQ's `loopback_users`).
     pub loopback_users: Vec<String>,
     /// Largest message body accepted.
@@ -38,8 +59,11 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
+            default_vhost: "/".into(),
             default_user: "guest".into(),
             default_pass: "guest".into(),
+            default_user_tags: vec!["administrator".into()],
+            seed_defaults: true,
             loopback_users: vec!["guest".into()],
             max_message_size: 16 * 1024 * 1024,
             queue_limits: QueueLimits::default(),
@@ -68,10 +92,24 @@ pub enum AuthError {
     },
 }
 
+/// What connection.open gets: the vhost, the user's permissions there, and the
+/// registration (held while the connection is open).
+#[derive(Debug)]
+pub struct OpenedConnection {
+    /// The vhost.
+    pub vhost: Arc<VHost>,
+    /// The user's permissions in it.
+    pub access: ConnectionAccess,
+    /// The registration; dropping it unregisters the connection.
+    pub handle: ConnectionHandle,
+}
+
 /// The broker; see the crate docs.
 #[derive(Debug)]
 pub struct Broker {
     vhosts: DashMap<Arc<str>, Arc<VHost>>,
+    access: Arc<Access>,
+    connections: Arc<Connections>,
     store: Store,
     memory: Arc<MessageMemory>,
     config: BrokerConfig,
@@ -83,8 +121,11 @@ impl Broker {
     pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let started = Instant::now();
         let store = Store::open(data_dir, config.store_options.clone())?;
+        let access = Arc::new(Access::open(store.clone())?);
         let broker = Broker {
             vhosts: DashMap::new(),
+            access,
+            connections: Arc::new(Connections::default()),
             store,
             memory: Arc::new(MessageMemory::new(config.message_memory)),
             config,
@@ -107,13 +148,13 @@ impl Broker {
                 self.store.submit(WriteOp::DeleteQueue { queue_id: id });
             }
         }
-        let default = VHost::new(
-            "/",
-            self.store.clone(),
-            self.config.queue_limits,
-            Arc::clone(&self.memory),
-        );
-        self.vhosts.insert(Arc::clone(&default.name), default);
+        self.seed_access()?;
+        for name in self
+            .access
+            .read(|state| state.vhosts.keys().cloned().collect::<Vec<_>>())
+        {
+            self.vhost_or_create(&name);
+        }
         let split = |key: &str| -> Option<(String, String)> {
             key.split_once('\u{1f}')
                 .map(|(v, n)| (v.to_owned(), n.to_owned()))
@@ -125,7 +166,10 @@ impl Broker {
                 tracing::warn!(key, "skipping unreadable exchange definition");
                 continue;
             };
-            self.vhost_or_create(&vhost).restore_exchange(spec);
+            match self.vhost(&vhost) {
+                Some(v) => v.restore_exchange(spec),
+                None => self.drop_orphan(DefinitionKind::Exchange, &key)?,
+            }
         }
         let mut messages = 0usize;
         let mut queues = 0usize;
@@ -140,8 +184,13 @@ impl Broker {
                 continue;
             };
             let store_id = def.store_id;
+            let Some(owner) = self.vhost(&vhost) else {
+                // Its messages go with the other unowned ids below.
+                self.drop_orphan(DefinitionKind::Queue, &key)?;
+                continue;
+            };
             owned_ids.insert(store_id);
-            let queue = self.vhost_or_create(&vhost).restore_queue(def);
+            let queue = owner.restore_queue(def);
             let index = self.store.queue_index(store_id)?;
             messages += index.len();
             queues += 1;
@@ -172,9 +221,97 @@ impl Broker {
                 tracing::warn!(key, "skipping unreadable binding definition");
                 continue;
             };
-            self.vhost_or_create(&vhost).restore_binding(def);
+            match self.vhost(&vhost) {
+                Some(v) => v.restore_binding(def),
+                None => self.drop_orphan(DefinitionKind::Binding, &key)?,
+            }
         }
         tracing::info!(queues, messages, "recovered durable queues");
+        Ok(())
+    }
+
+    /// On a data directory whose registry was never seeded: register every vhost the stored
+    /// topology names (data directories from before the registry existed), and, unless
+    /// definitions are loaded at boot, the default vhost and user with full permissions on
+    /// it. One batch, marker included, so a crash halfway seeds again from scratch.
+    fn seed_access(&self) -> Result<(), BrokerError> {
+        const MARKER: &str = "access-seeded";
+        let seeded = self
+            .store
+            .definitions(DefinitionKind::Internal)?
+            .iter()
+            .any(|(key, _)| key == MARKER);
+        if seeded {
+            return Ok(());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for kind in [
+            DefinitionKind::Exchange,
+            DefinitionKind::Queue,
+            DefinitionKind::Binding,
+        ] {
+            for (key, _) in self.store.definitions(kind)? {
+                if let Some((vhost, _)) = key.split_once('\u{1f}') {
+                    names.insert(vhost.to_owned());
+                }
+            }
+        }
+        let c = &self.config;
+        if c.seed_defaults {
+            names.insert(c.default_vhost.clone());
+        }
+        let mut commands: Vec<AccessCommand> = names
+            .into_iter()
+            .map(|name| AccessCommand::PutVhost {
+                description: if name == c.default_vhost {
+                    "Default virtual host".into()
+                } else {
+                    String::new()
+                },
+                name,
+                tags: Vec::new(),
+                default_queue_type: None,
+            })
+            .collect();
+        if c.seed_defaults {
+            tracing::info!(user = %c.default_user, vhost = %c.default_vhost, "seeding the default virtual host and user");
+            commands.push(AccessCommand::PutUser {
+                name: c.default_user.clone(),
+                password: PasswordHash::new(HashingAlgorithm::Sha256, &c.default_pass),
+                tags: c.default_user_tags.clone(),
+            });
+            commands.push(AccessCommand::SetPermissions {
+                user: c.default_user.clone(),
+                vhost: c.default_vhost.clone(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            });
+        } else {
+            tracing::info!(
+                "not seeding the default virtual host and user: definitions are loaded at boot"
+            );
+        }
+        self.access.apply_with(
+            &commands,
+            vec![DefinitionChange {
+                kind: DefinitionKind::Internal,
+                key: MARKER.into(),
+                value: Some(b"1".to_vec()),
+            }],
+        )?;
+        Ok(())
+    }
+
+    /// A stored exchange, queue or binding of a vhost the registry does not know: left by a
+    /// vhost deletion that a crash cut short. Remove it.
+    fn drop_orphan(&self, kind: DefinitionKind, key: &str) -> Result<(), BrokerError> {
+        tracing::info!(
+            kind = kind.as_str(),
+            key = %key.replace('\u{1f}', "/"),
+            "removing a definition of a deleted vhost"
+        );
+        self.store.delete_definition(kind, key)?;
         Ok(())
     }
 
@@ -187,10 +324,134 @@ impl Broker {
             self.store.clone(),
             self.config.queue_limits,
             Arc::clone(&self.memory),
+            Arc::clone(&self.access),
         );
         self.vhosts
             .insert(Arc::clone(&vhost.name), Arc::clone(&vhost));
         vhost
+    }
+
+    /// The access registry (vhosts, users, permissions, limits, policies, parameters).
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
+    /// Open connections.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
+    /// Create a vhost (or update its metadata): the registry record, then its exchanges.
+    pub fn add_vhost(
+        &self,
+        name: &str,
+        description: &str,
+        tags: Vec<String>,
+        default_queue_type: Option<String>,
+    ) -> Result<Arc<VHost>, BrokerError> {
+        self.access.apply(AccessCommand::PutVhost {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            tags,
+            default_queue_type,
+        })?;
+        Ok(self.vhost_or_create(name))
+    }
+
+    /// Delete a vhost and everything in it, durably: the registry record (with the vhost's
+    /// permissions, limits, policies and parameters) goes first, in one synced batch; from
+    /// then on the deletion survives a crash (recovery removes what is left). Then its
+    /// connections are closed with 320 CONNECTION_FORCED, and its queues (with their
+    /// messages), exchanges and bindings are deleted.
+    pub fn delete_vhost(&self, name: &str) -> Result<(), BrokerError> {
+        self.access.apply(AccessCommand::DeleteVhost {
+            name: name.to_owned(),
+        })?;
+        let closed = self.connections.close_where(
+            |c| &*c.vhost == name,
+            320,
+            &format!("CONNECTION_FORCED - vhost '{name}' is deleted"),
+        );
+        tracing::info!(
+            vhost = name,
+            connections = closed,
+            "deleting vhost; closing its connections"
+        );
+        if let Some((_, vhost)) = self.vhosts.remove(name) {
+            vhost.destroy()?;
+        }
+        Ok(())
+    }
+
+    /// Delete a user with its permissions, and close its connections with 320 (as RabbitMQ).
+    pub fn delete_user(&self, name: &str) -> Result<(), BrokerError> {
+        self.access.apply(AccessCommand::DeleteUser {
+            name: name.to_owned(),
+        })?;
+        let closed = self.connections.close_where(
+            |c| &*c.user == name,
+            320,
+            &format!("CONNECTION_FORCED - user '{name}' is deleted"),
+        );
+        tracing::info!(
+            user = name,
+            connections = closed,
+            "deleted user; closing its connections"
+        );
+        Ok(())
+    }
+
+    /// connection.open: may `user` open `vhost`? Checks, in RabbitMQ's order, the vhost's
+    /// connection limit (530 "vhost X not found" if it does not exist), the user's, and the
+    /// user's permission to the vhost, then registers the connection.
+    pub fn open_connection(
+        &self,
+        id: ConnectionId,
+        user: &str,
+        vhost_name: &str,
+        peer: std::net::SocketAddr,
+        client_id: Option<String>,
+    ) -> Result<OpenedConnection, BrokerError> {
+        let (vhost_limits, user_limits) = self.access.read(|state| {
+            (
+                state.vhosts.get(vhost_name).map(|v| v.limits),
+                state.users.get(user).map(|u| u.limits).unwrap_or_default(),
+            )
+        });
+        let (Some(vhost_limits), Some(vhost)) = (vhost_limits, self.vhost(vhost_name)) else {
+            return Err(BrokerError::NotAllowed(format!(
+                "vhost {vhost_name} not found"
+            )));
+        };
+        let access = ConnectionAccess::new(Arc::clone(&self.access), user, vhost_name, client_id);
+        let handle =
+            self.connections
+                .register(id, user, vhost_name, peer, vhost_limits, user_limits)?;
+        let mut access = access;
+        if !access.get().may_open_vhost() {
+            return Err(BrokerError::NotAllowed(format!(
+                "access to vhost '{vhost_name}' refused for user '{user}'"
+            )));
+        }
+        Ok(OpenedConnection {
+            vhost,
+            access,
+            handle,
+        })
+    }
+
+    /// The limits of `user` now (checked at channel.open).
+    pub fn user_limits(&self, user: &str) -> UserLimits {
+        self.access
+            .read(|state| state.users.get(user).map(|u| u.limits))
+            .unwrap_or_default()
+    }
+
+    /// The limits of `vhost` now.
+    pub fn vhost_limits(&self, vhost: &str) -> VhostLimits {
+        self.access
+            .read(|state| state.vhosts.get(vhost).map(|v| v.limits))
+            .unwrap_or_default()
     }
 
     /// A virtual host by name.
@@ -224,7 +485,9 @@ impl Broker {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Check a login. Returns the user name.
+    /// Check a password login (PLAIN, AMQPLAIN, update-secret). Returns the user name.
+    /// Unknown user, wrong or blank password, or a user without a password: the same
+    /// refusal (the log says which); then the loopback-only check, as RabbitMQ orders them.
     pub fn authenticate(
         &self,
         mechanism: &str,
@@ -232,17 +495,39 @@ impl Broker {
         password: &str,
         peer: IpAddr,
     ) -> Result<String, AuthError> {
-        if user != self.config.default_user || password != self.config.default_pass {
+        let verified = self
+            .access
+            .user(user)
+            .is_some_and(|record| record.password.verify(password));
+        if !verified {
+            tracing::debug!(user, mechanism, %peer, "invalid credentials");
             return Err(AuthError::BadCredentials {
                 mechanism: mechanism.to_owned(),
             });
         }
+        self.check_loopback(user, peer)?;
+        Ok(user.to_owned())
+    }
+
+    /// Check an EXTERNAL login (the user named by a verified TLS client certificate): the
+    /// user must exist; it needs no password. Returns the user name.
+    pub fn authenticate_external(&self, user: &str, peer: IpAddr) -> Result<String, AuthError> {
+        if self.access.user(user).is_none() {
+            return Err(AuthError::BadCredentials {
+                mechanism: "EXTERNAL".into(),
+            });
+        }
+        self.check_loopback(user, peer)?;
+        Ok(user.to_owned())
+    }
+
+    fn check_loopback(&self, user: &str, peer: IpAddr) -> Result<(), AuthError> {
         if self.config.loopback_users.iter().any(|u| u == user) && !peer.is_loopback() {
             return Err(AuthError::LoopbackOnly {
                 user: user.to_owned(),
             });
         }
-        Ok(user.to_owned())
+        Ok(())
     }
 
     /// A connection closed: delete its exclusive queues. Returns consumers to notify

@@ -11,7 +11,12 @@
 //! dispatched message travels as a [`ConsumerEvent`] to the consumer's connection.
 //!
 //! # Layout
-//! - `broker.rs`: [`Broker`], vhosts, authentication, recovery at start.
+//! - `broker.rs`: [`Broker`], vhosts, authentication, connection.open checks, recovery.
+//! - `access/`: the access registry ([`Access`]): vhosts, users, permissions, topic
+//!   permissions, limits, policies, parameters; one durable state changed only by
+//!   [`AccessCommand`]s (its `mod.rs` doc has the map).
+//! - `connections.rs`: [`Connections`]: open connections, connection and channel limits,
+//!   closing a connection from the broker's side.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
 //! - `exchange.rs`: [`Exchange`] and its binding table.
 //! - `queue/`: [`Queue`]: entries, dispatch, settling, paging, expiry (one file each).
@@ -21,8 +26,10 @@
 //! - `sender_selected.rs`: the `CC` / `BCC` headers (extra routing keys).
 //! - `error.rs`: [`BrokerError`].
 
+pub mod access;
 mod arguments;
 mod broker;
+mod connections;
 mod consumer;
 mod consumer_args;
 mod error;
@@ -33,7 +40,9 @@ mod queue;
 pub mod sender_selected;
 mod vhost;
 
-pub use broker::{AuthError, Broker, BrokerConfig};
+pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
+pub use broker::{AuthError, Broker, BrokerConfig, OpenedConnection};
+pub use connections::{ChannelSlot, CloseRequest, ConnectionHandle, ConnectionInfo, Connections};
 pub use consumer::{
     ChannelCredit, ConnectionId, ConnectionSink, Consumer, ConsumerEvent, SINK_HIGH_WATER,
 };

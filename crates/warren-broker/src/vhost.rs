@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use warren_router::{Destination, ExchangeGraph, ExchangeKind};
 use warren_store::{DefinitionKind, Store};
 
+use crate::access::{Access, under_limit};
 use crate::consumer::ConnectionId;
 use crate::error::BrokerError;
 use crate::exchange::{Dest, Exchange, ExchangeSpec};
@@ -91,6 +92,8 @@ pub struct VHost {
     store: Store,
     limits: QueueLimits,
     memory: Arc<MessageMemory>,
+    /// The registry (this vhost's limits).
+    access: Arc<Access>,
     /// This vhost, for tasks it spawns (queue expiry).
     me: Weak<VHost>,
 }
@@ -106,6 +109,7 @@ impl VHost {
         store: Store,
         limits: QueueLimits,
         memory: Arc<MessageMemory>,
+        access: Arc<Access>,
     ) -> Arc<Self> {
         let vhost = Arc::new_cyclic(|me| Self {
             name: Arc::from(name),
@@ -115,6 +119,7 @@ impl VHost {
             store,
             limits,
             memory,
+            access,
             me: me.clone(),
         });
         // As RabbitMQ's, each vhost has `amq.rabbitmq.trace` (internal, topic): the
@@ -575,6 +580,18 @@ impl VHost {
             )));
         }
         crate::arguments::validate(&declare.name, &self.name, &declare.arguments)?;
+        let max_queues = self.access.read(|state| {
+            state
+                .vhosts
+                .get(&*self.name)
+                .and_then(|v| v.limits.max_queues)
+        });
+        under_limit(max_queues, self.queues.len()).map_err(|max| {
+            BrokerError::PreconditionFailed(format!(
+                "cannot declare queue '{}': queue limit in vhost '{}' ({max}) is reached",
+                declare.name, self.name
+            ))
+        })?;
         // As RabbitMQ: an exclusive queue is never durable, whatever the declare says.
         let durable = declare.durable && !declare.exclusive;
         let persistent_def = durable;
@@ -697,6 +714,29 @@ impl VHost {
         };
         queue.check_delete(if_unused, if_empty)?;
         self.remove_queue(&queue)
+    }
+
+    /// The vhost is being deleted: delete every queue (with its stored messages and
+    /// definition), every exchange and every binding. Consumers get basic.cancel where they
+    /// asked for it, as for any deleted queue.
+    pub(crate) fn destroy(&self) -> Result<(), BrokerError> {
+        let reply: Vec<Arc<Queue>> = self
+            .reply_queues
+            .iter()
+            .map(|q| Arc::clone(q.value()))
+            .collect();
+        for queue in reply.iter().chain(self.queues().iter()) {
+            self.remove_queue(queue)?;
+        }
+        let exchanges: Vec<Arc<Exchange>> = self
+            .exchanges
+            .iter()
+            .map(|x| Arc::clone(x.value()))
+            .collect();
+        for exchange in exchanges {
+            self.remove_exchange(&exchange)?;
+        }
+        Ok(())
     }
 
     /// Remove a queue unconditionally (delete, exclusive owner gone, auto-delete).

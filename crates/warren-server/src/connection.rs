@@ -36,7 +36,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
-use warren_broker::{Broker, ConnectionSink, ConsumerEvent, Durability, VHost};
+use warren_broker::{
+    Broker, ConnectionAccess, ConnectionHandle, ConnectionSink, ConsumerEvent, Durability,
+    OpenedConnection, VHost,
+};
 use warren_protocol::{
     AMQPClass, AMQPValue, FieldTable, Frame, FrameDecoder, LongString, PROTOCOL_HEADER,
     ShortString, channel as chan, connection as conn, encode,
@@ -53,6 +56,9 @@ pub(crate) struct ConnCtx {
     /// The authenticated user (checked against the user-id property of publishes).
     pub user: String,
     pub vhost: Arc<VHost>,
+    /// The user's permissions in the vhost (re-read when the registry changes).
+    #[expect(dead_code, reason = "the permission checks in channel/ are the next commit")]
+    pub access: ConnectionAccess,
     pub frame_max: u32,
     pub channel_max: u16,
     pub sink: Arc<ConnectionSink>,
@@ -114,7 +120,7 @@ pub(crate) async fn serve(
         .await;
         match handshake {
             Ok(Ok(Some(hs))) => {
-                info!(user = %hs.user, vhost = %hs.vhost.name, "connection open");
+                info!(user = %hs.user, vhost = %hs.opened.vhost.name, "connection open");
                 run(reader, &outbox, broker.clone(), &config, shutdown, id, hs).await;
             }
             Ok(Ok(None)) => {}
@@ -194,7 +200,7 @@ enum HandshakeError {
 struct Handshake {
     user: String,
     login: Login,
-    vhost: Arc<VHost>,
+    opened: OpenedConnection,
     frame_max: u32,
     channel_max: u16,
     heartbeat: u16,
@@ -250,7 +256,7 @@ async fn handshake(
     broker: &Broker,
     config: &ServerConfig,
     peer: SocketAddr,
-    _id: u64,
+    id: u64,
 ) -> Result<Option<Handshake>, HandshakeError> {
     while reader.buf.len() < PROTOCOL_HEADER.len() {
         if !reader.fill().await? {
@@ -284,6 +290,11 @@ async fn handshake(
         return Ok(None);
     };
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let client_id = match start_ok.client_properties.inner().get("client_id") {
+        Some(AMQPValue::LongString(s)) => Some(s.to_string()),
+        Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
     let mechanism = start_ok.mechanism.as_str().to_owned();
     let credentials = match mechanism.as_str() {
         "PLAIN" => parse_plain(start_ok.response.as_bytes()),
@@ -360,9 +371,18 @@ async fn handshake(
     else {
         return Ok(None);
     };
-    let Some(vhost) = broker.vhost(open.virtual_host.as_str()) else {
-        let e = Exception::not_allowed(format!("vhost {} not found", open.virtual_host)).on(10, 40);
-        return refuse(reader, outbox, config, e).await;
+    let opened = match broker.open_connection(
+        id,
+        &user,
+        open.virtual_host.as_str(),
+        peer,
+        client_id,
+    ) {
+        Ok(opened) => opened,
+        Err(e) => {
+            warn!(user = %user, vhost = %open.virtual_host, reason = %e, "connection.open refused");
+            return refuse(reader, outbox, config, Exception::from(e).on(10, 40)).await;
+        }
     };
     send(
         &mut out,
@@ -373,7 +393,7 @@ async fn handshake(
     Ok(Some(Handshake {
         user,
         login: Login { mechanism, peer },
-        vhost,
+        opened,
         frame_max,
         channel_max,
         heartbeat: tune_ok.heartbeat,
@@ -514,11 +534,18 @@ async fn run(
 ) {
     let (sink, mut events) = ConnectionSink::new();
     let mut durability = broker.store().durability();
+    let OpenedConnection {
+        vhost,
+        access,
+        handle,
+    } = hs.opened;
+    let mut forced_close = handle.closed.clone();
     let mut conn = Connection {
         ctx: ConnCtx {
             id,
             user: hs.user,
-            vhost: hs.vhost,
+            vhost,
+            access,
             frame_max: hs.frame_max,
             channel_max: hs.channel_max,
             sink,
@@ -528,6 +555,7 @@ async fn run(
         },
         broker: Arc::clone(&broker),
         login: hs.login,
+        handle,
         channels: HashMap::new(),
         phase: Phase::Open,
         done: false,
@@ -556,6 +584,13 @@ async fn run(
             _ = shutdown.changed(), if closing_deadline.is_none() => {
                 let e = Exception::new(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
                 conn.close_connection(e, config);
+            }
+            Ok(()) = forced_close.changed(), if closing_deadline.is_none() => {
+                let request = forced_close.borrow_and_update().clone();
+                if let Some(request) = request {
+                    info!(code = request.code, text = %request.text, "the broker closes the connection");
+                    conn.close_connection(Exception::new(request.code, request.text), config);
+                }
             }
             read = reader.fill(), if !outbox_full => {
                 match read {
@@ -653,6 +688,8 @@ struct Connection {
     ctx: ConnCtx,
     broker: Arc<Broker>,
     login: Login,
+    /// The broker's record of this connection (limits, forced close); dropped at the end.
+    handle: ConnectionHandle,
     channels: HashMap<u16, Channel>,
     phase: Phase,
     done: bool,
@@ -668,7 +705,7 @@ impl Connection {
         if e.code != 320 {
             warn!(code = e.code, text = %e.text, "closing connection with an error");
         } else {
-            info!("closing connection: broker shutting down");
+            info!(text = %e.text, "closing connection: forced by the broker");
         }
         self.release_channels();
         self.ctx.send(0, close_method(&e));
@@ -825,7 +862,11 @@ impl Connection {
                     Exception::channel_error("second 'channel.open' seen").on(class_id, method_id)
                 );
             }
-            self.channels.insert(id, Channel::new(id, &self.ctx));
+            let slot = self
+                .handle
+                .open_channel(self.broker.user_limits(&self.ctx.user))
+                .map_err(|e| Exception::from(e).on(class_id, method_id))?;
+            self.channels.insert(id, Channel::new(id, &self.ctx, slot));
             self.ctx.send(
                 id,
                 AMQPClass::Channel(chan::AMQPMethod::OpenOk(chan::OpenOk {})),

@@ -30,11 +30,17 @@ pub enum DefinitionKind {
     Policy,
     /// Runtime parameters (e.g. per-vhost limits).
     Parameter,
+    /// Per-vhost topic permissions of users (per exchange).
+    TopicPermission,
+    /// Global runtime parameters.
+    GlobalParameter,
+    /// Bookkeeping of the broker itself (e.g. "the access registry was seeded").
+    Internal,
 }
 
 impl DefinitionKind {
     /// Every kind, in a stable order.
-    pub const ALL: [DefinitionKind; 8] = [
+    pub const ALL: [DefinitionKind; 11] = [
         DefinitionKind::Vhost,
         DefinitionKind::User,
         DefinitionKind::Permission,
@@ -43,6 +49,9 @@ impl DefinitionKind {
         DefinitionKind::Binding,
         DefinitionKind::Policy,
         DefinitionKind::Parameter,
+        DefinitionKind::TopicPermission,
+        DefinitionKind::GlobalParameter,
+        DefinitionKind::Internal,
     ];
 
     /// The kind's name, as stored in its key prefix. Never change these: they are on disk.
@@ -56,8 +65,22 @@ impl DefinitionKind {
             DefinitionKind::Binding => "binding",
             DefinitionKind::Policy => "policy",
             DefinitionKind::Parameter => "parameter",
+            DefinitionKind::TopicPermission => "topic-permission",
+            DefinitionKind::GlobalParameter => "global-parameter",
+            DefinitionKind::Internal => "internal",
         }
     }
+}
+
+/// One change of [`Store::write_definitions`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionChange {
+    /// The kind.
+    pub kind: DefinitionKind,
+    /// The key within the kind.
+    pub key: String,
+    /// The new value, or `None` to delete the key.
+    pub value: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -83,6 +106,23 @@ impl Store {
         self.db()
             .delete_cf_opt(self.meta()?, definition_key(kind, key), self.sync_write())
             .map_err(|source| self.rocks("delete definition", source))
+    }
+
+    /// Applies several definition changes as one atomic, synced RocksDB write: after a
+    /// crash either all of them are on disk or none. `None` deletes the key.
+    pub fn write_definitions(&self, changes: &[DefinitionChange]) -> Result<(), StoreError> {
+        let meta = self.meta()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        for change in changes {
+            let key = definition_key(change.kind, &change.key);
+            match &change.value {
+                Some(value) => batch.put_cf(meta, key, value),
+                None => batch.delete_cf(meta, key),
+            }
+        }
+        self.db()
+            .write_opt(batch, self.sync_write())
+            .map_err(|source| self.rocks("write definitions", source))
     }
 
     /// Every definition of `kind` as `(key, value)`, in key order.

@@ -12,6 +12,7 @@
 //! // definitions and counters (`meta`), synchronous, durable on return
 //! store.put_definition(kind: DefinitionKind, key: &str, value: &[u8]) -> Result<(), StoreError>
 //! store.delete_definition(kind: DefinitionKind, key: &str) -> Result<(), StoreError>
+//! store.write_definitions(&[DefinitionChange]) -> Result<(), StoreError> // atomic batch
 //! store.definitions(kind: DefinitionKind) -> Result<Vec<(String, Vec<u8>)>, StoreError>
 //! store.next_id(counter: &str) -> Result<u64, StoreError>            // 1, 2, 3, ...
 //! // messages, through the group-commit loop
@@ -88,7 +89,7 @@ mod stats;
 mod store;
 
 pub use commit::{Durability, Ticket, TicketStatus, WriteOp};
-pub use definitions::DefinitionKind;
+pub use definitions::{DefinitionChange, DefinitionKind};
 pub use error::StoreError;
 pub use options::StoreOptions;
 pub use stats::StoreStats;

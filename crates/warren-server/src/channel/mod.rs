@@ -59,7 +59,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tracing::debug;
-use warren_broker::{ChannelCredit, Consumer, Queue};
+use warren_broker::{ChannelCredit, ChannelSlot, Consumer, Queue};
 use warren_protocol::{AMQPClass, ContentAssembler, ShortString, access, channel as chan};
 
 use self::confirm::Pending;
@@ -81,6 +81,8 @@ enum State {
 
 pub(crate) struct Channel {
     id: u16,
+    /// The user's channel-limit slot, given back when the channel goes.
+    _slot: ChannelSlot,
     state: State,
     assembler: ContentAssembler<warren_protocol::basic::Publish>,
     credit: Arc<ChannelCredit>,
@@ -97,9 +99,10 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(id: u16, ctx: &ConnCtx) -> Self {
+    pub(crate) fn new(id: u16, ctx: &ConnCtx, slot: ChannelSlot) -> Self {
         Self {
             id,
+            _slot: slot,
             state: State::Open,
             assembler: ContentAssembler::new(ctx.max_message_size),
             credit: Arc::new(ChannelCredit::default()),
