@@ -51,6 +51,8 @@ pub struct TestConfig {
 /// An in-process broker; see the crate docs.
 pub struct TestBroker {
     addr: SocketAddr,
+    /// Dropped at shutdown, before a restart opens the store again.
+    broker: Option<Arc<Broker>>,
     stop: Option<watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
     dir: Option<TempDir>,
@@ -91,17 +93,21 @@ impl TestBroker {
                     .await
                     .expect("bind");
                 addr_tx
-                    .send(server.local_addr().expect("local addr"))
+                    .send((
+                        server.local_addr().expect("local addr"),
+                        Arc::clone(&broker),
+                    ))
                     .expect("report addr");
                 server.run(stop_rx).await;
                 broker.close().expect("close store");
             });
         });
-        let addr = addr_rx
+        let (addr, broker) = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         TestBroker {
             addr,
+            broker: Some(broker),
             stop: Some(stop_tx),
             thread: Some(thread),
             dir,
@@ -113,6 +119,22 @@ impl TestBroker {
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
     pub fn url(&self) -> String {
         format!("amqp://guest:guest@{}/%2f", self.addr)
+    }
+
+    /// `amqp://user:pass@127.0.0.1:PORT/<vhost>`, the vhost percent-encoded.
+    pub fn url_as(&self, user: &str, pass: &str, vhost: &str) -> String {
+        format!(
+            "amqp://{}:{}@{}/{}",
+            percent(user),
+            percent(pass),
+            self.addr,
+            percent(vhost)
+        )
+    }
+
+    /// The in-process broker (its access registry, vhosts, connections).
+    pub fn broker(&self) -> &Arc<Broker> {
+        self.broker.as_ref().expect("the broker is running")
     }
 
     /// The bound address.
@@ -135,6 +157,7 @@ impl TestBroker {
     }
 
     fn shutdown(&mut self) {
+        self.broker = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }
@@ -148,6 +171,18 @@ impl Drop for TestBroker {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Percent-encode everything but unreserved characters (for URLs' user, password, vhost).
+pub fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// The `warren` binary built next to the test executable.
