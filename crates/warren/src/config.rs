@@ -48,10 +48,15 @@ pub struct Config {
     pub heartbeat: u16,
     /// Seconds a client has to complete the handshake.
     pub handshake_timeout: u64,
-    /// The user that exists on a fresh broker.
+    /// The vhost created on a fresh data directory.
+    pub default_vhost: String,
+    /// The user created on a fresh data directory (with full permissions on the default
+    /// vhost). Later changes to these settings do not touch an existing data directory.
     pub default_user: String,
-    /// Its password.
+    /// Its password (stored hashed, as RabbitMQ's default SHA-256 scheme).
     pub default_pass: String,
+    /// Its tags.
+    pub default_user_tags: Vec<String>,
     /// Users allowed to connect from loopback only.
     pub loopback_users: Vec<String>,
     /// Largest message body accepted, in bytes.
@@ -76,8 +81,10 @@ impl Default for Config {
             channel_max: server.channel_max,
             heartbeat: server.heartbeat,
             handshake_timeout: server.handshake_timeout.as_secs(),
+            default_vhost: broker.default_vhost,
             default_user: broker.default_user,
             default_pass: broker.default_pass,
+            default_user_tags: broker.default_user_tags,
             loopback_users: broker.loopback_users,
             max_message_size: broker.max_message_size,
             queue_ram_bytes: broker.queue_limits.ram_bytes,
@@ -155,8 +162,10 @@ impl Config {
     /// The broker's settings.
     pub fn broker(&self) -> BrokerConfig {
         BrokerConfig {
+            default_vhost: self.default_vhost.clone(),
             default_user: self.default_user.clone(),
             default_pass: self.default_pass.clone(),
+            default_user_tags: self.default_user_tags.clone(),
             loopback_users: self.loopback_users.clone(),
             max_message_size: self.max_message_size,
             queue_limits: QueueLimits {
