@@ -702,3 +702,62 @@ fn a_refused_batch_of_commands_changes_nothing() {
         "half a batch reached the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_from_before_the_registry_keeps_its_vhosts_and_gets_the_default_user() {
+    use warren_store::DefinitionKind;
+    let broker = TestBroker::start();
+    broker
+        .broker()
+        .add_vhost("legacy", "", vec![], None)
+        .unwrap();
+    add_user(broker.broker(), "guest", Some("guest"), "legacy");
+    {
+        let conn = connect(&broker.url_as("guest", "guest", "legacy"))
+            .await
+            .unwrap();
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_declare(
+            "old-queue".into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+    // Make it look like a data directory written before the registry existed: topology
+    // records only.
+    let store = broker.broker().store();
+    for kind in [
+        DefinitionKind::Vhost,
+        DefinitionKind::User,
+        DefinitionKind::Permission,
+        DefinitionKind::Internal,
+    ] {
+        for (key, _) in store.definitions(kind).unwrap() {
+            store.delete_definition(kind, &key).unwrap();
+        }
+    }
+    let broker = broker.restart();
+    let vhosts = broker
+        .broker()
+        .access()
+        .read(|s| s.vhosts.keys().cloned().collect::<Vec<_>>());
+    assert_eq!(vhosts, vec!["/".to_owned(), "legacy".to_owned()]);
+    assert!(
+        broker.broker().access().user("guest").is_some(),
+        "guest seeded"
+    );
+    let legacy = broker
+        .broker()
+        .vhost("legacy")
+        .expect("legacy vhost restored");
+    assert!(
+        legacy.queues().iter().any(|q| &**q.name() == "old-queue"),
+        "the old vhost's durable queue was dropped"
+    );
+}

@@ -90,6 +90,8 @@ pub struct Permissions {
     vhost: Arc<str>,
     /// Whether the user has a permission record in the vhost (may open it).
     granted: bool,
+    /// The user has the `impersonator` tag (may publish with another `user_id`).
+    impersonator: bool,
     configure: Pattern,
     write: Pattern,
     read: Pattern,
@@ -135,6 +137,10 @@ impl Permissions {
             user: Arc::from(user),
             vhost: Arc::from(vhost),
             granted: record.is_some(),
+            impersonator: state
+                .users
+                .get(user)
+                .is_some_and(|u| u.tags.iter().any(|t| t == "impersonator")),
             configure: record.map_or(Pattern::Nothing, |r| compile(&r.configure)),
             write: record.map_or(Pattern::Nothing, |r| compile(&r.write)),
             read: record.map_or(Pattern::Nothing, |r| compile(&r.read)),
@@ -155,6 +161,12 @@ impl Permissions {
     /// May the user open the vhost at all (has it any permission record there)?
     pub fn may_open_vhost(&self) -> bool {
         self.granted
+    }
+
+    /// May the user publish messages whose `user_id` property names another user (the
+    /// `impersonator` tag, as RabbitMQ)?
+    pub fn may_impersonate(&self) -> bool {
+        self.impersonator
     }
 
     /// Does the user hold `permission` on resource `name` of `kind`? Otherwise the 403
