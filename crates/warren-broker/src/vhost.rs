@@ -94,6 +94,9 @@ pub struct VHost {
     memory: Arc<MessageMemory>,
     /// The registry (this vhost's limits).
     access: Arc<Access>,
+    /// Set when the vhost is deleted: its connections are being closed, and a declare or
+    /// bind that races with the deletion must not write a definition that outlives it.
+    deleted: std::sync::atomic::AtomicBool,
     /// This vhost, for tasks it spawns (queue expiry).
     me: Weak<VHost>,
 }
@@ -120,6 +123,7 @@ impl VHost {
             limits,
             memory,
             access,
+            deleted: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
         });
         // As RabbitMQ's, each vhost has `amq.rabbitmq.trace` (internal, topic): the
@@ -187,6 +191,7 @@ impl VHost {
 
     /// exchange.declare.
     pub fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
+        self.check_alive()?;
         // RabbitMQ refuses even a passive declare of the default exchange.
         if spec.name.is_empty() {
             return Err(BrokerError::AccessRefused(
@@ -435,6 +440,7 @@ impl VHost {
         arguments: &FieldTable,
         connection: ConnectionId,
     ) -> Result<(), BrokerError> {
+        self.check_alive()?;
         let (exchange, dest) = self.check_binding(source, dest, Some(connection))?;
         exchange
             .kind
@@ -553,6 +559,7 @@ impl VHost {
         declare: QueueDeclare,
         connection: ConnectionId,
     ) -> Result<DeclaredQueue, BrokerError> {
+        self.check_alive()?;
         if let Some(existing) = self
             .queues
             .get(declare.name.as_str())
@@ -716,10 +723,23 @@ impl VHost {
         self.remove_queue(&queue)
     }
 
+    /// Refuse work on a deleted vhost (its connections are about to get 320).
+    fn check_alive(&self) -> Result<(), BrokerError> {
+        if self.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(BrokerError::NotFound(format!(
+                "vhost '{}' is deleted",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
     /// The vhost is being deleted: delete every queue (with its stored messages and
     /// definition), every exchange and every binding. Consumers get basic.cancel where they
     /// asked for it, as for any deleted queue.
     pub(crate) fn destroy(&self) -> Result<(), BrokerError> {
+        self.deleted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let reply: Vec<Arc<Queue>> = self
             .reply_queues
             .iter()
