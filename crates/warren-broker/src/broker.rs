@@ -245,6 +245,18 @@ impl Broker {
         Ok(user.to_owned())
     }
 
+    /// Check a login by SASL EXTERNAL: `user` is the name the verified TLS client
+    /// certificate stands for (no password). Returns the user name.
+    pub fn authenticate_external(&self, user: &str, peer: IpAddr) -> Result<String, AuthError> {
+        let _ = peer;
+        if user != self.config.default_user {
+            return Err(AuthError::BadCredentials {
+                mechanism: "EXTERNAL".into(),
+            });
+        }
+        Ok(user.to_owned())
+    }
+
     /// A connection closed: delete its exclusive queues. Returns consumers to notify
     /// (none in practice: exclusive queues' consumers are on the same connection).
     pub fn connection_closed(&self, connection: ConnectionId) {
