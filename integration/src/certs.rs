@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use tempfile::TempDir;
 
@@ -118,6 +118,9 @@ impl TestPki {
 
 fn client_params(cn: &str) -> CertificateParams {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+    // rcgen starts every subject with a CN of its own; start empty so that the order is
+    // C, O, CN (RabbitMQ writes it back to front: CN=..,O=..,C=GB).
+    params.distinguished_name = DistinguishedName::new();
     params.distinguished_name.push(DnType::CountryName, "GB");
     params
         .distinguished_name

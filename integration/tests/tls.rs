@@ -545,13 +545,18 @@ async fn external_is_not_offered_unless_configured() {
     assert!(seen.is_empty(), "{seen:?}");
 }
 
-/// A TLS 1.1 ClientHello (no supported_versions extension), one cipher suite.
+/// A TLS 1.1 ClientHello (no supported_versions extension): one cipher suite and the
+/// signature_algorithms extension (without it rustls refuses for that reason first).
 fn tls11_client_hello() -> Vec<u8> {
     let mut hello = vec![0x03, 0x02]; // client_version TLS 1.1
     hello.extend_from_slice(&[0x42; 32]); // random
     hello.push(0); // session id
     hello.extend_from_slice(&[0x00, 0x02, 0x00, 0x2f]); // TLS_RSA_WITH_AES_128_CBC_SHA
     hello.extend_from_slice(&[0x01, 0x00]); // null compression
+    // signature_algorithms: rsa_pkcs1_sha256, ecdsa_secp256r1_sha256.
+    let sigalgs = [0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x01, 0x04, 0x03];
+    hello.extend_from_slice(&(sigalgs.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&sigalgs);
     let mut handshake = vec![0x01];
     handshake.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
     handshake.extend(hello);
