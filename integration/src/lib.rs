@@ -7,9 +7,13 @@
 //! - [`BinaryBroker`] runs the `warren` binary as a child process, for tests where a
 //!   process must die (SIGKILL) or must exit by itself (SIGTERM, exit codes).
 //! - [`raw`] has helpers for raw-socket protocol tests.
+//! - [`certs`] generates a CA, server and client certificates for TLS tests; a
+//!   [`TestConfig`] whose `server.tls` is set gets an amqps listener on its own port 0
+//!   ([`TestBroker::amqps_addr`]).
 //!
 //! Logs: set `WARREN_LOG=debug` to see the broker's logs in a failing test's output.
 
+pub mod certs;
 pub mod raw;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -42,7 +46,7 @@ pub fn init_tracing() {
 /// Settings a test may change before start.
 #[derive(Debug, Clone, Default)]
 pub struct TestConfig {
-    /// Listener settings (`listen` is ignored: always 127.0.0.1:0).
+    /// Listener settings (`listen` and `tls.listen` are ignored: always 127.0.0.1:0).
     pub server: ServerConfig,
     /// Broker settings.
     pub broker: BrokerConfig,
@@ -50,7 +54,8 @@ pub struct TestConfig {
 
 /// An in-process broker; see the crate docs.
 pub struct TestBroker {
-    addr: SocketAddr,
+    addr: Option<SocketAddr>,
+    amqps_addr: Option<SocketAddr>,
     /// Dropped at shutdown, before a restart opens the store again.
     broker: Option<Arc<Broker>>,
     stop: Option<watch::Sender<bool>>,
@@ -89,12 +94,16 @@ impl TestBroker {
                 let broker = Broker::open(&path, cfg.broker).expect("open broker");
                 let mut server_config = cfg.server;
                 server_config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                if let Some(tls) = &mut server_config.tls {
+                    tls.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+                }
                 let server = Server::bind(server_config, Arc::clone(&broker))
                     .await
                     .expect("bind");
                 addr_tx
                     .send((
-                        server.local_addr().expect("local addr"),
+                        server.local_addr().ok(),
+                        server.amqps_addr(),
                         Arc::clone(&broker),
                     ))
                     .expect("report addr");
@@ -102,11 +111,12 @@ impl TestBroker {
                 broker.close().expect("close store");
             });
         });
-        let (addr, broker) = addr_rx
+        let (addr, amqps_addr, broker) = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         TestBroker {
             addr,
+            amqps_addr,
             broker: Some(broker),
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -118,7 +128,7 @@ impl TestBroker {
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
     pub fn url(&self) -> String {
-        format!("amqp://guest:guest@{}/%2f", self.addr)
+        format!("amqp://guest:guest@{}/%2f", self.addr())
     }
 
     /// `amqp://user:pass@127.0.0.1:PORT/<vhost>`, the vhost percent-encoded.
@@ -127,7 +137,7 @@ impl TestBroker {
             "amqp://{}:{}@{}/{}",
             percent(user),
             percent(pass),
-            self.addr,
+            self.addr(),
             percent(vhost)
         )
     }
@@ -137,9 +147,24 @@ impl TestBroker {
         self.broker.as_ref().expect("the broker is running")
     }
 
-    /// The bound address.
+    /// The plain listener's address (panics when it is off).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr.expect("the plain listener is off")
+    }
+
+    /// Whether the plain listener runs.
+    pub fn has_plain_listener(&self) -> bool {
+        self.addr.is_some()
+    }
+
+    /// The amqps listener's address (panics when TLS is not configured).
+    pub fn amqps_addr(&self) -> SocketAddr {
+        self.amqps_addr.expect("no amqps listener configured")
+    }
+
+    /// `amqps://guest:guest@127.0.0.1:PORT/%2f`
+    pub fn amqps_url(&self) -> String {
+        format!("amqps://guest:guest@{}/%2f", self.amqps_addr())
     }
 
     /// The data directory.

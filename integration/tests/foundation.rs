@@ -7,7 +7,7 @@ mod raw_support;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lapin::ErrorKind;
 use lapin::options::QueueDeclareOptions;
@@ -108,8 +108,11 @@ async fn wrong_password_is_refused_with_403_access_refused() {
 #[test]
 fn wrong_password_raw_client_receives_close_403_before_the_socket_closes() {
     let broker = start_broker();
+    // `start` announces authentication_failure_close; without it RabbitMQ (and Warren)
+    // send nothing and close the socket (tls.rs pins that).
     let (mut c, reply) = start(broker.addr(), "PLAIN", b"\0guest\0wrong");
-    assert_eq!(close_details(&reply), (403, 10, 11));
+    // Class and method 0: RabbitMQ 3.10 sends the refusal on no method.
+    assert_eq!(close_details(&reply), (403, 0, 0));
     assert!(close_text(&reply).starts_with("ACCESS_REFUSED"));
     c.send_lossy(&connection_close_ok());
     assert!(wait_for_eof(&mut c, Duration::from_secs(2)).is_some());
@@ -248,17 +251,19 @@ fn amqplain_login_succeeds() {
 fn amqplain_with_a_wrong_password_is_refused_with_403() {
     let broker = start_broker();
     let (_c, reply) = start(broker.addr(), "AMQPLAIN", &amqplain("guest", "nope"));
-    assert_eq!(close_details(&reply), (403, 10, 11));
+    assert_eq!(close_details(&reply), (403, 0, 0));
 }
 
 #[test]
-fn handshake_with_an_unknown_mechanism_is_refused() {
+fn handshake_with_an_unknown_mechanism_closes_the_socket_without_a_frame() {
     let broker = start_broker();
-    let started = Instant::now();
-    let (mut c, reply) = start(broker.addr(), "EXTERNAL", b"");
-    assert_eq!(reply.class_method(), Some((10, 50)));
-    c.send_lossy(&connection_close_ok());
-    assert!(wait_for_eof(&mut c, Duration::from_secs(2)).is_some());
-    assert!(started.elapsed() < Duration::from_secs(3));
+    let mut c = RawClient::connect(broker.addr());
+    c.send(b"AMQP\x00\x00\x09\x01");
+    assert_eq!(c.read_frame().unwrap().class_method(), Some((10, 10)));
+    c.send(&start_ok("CRAM-MD5", b""));
+    // As RabbitMQ 3.10 (command_invalid during the handshake): no connection.close,
+    // the socket closes after the silent-close delay (3 s).
+    assert_eq!(c.read_frame(), None);
+    assert!(wait_for_eof(&mut c, Duration::from_secs(30)).is_some());
     assert_broker_still_serves(broker.addr());
 }

@@ -1,5 +1,26 @@
 //! One client connection: the handshake, then the read/dispatch loop.
 //!
+//! The code is generic over the socket's two halves: a plain connection uses the
+//! `TcpStream`'s owned halves (no lock between them, as before TLS), an amqps one does
+//! its TLS handshake first ([`serve_tls`]) and splits the `TlsStream` with
+//! `tokio::io::split`. One deadline, `handshake_timeout` from accept, covers the TLS
+//! handshake and the AMQP handshake together: a half-open handshake costs a task and a
+//! file descriptor until then, and one log line.
+//!
+//! SASL, as RabbitMQ 3.10 does it: connection.start offers `auth_mechanisms` (PLAIN and
+//! AMQPLAIN by default; EXTERNAL, when configured, on amqps connections only). EXTERNAL
+//! takes the user from the verified client certificate (`tls.rs`) and ignores the
+//! response. A refused login (wrong credentials, a loopback-only user from elsewhere,
+//! EXTERNAL without a usable certificate) is logged at warn with the peer, user and
+//! mechanism; the client gets connection.close 403 "ACCESS_REFUSED - Login was refused
+//! using authentication mechanism X. For details see the broker logfile." (class and
+//! method 0, as RabbitMQ sends it) only if it announced the `authentication_failure_close`
+//! capability; otherwise nothing. Either way the socket closes when the client answers
+//! with close-ok or closes, at the latest after `silent_close_delay` (RabbitMQ's 3 s). An
+//! unknown or not-offered mechanism, or a response that does not parse, gets no frame
+//! at all and the same delayed close (RabbitMQ's `command_invalid` / `syntax_error`
+//! during the handshake).
+//!
 //! The connection task owns the socket's read half, every channel's state and the
 //! receiving end of the connection's [`ConnectionSink`]; the writer task (`writer.rs`)
 //! owns the write half. One loop iteration reads whatever the socket has, decodes every
@@ -31,14 +52,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
 use warren_broker::{
-    Broker, ConnectionAccess, ConnectionHandle, ConnectionSink, ConsumerEvent, Durability,
-    OpenedConnection, VHost,
+    AuthError, Broker, ConnectionAccess, ConnectionHandle, ConnectionSink, ConsumerEvent,
+    Durability, OpenedConnection, VHost,
 };
 use warren_protocol::{
     AMQPClass, AMQPValue, FieldTable, Frame, FrameDecoder, LongString, PROTOCOL_HEADER,
@@ -46,8 +66,9 @@ use warren_protocol::{
 };
 
 use crate::channel::Channel;
-use crate::config::ServerConfig;
+use crate::config::{SaslMechanism, ServerConfig};
 use crate::error::Exception;
+use crate::tls::{self, CertLoginError, Tls};
 use crate::writer::{self, Outbox};
 
 /// What the connection negotiated and shares with its channels.
@@ -94,8 +115,8 @@ enum Phase {
     Closing(Instant),
 }
 
-/// Serve one accepted socket until it closes.
-pub(crate) async fn serve(
+/// Serve one accepted plain socket until it closes.
+pub(crate) async fn serve_plain(
     stream: TcpStream,
     peer: SocketAddr,
     broker: Arc<Broker>,
@@ -105,41 +126,133 @@ pub(crate) async fn serve(
     let id = broker.next_connection_id();
     let span = tracing::info_span!("connection", id, %peer);
     async move {
+        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
-        let outbox = Arc::new(Outbox::default());
-        let writer = tokio::spawn(writer::run(wr, Arc::clone(&outbox)));
-        let mut reader = Reader {
-            rd,
-            buf: BytesMut::new(),
-            read_size: MIN_READ,
-            decoder: FrameDecoder::new(config.frame_max),
-            last_read: Instant::now(),
-        };
-        let handshake = tokio::time::timeout(
-            config.handshake_timeout,
-            handshake(&mut reader, &outbox, &broker, &config, peer, id),
-        )
-        .await;
-        match handshake {
-            Ok(Ok(Some(hs))) => {
-                info!(user = %hs.user, vhost = %hs.opened.vhost.name, "connection open");
-                run(reader, &outbox, broker.clone(), &config, shutdown, id, hs).await;
-            }
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => debug!(error = %e, "handshake failed"),
-            Err(_) => info!(
-                "handshake not finished within {:?}; closing",
-                config.handshake_timeout
-            ),
-        }
-        outbox.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        broker.connection_closed(id);
-        debug!("connection closed");
+        serve(rd, wr, None, peer, deadline, id, broker, config, shutdown).await;
     }
     .instrument(span)
     .await
+}
+
+/// Serve one accepted amqps socket: the TLS handshake, then as a plain one.
+pub(crate) async fn serve_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Tls,
+    broker: Arc<Broker>,
+    config: Arc<ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let id = broker.next_connection_id();
+    let span = tracing::info_span!("connection", id, %peer, tls = true);
+    async move {
+        let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+        let _ = stream.set_nodelay(true);
+        let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                warn!(error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                info!(
+                    timeout_ms = config.handshake_timeout.as_millis() as u64,
+                    "TLS handshake not finished in time; closing"
+                );
+                return;
+            }
+        };
+        let session = stream.get_ref().1;
+        let client_cert = match session.peer_certificates().and_then(|c| c.first()) {
+            Some(cert) => tls::cert_login_name(cert, tls.cert_login_from),
+            None => Err(CertLoginError::NoCertificate),
+        };
+        debug!(
+            version = ?session.protocol_version(),
+            cipher = ?session.negotiated_cipher_suite().map(|c| c.suite()),
+            client_cert = ?client_cert,
+            "TLS established"
+        );
+        let (rd, wr) = tokio::io::split(stream);
+        let secure = Secure { client_cert };
+        serve(
+            rd,
+            wr,
+            Some(secure),
+            peer,
+            deadline,
+            id,
+            broker,
+            config,
+            shutdown,
+        )
+        .await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// What a TLS connection tells the SASL exchange.
+struct Secure {
+    /// The user name of the verified client certificate, or why there is none.
+    client_cert: Result<String, CertLoginError>,
+}
+
+/// Serve a connection (either kind) from the AMQP header on.
+#[allow(clippy::too_many_arguments)]
+async fn serve<R, W>(
+    rd: R,
+    wr: W,
+    secure: Option<Secure>,
+    peer: SocketAddr,
+    deadline: tokio::time::Instant,
+    id: u64,
+    broker: Arc<Broker>,
+    config: Arc<ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let outbox = Arc::new(Outbox::default());
+    let writer = tokio::spawn(writer::run(wr, Arc::clone(&outbox)));
+    let mut reader = Reader {
+        rd,
+        buf: BytesMut::new(),
+        read_size: MIN_READ,
+        decoder: FrameDecoder::new(config.frame_max),
+        last_read: Instant::now(),
+    };
+    let handshake = tokio::time::timeout_at(
+        deadline,
+        handshake(
+            &mut reader,
+            &outbox,
+            &broker,
+            &config,
+            peer,
+            id,
+            secure.as_ref(),
+        ),
+    )
+    .await;
+    match handshake {
+        Ok(Ok(Some(hs))) => {
+            info!(user = %hs.user, vhost = %hs.opened.vhost.name, mechanism = %hs.login.mechanism, "connection open");
+            run(reader, &outbox, broker.clone(), &config, shutdown, id, hs).await;
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => debug!(error = %e, "handshake failed"),
+        Err(_) => info!(
+            timeout_ms = config.handshake_timeout.as_millis() as u64,
+            "handshake not finished in time; closing"
+        ),
+    }
+    outbox.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    broker.connection_closed(id);
+    debug!("connection closed");
 }
 
 /// Smallest and largest read the connection asks the socket for. Reads grow while they
@@ -148,15 +261,15 @@ pub(crate) async fn serve(
 const MIN_READ: usize = 4096;
 const MAX_READ: usize = 256 * 1024;
 
-struct Reader {
-    rd: OwnedReadHalf,
+struct Reader<R> {
+    rd: R,
     buf: BytesMut,
     read_size: usize,
     decoder: FrameDecoder,
     last_read: Instant,
 }
 
-impl Reader {
+impl<R: AsyncRead + Unpin> Reader<R> {
     /// Read more bytes; `Ok(false)` on end of stream.
     async fn fill(&mut self) -> std::io::Result<bool> {
         if self.buf.is_empty() && self.buf.capacity() > 2 * MAX_READ {
@@ -253,13 +366,14 @@ fn server_properties() -> FieldTable {
 }
 
 /// Runs the handshake. `Ok(None)`: the peer went away or was refused (already answered).
-async fn handshake(
-    reader: &mut Reader,
+async fn handshake<R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
     outbox: &Outbox,
     broker: &Broker,
     config: &ServerConfig,
     peer: SocketAddr,
     id: u64,
+    secure: Option<&Secure>,
 ) -> Result<Option<Handshake>, HandshakeError> {
     while reader.buf.len() < PROTOCOL_HEADER.len() {
         if !reader.fill().await? {
@@ -274,11 +388,25 @@ async fn handshake(
     }
     let _ = reader.buf.split_to(8);
     let mut out = Vec::with_capacity(512);
+    // EXTERNAL on TLS connections only, with a client certificate or without, as
+    // RabbitMQ: a client without one is refused with a reason in the log rather than
+    // failing to negotiate a mechanism.
+    let offered: Vec<SaslMechanism> = config
+        .auth_mechanisms
+        .iter()
+        .copied()
+        .filter(|m| *m != SaslMechanism::External || secure.is_some())
+        .collect();
+    let mechanisms = offered
+        .iter()
+        .map(|m| m.name())
+        .collect::<Vec<_>>()
+        .join(" ");
     let start = AMQPClass::Connection(conn::AMQPMethod::Start(conn::Start {
         version_major: 0,
         version_minor: 9,
         server_properties: server_properties(),
-        mechanisms: "PLAIN AMQPLAIN".into(),
+        mechanisms: mechanisms.as_str().into(),
         locales: "en_US".into(),
     }));
     send(&mut out, outbox, 0, &start);
@@ -298,32 +426,52 @@ async fn handshake(
         Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
         _ => None,
     };
-    let mechanism = start_ok.mechanism.as_str().to_owned();
-    let credentials = match mechanism.as_str() {
-        "PLAIN" => parse_plain(start_ok.response.as_bytes()),
-        "AMQPLAIN" => parse_amqplain(start_ok.response.as_bytes()),
-        other => {
-            let e =
-                Exception::command_invalid(format!("unknown authentication mechanism '{other}'"))
-                    .on(10, 11);
-            return refuse(reader, outbox, config, e).await;
+    let failure_close =
+        client_capability(&start_ok.client_properties, "authentication_failure_close");
+    let name = start_ok.mechanism.as_str();
+    let Some(mechanism) = SaslMechanism::from_name(name).filter(|m| offered.contains(m)) else {
+        warn!(%peer, mechanism = name, offered = %mechanisms, "login refused: authentication mechanism not offered");
+        return refuse_login(reader, outbox, config, None).await;
+    };
+    let response = start_ok.response.as_bytes();
+    let login = match mechanism {
+        SaslMechanism::Plain | SaslMechanism::Amqplain => {
+            let credentials = match mechanism {
+                SaslMechanism::Plain => parse_plain(response),
+                _ => parse_amqplain(response),
+            };
+            let Some((user, password)) = credentials else {
+                warn!(%peer, mechanism = name, "login refused: the SASL response does not parse");
+                return refuse_login(reader, outbox, config, None).await;
+            };
+            broker
+                .authenticate(name, &user, &password, peer.ip())
+                .map_err(|e| (Some(user), auth_reason(&e)))
+        }
+        // The response is ignored, as RabbitMQ ignores it.
+        SaslMechanism::External => match secure.map(|s| &s.client_cert) {
+            Some(Ok(user)) => broker
+                .authenticate_external(user, peer.ip())
+                .map_err(|e| (Some(user.clone()), auth_reason(&e))),
+            Some(Err(reason)) => Err((None, reason.to_string())),
+            None => Err((None, CertLoginError::NotTls.to_string())),
+        },
+    };
+    let user = match login {
+        Ok(user) => user,
+        Err((user, reason)) => {
+            warn!(%peer, user = user.as_deref().unwrap_or(""), mechanism = name, %reason, "login refused");
+            let e = Exception::new(
+                403,
+                format!(
+                    "ACCESS_REFUSED - Login was refused using authentication mechanism {name}. For details see the broker logfile."
+                ),
+            );
+            let close = failure_close.then_some(e);
+            return refuse_login(reader, outbox, config, close).await;
         }
     };
-    let user = match credentials.and_then(|(u, p)| {
-        broker
-            .authenticate(&mechanism, &u, &p, peer.ip())
-            .ok()
-            .map(|_| u)
-    }) {
-        Some(user) => user,
-        None => {
-            let e = Exception::new(403, format!(
-                "ACCESS_REFUSED - Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
-            )).on(10, 11);
-            warn!(mechanism, "login refused");
-            return refuse(reader, outbox, config, e).await;
-        }
-    };
+    let mechanism = name.to_owned();
 
     let tune = AMQPClass::Connection(conn::AMQPMethod::Tune(conn::Tune {
         channel_max: config.channel_max,
@@ -414,8 +562,8 @@ enum Step<T> {
 
 /// Read the next handshake frame and expect a connection method that `pick` accepts; any
 /// other method is refused with 503, any other frame with 505.
-async fn expect<T>(
-    reader: &mut Reader,
+async fn expect<T, R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
     outbox: &Outbox,
     config: &ServerConfig,
     expected: &str,
@@ -450,8 +598,8 @@ fn send(out: &mut Vec<u8>, outbox: &Outbox, channel: u16, method: &AMQPClass) {
 }
 
 /// Close during the handshake: connection.close, then wait briefly for close-ok.
-async fn refuse(
-    reader: &mut Reader,
+async fn refuse<R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
     outbox: &Outbox,
     config: &ServerConfig,
     e: Exception,
@@ -469,6 +617,43 @@ async fn refuse(
     })
     .await;
     Ok(None)
+}
+
+/// A refused login, as RabbitMQ ends it: connection.close when the client announced
+/// `authentication_failure_close` (`close`), nothing otherwise; then the socket closes
+/// when the client answers with close-ok or closes it, at the latest after
+/// `silent_close_delay`. Whatever else the client sends meanwhile is discarded.
+async fn refuse_login<R: AsyncRead + Unpin>(
+    reader: &mut Reader<R>,
+    outbox: &Outbox,
+    config: &ServerConfig,
+    close: Option<Exception>,
+) -> Result<Option<Handshake>, HandshakeError> {
+    let announced = close.is_some();
+    if let Some(e) = close {
+        let mut out = Vec::new();
+        send(&mut out, outbox, 0, &close_method(&e));
+    }
+    let _ = tokio::time::timeout(config.silent_close_delay, async {
+        while let Ok(Some(frame)) = reader.frame().await {
+            if announced
+                && let Frame::Method { method, .. } = frame
+                && matches!(*method, AMQPClass::Connection(conn::AMQPMethod::CloseOk(_)))
+            {
+                break;
+            }
+        }
+    })
+    .await;
+    Ok(None)
+}
+
+/// Why the broker refused a login, for the log (never the password).
+fn auth_reason(e: &AuthError) -> String {
+    match e {
+        AuthError::BadCredentials { .. } => "invalid credentials".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 fn close_method(e: &Exception) -> AMQPClass {
@@ -526,8 +711,8 @@ fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
 }
 
 /// The main loop after a successful handshake.
-async fn run(
-    mut reader: Reader,
+async fn run<R: AsyncRead + Unpin>(
+    mut reader: Reader<R>,
     outbox: &Arc<Outbox>,
     broker: Arc<Broker>,
     config: &ServerConfig,

@@ -1,4 +1,5 @@
-//! The connection writer: one task per connection that owns the socket's write half.
+//! The connection writer: one task per connection that owns the socket's write half
+//! (a TCP socket's, or a TLS stream's, which encrypts on the way).
 //!
 //! Everything the connection sends (method replies, deliveries, confirms, heartbeats) is
 //! appended to the [`Outbox`] by the connection task; the writer swaps the whole pending
@@ -10,8 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
 /// Bytes pending in an outbox above which the connection stops producing more.
@@ -73,7 +73,10 @@ impl Outbox {
 }
 
 /// The writer task body. Returns when the outbox is closed and flushed, or on a write error.
-pub(crate) async fn run(mut socket: OwnedWriteHalf, outbox: Arc<Outbox>) -> std::io::Result<()> {
+pub(crate) async fn run<W: AsyncWrite + Unpin>(
+    mut socket: W,
+    outbox: Arc<Outbox>,
+) -> std::io::Result<()> {
     let mut local: Vec<u8> = Vec::new();
     loop {
         {

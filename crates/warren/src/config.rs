@@ -10,7 +10,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use warren_broker::{BrokerConfig, QueueLimits};
-use warren_server::ServerConfig;
+use warren_server::{CertLoginFrom, SaslMechanism, ServerConfig, TlsConfig};
+
+/// RabbitMQ's default amqps port, used when TLS is configured without `tls_listen`.
+pub const DEFAULT_AMQPS_PORT: u16 = 5671;
 
 /// Warren, an AMQP 0-9-1 message broker.
 #[derive(Debug, Parser)]
@@ -34,8 +37,31 @@ pub struct Cli {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// AMQP listen address.
+    /// AMQP listen address (plain, non-TLS).
     pub listen: SocketAddr,
+    /// Serve plain AMQP on `listen` (false: amqps only; needs the TLS settings).
+    pub plain_listener: bool,
+    /// amqps listen address [default when `tls_cert_file` is set: `listen`'s IP, port 5671].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_listen: Option<SocketAddr>,
+    /// The server's certificate chain (PEM); setting it turns the amqps listener on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The server's private key (PEM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CAs that client certificates must chain to (PEM); needed by `tls_verify_peer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Ask amqps clients for a certificate and verify it (RabbitMQ's `verify_peer`).
+    pub tls_verify_peer: bool,
+    /// Refuse amqps clients without a certificate (RabbitMQ's `fail_if_no_peer_cert`).
+    pub tls_fail_if_no_peer_cert: bool,
+    /// Where SASL EXTERNAL takes the user name from: `common_name` or
+    /// `distinguished_name` (RabbitMQ's `ssl_cert_login_from`).
+    pub ssl_cert_login_from: CertLoginSource,
+    /// SASL mechanisms offered, in order: `PLAIN`, `AMQPLAIN`, `EXTERNAL` (amqps only).
+    pub auth_mechanisms: Vec<Mechanism>,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Most simultaneous connections.
@@ -69,12 +95,53 @@ pub struct Config {
     pub message_memory: usize,
 }
 
+/// `ssl_cert_login_from` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertLoginSource {
+    /// The subject's CN.
+    CommonName,
+    /// The whole subject DN, as RabbitMQ formats it.
+    DistinguishedName,
+}
+
+/// `auth_mechanisms` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Mechanism {
+    /// SASL PLAIN.
+    Plain,
+    /// AMQPLAIN.
+    Amqplain,
+    /// SASL EXTERNAL (TLS client certificate).
+    External,
+}
+
+impl From<Mechanism> for SaslMechanism {
+    fn from(m: Mechanism) -> Self {
+        match m {
+            Mechanism::Plain => SaslMechanism::Plain,
+            Mechanism::Amqplain => SaslMechanism::Amqplain,
+            Mechanism::External => SaslMechanism::External,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         let server = ServerConfig::default();
         let broker = BrokerConfig::default();
         Self {
             listen: server.listen,
+            plain_listener: server.plain_listener,
+            tls_listen: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            tls_verify_peer: false,
+            tls_fail_if_no_peer_cert: false,
+            ssl_cert_login_from: CertLoginSource::CommonName,
+            auth_mechanisms: vec![Mechanism::Plain, Mechanism::Amqplain],
             data_dir: PathBuf::from("./warren-data"),
             max_connections: server.max_connections,
             frame_max: server.frame_max,
@@ -138,6 +205,43 @@ impl Config {
                 "max_connections must be at least 1".to_string().into(),
             ));
         }
+        if self.auth_mechanisms.is_empty() {
+            return Err(Box::new(
+                "auth_mechanisms must name at least one mechanism"
+                    .to_string()
+                    .into(),
+            ));
+        }
+        let tls_keys = [
+            ("tls_listen", self.tls_listen.is_some()),
+            ("tls_key_file", self.tls_key_file.is_some()),
+            ("tls_ca_file", self.tls_ca_file.is_some()),
+            ("tls_verify_peer", self.tls_verify_peer),
+            ("tls_fail_if_no_peer_cert", self.tls_fail_if_no_peer_cert),
+        ];
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(Box::new(
+                    "tls_cert_file needs tls_key_file".to_string().into(),
+                ));
+            }
+            (None, _) => {
+                if let Some((key, _)) = tls_keys.iter().find(|(_, set)| *set) {
+                    return Err(Box::new(
+                        format!("{key} needs tls_cert_file (the amqps listener is off without it)")
+                            .into(),
+                    ));
+                }
+                if !self.plain_listener {
+                    return Err(Box::new(
+                        "plain_listener = false needs the amqps listener (tls_cert_file, tls_key_file)"
+                            .to_string()
+                            .into(),
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => {}
+        }
         if self.queue_ram_messages == 0 {
             return Err(Box::new(
                 "queue_ram_messages must be at least 1".to_string().into(),
@@ -150,6 +254,9 @@ impl Config {
     pub fn server(&self) -> ServerConfig {
         ServerConfig {
             listen: self.listen,
+            plain_listener: self.plain_listener,
+            tls: self.tls(),
+            auth_mechanisms: self.auth_mechanisms.iter().map(|&m| m.into()).collect(),
             max_connections: self.max_connections,
             frame_max: self.frame_max,
             channel_max: self.channel_max,
@@ -157,6 +264,25 @@ impl Config {
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
             ..ServerConfig::default()
         }
+    }
+
+    /// The amqps listener's settings, when `tls_cert_file` and `tls_key_file` are set.
+    pub fn tls(&self) -> Option<TlsConfig> {
+        let (cert_file, key_file) = (self.tls_cert_file.clone()?, self.tls_key_file.clone()?);
+        Some(TlsConfig {
+            listen: self
+                .tls_listen
+                .unwrap_or_else(|| SocketAddr::new(self.listen.ip(), DEFAULT_AMQPS_PORT)),
+            cert_file,
+            key_file,
+            ca_file: self.tls_ca_file.clone(),
+            verify_peer: self.tls_verify_peer,
+            fail_if_no_peer_cert: self.tls_fail_if_no_peer_cert,
+            cert_login_from: match self.ssl_cert_login_from {
+                CertLoginSource::CommonName => CertLoginFrom::CommonName,
+                CertLoginSource::DistinguishedName => CertLoginFrom::DistinguishedName,
+            },
+        })
     }
 
     /// The broker's settings.

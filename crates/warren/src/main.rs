@@ -1,7 +1,7 @@
 //! The `warren` binary: configuration, logging, wiring, signals.
 //!
 //! Reads the layered configuration (`config.rs`), opens the broker on its data directory
-//! (recovering durable state), binds the AMQP listener and serves until SIGTERM or
+//! (recovering durable state), binds the AMQP listeners (plain and/or amqps) and serves until SIGTERM or
 //! SIGINT. On a signal it stops accepting, closes every connection with 320
 //! CONNECTION_FORCED, flushes and closes the store, and exits 0. Any start-up failure
 //! (bad configuration, port in use, unusable data directory) is one line on stderr and
@@ -21,7 +21,7 @@ use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use warren_broker::Broker;
-use warren_server::Server;
+use warren_server::{Listeners, Server, Tls};
 
 use crate::config::{Cli, Config};
 
@@ -49,6 +49,17 @@ fn main() -> ExitCode {
             }
         }
     }
+    // The TLS files are read now: a missing or unusable one is a configuration error.
+    let tls = match config.tls().map(|t| t.load()).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!(
+                "warren: invalid configuration: {}",
+                one_line(&e.to_string())
+            );
+            return ExitCode::from(2);
+        }
+    };
     let filter = EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -64,7 +75,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, tls)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("warren: {e:#}");
@@ -97,7 +108,7 @@ fn raise_fd_limit(max_connections: usize) -> usize {
     }
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
     // Handle SIGTERM/SIGINT from the start: a signal during start-up (store recovery)
     // stops cleanly as well, instead of killing the process.
     let signals = install_signal_handlers();
@@ -110,9 +121,18 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
     // Bind before opening the store: a busy or forbidden address fails before anything
     // is logged (its error is the only line on stderr), and clients connecting during
     // recovery wait in the backlog.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+    };
+    let mut listeners = Listeners::default();
+    if config.plain_listener {
+        listeners.plain = Some(bind(config.listen).await?);
+    }
+    if let (Some(settings), Some(tls)) = (config.tls(), tls) {
+        listeners.amqps = Some((bind(settings.listen).await?, tls));
+    }
     config.max_connections = raise_fd_limit(config.max_connections);
     let data_dir = config.data_dir.clone();
     let broker_config = config.broker();
@@ -120,9 +140,10 @@ async fn serve(mut config: Config) -> anyhow::Result<()> {
         .await
         .context("start-up task failed")?
         .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-    let server = Server::from_listener(listener, config.server(), std::sync::Arc::clone(&broker));
-    let addr = server.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
+    let server = Server::from_listeners(listeners, config.server(), std::sync::Arc::clone(&broker));
+    let addr = server.local_addr().ok().map(|a| a.to_string());
+    let amqps = server.amqps_addr().map(|a| a.to_string());
+    tracing::info!(addr = addr.as_deref().unwrap_or("off"), amqps = amqps.as_deref().unwrap_or("off"), data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
     server.run(stop_rx).await;
     tokio::task::spawn_blocking(move || broker.close())
         .await

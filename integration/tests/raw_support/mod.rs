@@ -97,9 +97,18 @@ pub fn assert_broker_still_serves(addr: SocketAddr) {
     assert_eq!(broker_panics(), 0, "a broker task panicked");
 }
 
-/// Start-ok arguments: empty client properties, mechanism, response, locale.
+/// Start-ok arguments: client properties announcing the `authentication_failure_close`
+/// capability (as pika, lapin and the Java client do: a refused login then gets
+/// connection.close 403 rather than a silently closed socket), mechanism, response, locale.
 pub fn start_ok(mechanism: &str, response: &[u8]) -> Vec<u8> {
-    let mut args = 0u32.to_be_bytes().to_vec();
+    let mut caps = short("authentication_failure_close");
+    caps.extend_from_slice(b"t\x01");
+    let mut props = short("capabilities");
+    props.push(b'F');
+    props.extend_from_slice(&(caps.len() as u32).to_be_bytes());
+    props.extend(caps);
+    let mut args = (props.len() as u32).to_be_bytes().to_vec();
+    args.extend(props);
     args.extend(short(mechanism));
     args.extend_from_slice(&(response.len() as u32).to_be_bytes());
     args.extend_from_slice(response);
