@@ -51,6 +51,9 @@ pub struct TestConfig {
 /// An in-process broker; see the crate docs.
 pub struct TestBroker {
     addr: SocketAddr,
+    /// The running broker, for tests that change its state directly (users, permissions,
+    /// vhosts); dropped before a restart so the store can be opened again.
+    broker: Option<Arc<Broker>>,
     stop: Option<watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
     dir: Option<TempDir>,
@@ -91,17 +94,21 @@ impl TestBroker {
                     .await
                     .expect("bind");
                 addr_tx
-                    .send(server.local_addr().expect("local addr"))
+                    .send((
+                        server.local_addr().expect("local addr"),
+                        Arc::clone(&broker),
+                    ))
                     .expect("report addr");
                 server.run(stop_rx).await;
                 broker.close().expect("close store");
             });
         });
-        let addr = addr_rx
+        let (addr, broker) = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         TestBroker {
             addr,
+            broker: Some(broker),
             stop: Some(stop_tx),
             thread: Some(thread),
             dir,
@@ -120,6 +127,12 @@ impl TestBroker {
         self.addr
     }
 
+    /// The in-process broker (users, permissions and vhosts are set through it, as the
+    /// HTTP API or a definitions file would). Do not keep it across [`TestBroker::restart`].
+    pub fn broker(&self) -> Arc<Broker> {
+        Arc::clone(self.broker.as_ref().expect("broker is running"))
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
@@ -135,6 +148,7 @@ impl TestBroker {
     }
 
     fn shutdown(&mut self) {
+        self.broker = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }

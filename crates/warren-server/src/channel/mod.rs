@@ -50,6 +50,7 @@ mod basic;
 mod confirm;
 mod delivery;
 mod exchange;
+mod permissions;
 mod publish;
 mod queue;
 mod tx;
@@ -64,6 +65,7 @@ use warren_protocol::{AMQPClass, ContentAssembler, ShortString, access, channel 
 
 use self::confirm::Pending;
 use self::delivery::{Unacked, settle};
+use self::permissions::PublishGrant;
 use self::tx::TxOp;
 use crate::connection::{ConnCtx, truncate};
 use crate::error::Exception;
@@ -96,6 +98,8 @@ pub(crate) struct Channel {
     tx: Option<Vec<TxOp>>,
     last_queue: Option<String>,
     routed: Vec<Arc<Queue>>,
+    /// The last exchange a publish on this channel was granted write permission on.
+    publish_grant: Option<PublishGrant>,
 }
 
 impl Channel {
@@ -116,6 +120,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             routed: Vec::new(),
+            publish_grant: None,
         }
     }
 
