@@ -828,3 +828,31 @@ async fn user_with_app_prefix_patterns_works_with_its_own_resources() {
         .await
         .unwrap();
 }
+
+// ------------------------------------------------------------------ configuration
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_permissions_setting_restricts_the_seeded_default_user() {
+    let broker = TestBroker::start_with(warren_integration::TestConfig {
+        broker: warren_broker::BrokerConfig {
+            default_permissions: warren_broker::access::PermissionRecord {
+                configure: "^guest-".into(),
+                write: "^guest-".into(),
+                read: "^guest-".into(),
+            },
+            ..warren_broker::BrokerConfig::default()
+        },
+        ..warren_integration::TestConfig::default()
+    });
+    let conn = warren_integration::connect(&broker.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    declare_queue_with(&ch, "guest-q", FieldTable::default())
+        .await
+        .unwrap();
+    let result = declare_queue_with(&ch, "q", FieldTable::default()).await;
+    assert_eq!(
+        error_text(&result),
+        "ACCESS_REFUSED - access to queue 'q' in vhost '/' refused for user 'guest'"
+    );
+    assert_channel_error(&conn, &ch, result, 403).await;
+}
