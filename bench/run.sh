@@ -17,6 +17,11 @@
 #   RABBITMQ_PORT (5673), GARAGEMQ_PORT (5674), WARREN_PORT (5672, or a free port if taken),
 #   AMQP_USER/AMQP_PASS (guest/guest), PAUSE (3 s between scenarios), WARREN_LOG_LEVEL (warn),
 #   CARGO_TARGET_DIR (default ~/.cache/warren-target, as scripts/test), RESULTS (raw JSON/log dir, default /tmp/...)
+#   Warren's own WARREN_* settings pass through: to measure permission checks with a user
+#   whose patterns are not `.*` (Warren only; warren-perf names everything warren-perf-*):
+#     WARREN_DEFAULT_USER=bench WARREN_DEFAULT_PASS=bench AMQP_USER=bench AMQP_PASS=bench \
+#     WARREN_DEFAULT_PERMISSIONS_CONFIGURE='^warren-perf-' WARREN_DEFAULT_PERMISSIONS_READ='^warren-perf-' \
+#     WARREN_DEFAULT_PERMISSIONS_WRITE='^(warren-perf-|amq\.default$)' bench/run.sh --warren-only
 #
 # Scenarios S1-S7 are those of the shared perf README (same parameters). Raw results: one
 # JSON per broker/run/scenario plus its stderr log in $RESULTS.
@@ -39,7 +44,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --warren-only) OTHERS=0 ;;
         --report-only) REPORT_ONLY=$2; shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift

@@ -761,3 +761,75 @@ async fn a_data_dir_from_before_the_registry_keeps_its_vhosts_and_gets_the_defau
         "the old vhost's durable queue was dropped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_user_tagged_impersonator_may_publish_with_another_user_id() {
+    let broker = TestBroker::start();
+    add_user(broker.broker(), "plain-user", Some("pw"), "/");
+    add_user(broker.broker(), "proxy", Some("pw"), "/");
+    broker
+        .broker()
+        .access()
+        .apply(AccessCommand::PutUser {
+            name: "proxy".into(),
+            password: PasswordHash::new(HashingAlgorithm::Sha256, "pw"),
+            tags: vec!["impersonator".into()],
+        })
+        .unwrap();
+    let as_other = BasicProperties::default().with_user_id("someone-else".into());
+    let proxy = connect(&broker.url_as("proxy", "pw", "/")).await.unwrap();
+    let ch = proxy.create_channel().await.unwrap();
+    ch.queue_declare(
+        "imp".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish(
+        "".into(),
+        "imp".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        as_other.clone(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let got = ch
+        .basic_get("imp".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the impersonated message");
+    assert_eq!(
+        got.properties.user_id().as_ref().map(|u| u.as_str()),
+        Some("someone-else")
+    );
+
+    let plain = connect(&broker.url_as("plain-user", "pw", "/"))
+        .await
+        .unwrap();
+    let ch = plain.create_channel().await.unwrap();
+    ch.basic_publish(
+        "".into(),
+        "imp".into(),
+        BasicPublishOptions::default(),
+        b"x",
+        as_other,
+    )
+    .await
+    .unwrap();
+    let closed = ch
+        .queue_declare(
+            "imp".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await;
+    assert_eq!(
+        error_text(&closed),
+        "PRECONDITION_FAILED - user_id property set to 'someone-else' but authenticated user was 'plain-user'"
+    );
+}

@@ -294,3 +294,23 @@ fn text_and_type(value: &AMQPValue) -> (String, &'static str) {
     };
     (text, type_name(value))
 }
+
+/// An argument that names an exchange (`alternate-exchange`, `x-dead-letter-exchange`), as
+/// RabbitMQ's `rabbit_misc:r_arg` reads it for a permission check: `None` when absent, the
+/// name when it is a string, and otherwise 406 `invalid type 'signedint' for arg '{key}' in
+/// {owner}` (`owner` as RabbitMQ prints a resource: `queue 'q' in vhost '/'`).
+pub fn exchange_argument(
+    args: &FieldTable,
+    key: &str,
+    owner: &str,
+) -> Result<Option<String>, BrokerError> {
+    match args.inner().get(key) {
+        None => Ok(None),
+        Some(AMQPValue::LongString(s)) => Ok(Some(String::from_utf8_lossy(s.as_bytes()).into())),
+        Some(AMQPValue::ShortString(s)) => Ok(Some(s.as_str().to_owned())),
+        Some(other) => Err(BrokerError::PreconditionFailed(format!(
+            "invalid type '{}' for arg '{key}' in {owner}",
+            type_name(other)
+        ))),
+    }
+}

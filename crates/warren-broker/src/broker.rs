@@ -18,8 +18,8 @@ use dashmap::DashMap;
 use warren_store::{DefinitionChange, DefinitionKind, Store, StoreOptions, WriteOp};
 
 use crate::access::{
-    Access, AccessCommand, ConnectionAccess, HashingAlgorithm, PasswordHash, UserLimits,
-    VhostLimits,
+    Access, AccessCommand, ConnectionAccess, HashingAlgorithm, PasswordHash, PermissionRecord,
+    UserLimits, VhostLimits,
 };
 use crate::connections::{ConnectionHandle, Connections};
 use crate::consumer::ConnectionId;
@@ -34,13 +34,16 @@ use crate::vhost::{BindingDef, QueueDef, VHost};
 pub struct BrokerConfig {
     /// The vhost created on a fresh data directory.
     pub default_vhost: String,
-    /// The user created on a fresh data directory (with `.*` permissions on the default
-    /// vhost).
+    /// The user created on a fresh data directory (with `default_permissions` on the
+    /// default vhost).
     pub default_user: String,
     /// Its password.
     pub default_pass: String,
     /// Its tags.
     pub default_user_tags: Vec<String>,
+    /// Its permissions on the default vhost (RabbitMQ's `default_permissions.*`): `.*`
+    /// each unless configured.
+    pub default_permissions: PermissionRecord,
     /// Seed the default vhost and user on a fresh data directory. False when definitions
     /// are loaded at boot, as RabbitMQ skips the seed then.
     pub seed_defaults: bool,
@@ -63,6 +66,11 @@ impl Default for BrokerConfig {
             default_user: "guest".into(),
             default_pass: "guest".into(),
             default_user_tags: vec!["administrator".into()],
+            default_permissions: PermissionRecord {
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            },
             seed_defaults: true,
             loopback_users: vec!["guest".into()],
             max_message_size: 16 * 1024 * 1024,
@@ -283,9 +291,9 @@ impl Broker {
             commands.push(AccessCommand::SetPermissions {
                 user: c.default_user.clone(),
                 vhost: c.default_vhost.clone(),
-                configure: ".*".into(),
-                write: ".*".into(),
-                read: ".*".into(),
+                configure: c.default_permissions.configure.clone(),
+                write: c.default_permissions.write.clone(),
+                read: c.default_permissions.read.clone(),
             });
         } else {
             tracing::info!(

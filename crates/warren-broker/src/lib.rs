@@ -41,6 +41,7 @@ pub mod sender_selected;
 mod vhost;
 
 pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
+pub use arguments::exchange_argument;
 pub use broker::{AuthError, Broker, BrokerConfig, OpenedConnection};
 pub use connections::{ChannelSlot, CloseRequest, ConnectionHandle, ConnectionInfo, Connections};
 pub use consumer::{

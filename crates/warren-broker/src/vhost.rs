@@ -587,18 +587,7 @@ impl VHost {
             )));
         }
         crate::arguments::validate(&declare.name, &self.name, &declare.arguments)?;
-        let max_queues = self.access.read(|state| {
-            state
-                .vhosts
-                .get(&*self.name)
-                .and_then(|v| v.limits.max_queues)
-        });
-        under_limit(max_queues, self.queues.len()).map_err(|max| {
-            BrokerError::PreconditionFailed(format!(
-                "cannot declare queue '{}': queue limit in vhost '{}' ({max}) is reached",
-                declare.name, self.name
-            ))
-        })?;
+        self.check_queue_limit(&declare.name)?;
         // As RabbitMQ: an exclusive queue is never durable, whatever the declare says.
         let durable = declare.durable && !declare.exclusive;
         let persistent_def = durable;
@@ -662,6 +651,29 @@ impl VHost {
             consumer_count: 0,
             created: true,
         })
+    }
+
+    /// The vhost's `max-queues` limit, checked before a new queue `name` is made (406 once
+    /// reached). `declare_queue` checks it; the server checks it earlier too, where
+    /// RabbitMQ does (before the dead-letter exchange's permissions).
+    pub fn check_queue_limit(&self, name: &str) -> Result<(), BrokerError> {
+        let max_queues = self.access.read(|state| {
+            state
+                .vhosts
+                .get(&*self.name)
+                .and_then(|v| v.limits.max_queues)
+        });
+        under_limit(max_queues, self.queues.len()).map_err(|max| {
+            BrokerError::PreconditionFailed(format!(
+                "cannot declare queue '{name}': queue limit in vhost '{}' ({max}) is reached",
+                self.name
+            ))
+        })
+    }
+
+    /// Whether a queue of that name exists (whoever owns it).
+    pub fn has_queue(&self, name: &str) -> bool {
+        self.queues.contains_key(name)
     }
 
     fn check_queue_equivalent(
@@ -805,17 +817,7 @@ impl VHost {
                 }
             }
         } else {
-            let source = self
-                .exchanges
-                .get(exchange)
-                .map(|e| Arc::clone(e.value()))
-                .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
-            if source.spec.internal {
-                return Err(BrokerError::AccessRefused(format!(
-                    "cannot publish to internal exchange '{exchange}' in vhost '{}'",
-                    self.name
-                )));
-            }
+            let source = self.publish_target(exchange)?;
             let mut names: Vec<Arc<str>> = Vec::new();
             for key in std::iter::once(message.routing_key.as_str())
                 .chain(extra_keys.iter().map(String::as_str))
@@ -840,6 +842,23 @@ impl VHost {
             }
         }
         Ok(())
+    }
+
+    /// The exchange a publish names, if a client may publish to it: 404 when it does not
+    /// exist, 403 when it is internal. (Not for the default exchange `""`.)
+    pub fn publish_target(&self, exchange: &str) -> Result<Arc<Exchange>, BrokerError> {
+        let source = self
+            .exchanges
+            .get(exchange)
+            .map(|e| Arc::clone(e.value()))
+            .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
+        if source.spec.internal {
+            return Err(BrokerError::AccessRefused(format!(
+                "cannot publish to internal exchange '{exchange}' in vhost '{}'",
+                self.name
+            )));
+        }
+        Ok(source)
     }
 
     /// The queue the default exchange routes `key` to: the queue of that name, or a

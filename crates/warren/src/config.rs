@@ -9,6 +9,7 @@ use clap::Parser;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
+use warren_broker::access::PermissionRecord;
 use warren_broker::{BrokerConfig, QueueLimits};
 use warren_server::{CertLoginFrom, SaslMechanism, ServerConfig, TlsConfig};
 
@@ -83,6 +84,13 @@ pub struct Config {
     pub default_pass: String,
     /// Its tags.
     pub default_user_tags: Vec<String>,
+    /// Its configure pattern on the default vhost (RabbitMQ's
+    /// `default_permissions.configure`).
+    pub default_permissions_configure: String,
+    /// Its write pattern on the default vhost.
+    pub default_permissions_write: String,
+    /// Its read pattern on the default vhost.
+    pub default_permissions_read: String,
     /// Users allowed to connect from loopback only.
     pub loopback_users: Vec<String>,
     /// Largest message body accepted, in bytes.
@@ -152,6 +160,9 @@ impl Default for Config {
             default_user: broker.default_user,
             default_pass: broker.default_pass,
             default_user_tags: broker.default_user_tags,
+            default_permissions_configure: broker.default_permissions.configure,
+            default_permissions_write: broker.default_permissions.write,
+            default_permissions_read: broker.default_permissions.read,
             loopback_users: broker.loopback_users,
             max_message_size: broker.max_message_size,
             queue_ram_bytes: broker.queue_limits.ram_bytes,
@@ -292,6 +303,11 @@ impl Config {
             default_user: self.default_user.clone(),
             default_pass: self.default_pass.clone(),
             default_user_tags: self.default_user_tags.clone(),
+            default_permissions: PermissionRecord {
+                configure: self.default_permissions_configure.clone(),
+                write: self.default_permissions_write.clone(),
+                read: self.default_permissions_read.clone(),
+            },
             loopback_users: self.loopback_users.clone(),
             max_message_size: self.max_message_size,
             queue_limits: QueueLimits {

@@ -241,6 +241,19 @@ impl ConnectionAccess {
 
     /// The current permissions (one atomic load when nothing changed).
     pub fn get(&mut self) -> &Permissions {
+        self.refresh();
+        &self.current
+    }
+
+    /// The registry generation the current permissions were fetched at (refreshing them
+    /// first if the registry moved). Permissions do not change while it stays the same, so
+    /// a caller may remember a granted check under it (a channel's publish cache does).
+    pub fn generation(&mut self) -> u64 {
+        self.refresh();
+        self.generation
+    }
+
+    fn refresh(&mut self) {
         let now = self.access.generation();
         if now != self.generation {
             let user = self.current.user().to_owned();
@@ -250,7 +263,6 @@ impl ConnectionAccess {
                 .permissions(&user, &vhost, self.client_id.as_deref());
             self.generation = now;
         }
-        &self.current
     }
 }
 

@@ -229,6 +229,12 @@ impl Permissions {
     pub fn has_topic_permissions(&self) -> bool {
         !self.topic.is_empty()
     }
+
+    /// Whether the user has topic permissions on `exchange` (otherwise every routing key
+    /// is granted there, and a caller need not look the exchange's type up).
+    pub fn has_topic_permissions_on(&self, exchange: &str) -> bool {
+        self.topic.contains_key(exchange)
+    }
 }
 
 #[cfg(test)]

@@ -3,14 +3,21 @@
 //! consumers), basic.cancel, basic.get, basic.ack, basic.nack, basic.reject and
 //! basic.recover. What a delivery becomes once sent (the unacked list, settling) is
 //! `delivery.rs`'s; an ack on a transactional channel is held by `tx.rs`.
+//!
+//! Permissions, where RabbitMQ checks them: basic.consume needs read on the queue (after
+//! the consumer-tag reuse check, before the queue is looked up; a direct reply-to
+//! consumer needs none); basic.get needs read on the queue, before it is looked up.
+//! basic.publish's checks run once its content is complete (`publish.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use warren_broker::access::{Permission, ResourceKind};
 use warren_broker::{Consumer, ConsumerArgs, REPLY_TO, REPLY_TO_PREFIX, VHost};
 use warren_protocol::{AMQPClass, ShortString, basic, encode};
 
 use super::delivery::Unacked;
+use super::permissions::permit;
 use super::{Channel, not_from_client};
 use crate::connection::ConnCtx;
 use crate::error::Exception;
@@ -56,6 +63,13 @@ impl Channel {
             }
             basic::AMQPMethod::Consume(c) => {
                 let name = self.queue_name(&c.queue)?;
+                // As RabbitMQ, a reused tag is refused before anything else is checked.
+                if self.consumers.contains_key(&c.consumer_tag) {
+                    return Err(Exception::not_allowed(format!(
+                        "attempt to reuse consumer tag '{}'",
+                        c.consumer_tag
+                    )));
+                }
                 let reply = name == REPLY_TO;
                 let queue = if reply {
                     // Direct reply-to: checked here, the queue is made once the consumer is
@@ -68,6 +82,7 @@ impl Channel {
                     }
                     None
                 } else {
+                    permit(ctx, Permission::Read, ResourceKind::Queue, &name)?;
                     Some(vhost.queue(&name, ctx.id)?)
                 };
                 let tag: ShortString = if c.consumer_tag.as_str().is_empty() {
@@ -75,11 +90,6 @@ impl Channel {
                 } else {
                     c.consumer_tag.clone()
                 };
-                if self.consumers.contains_key(&tag) {
-                    return Err(Exception::not_allowed(format!(
-                        "attempt to reuse consumer tag '{tag}'"
-                    )));
-                }
                 let args = ConsumerArgs::parse(&name, &vhost.name, &c.arguments)?;
                 let consumer = Arc::new(Consumer::new(
                     tag.clone(),
@@ -126,6 +136,7 @@ impl Channel {
             }
             basic::AMQPMethod::Get(g) => {
                 let name = self.queue_name(&g.queue)?;
+                permit(ctx, Permission::Read, ResourceKind::Queue, &name)?;
                 let queue = vhost.queue(&name, ctx.id)?;
                 match queue.get(g.no_ack) {
                     Some((entry, remaining)) => {

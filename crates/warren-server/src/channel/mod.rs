@@ -32,6 +32,21 @@
 //! - `confirm.rs`: confirm.select and the in-order release of confirms (and
 //!   tx.commit-ok) once the store has synced their writes.
 //! - `tx.rs`: tx.select/commit/rollback and the operations a transaction holds.
+//! - `permissions.rs`: how a permission check is made (the publish grant cache, the
+//!   binding checks); *where* each method checks is in that method's file.
+//!
+//! # Permissions
+//! Every method checks the user's configure / write / read patterns (and topic
+//! permissions) at the point of its logic where RabbitMQ 3.10's `rabbit_channel` does, so
+//! that when several errors apply the client sees the one RabbitMQ would send; each file's
+//! docs list its checks. In short: declares need configure (a passive declare nothing),
+//! deletes configure, publish write on the exchange (`""` as `amq.default`), consume, get
+//! and purge read on the queue, bind/unbind write on the destination and read on the
+//! source; a new queue's dead-letter exchange and a new exchange's alternate exchange need
+//! read on the new entity and write on the one named. A refusal is a 403 channel error.
+//! The connection's [`warren_broker::ConnectionAccess`] re-reads the permissions when the
+//! access registry changes, so a revoked permission applies to open channels at their
+//! next check.
 //!
 //! # Lifecycle
 //! [`State`], as RabbitMQ's `rabbit_channel`:
@@ -50,6 +65,7 @@ mod basic;
 mod confirm;
 mod delivery;
 mod exchange;
+mod permissions;
 mod publish;
 mod queue;
 mod tx;
@@ -64,6 +80,7 @@ use warren_protocol::{AMQPClass, ContentAssembler, ShortString, access, channel 
 
 use self::confirm::Pending;
 use self::delivery::{Unacked, settle};
+use self::permissions::PublishGrant;
 use self::tx::TxOp;
 use crate::connection::{ConnCtx, truncate};
 use crate::error::Exception;
@@ -96,6 +113,8 @@ pub(crate) struct Channel {
     tx: Option<Vec<TxOp>>,
     last_queue: Option<String>,
     routed: Vec<Arc<Queue>>,
+    /// The last exchange a publish on this channel was granted write permission on.
+    publish_grant: Option<PublishGrant>,
 }
 
 impl Channel {
@@ -116,6 +135,7 @@ impl Channel {
             tx: None,
             last_queue: None,
             routed: Vec::new(),
+            publish_grant: None,
         }
     }
 

@@ -1,11 +1,11 @@
 //! Publishing: content frames into a whole message, then into queues.
 //!
 //! basic.publish starts the channel's content assembler (`basic.rs`); the content header
-//! and body frames come here, and a complete message is checked (size, user-id), held on a
-//! transactional channel (`tx.rs`), or routed at once: CC/BCC routing keys, direct reply-to
-//! rewriting of `reply-to`, the vhost's routing, one enqueue per destination queue,
-//! `basic.return` for a mandatory unroutable message, and a pending confirm in confirm mode
-//! (`confirm.rs`).
+//! and body frames come here, and a complete message is checked (size, permissions as
+//! `permissions.rs` describes, user-id), held on a transactional channel (`tx.rs`), or
+//! routed at once: CC/BCC routing keys, direct reply-to rewriting of `reply-to`, the
+//! vhost's routing, one enqueue per destination queue, `basic.return` for a mandatory
+//! unroutable message, and a pending confirm in confirm mode (`confirm.rs`).
 
 use std::sync::Arc;
 
@@ -73,8 +73,14 @@ impl Channel {
         ctx: &mut ConnCtx,
         content: Content<basic::Publish>,
     ) -> Result<(), Exception> {
+        // RabbitMQ checks permissions first (the size was checked frame by frame).
+        if let Err(e) = self.permit_publish(ctx, &content.method) {
+            return self.soft(ctx, e.on(60, 40));
+        }
+        // As RabbitMQ: a user with the `impersonator` tag may publish as anyone.
         if let Some(user_id) = content.header.properties.user_id()
             && user_id.as_str() != ctx.user
+            && !ctx.access.get().may_impersonate()
         {
             let e = Exception::precondition(format!(
                 "user_id property set to '{user_id}' but authenticated user was '{}'",

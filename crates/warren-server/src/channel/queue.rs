@@ -2,12 +2,26 @@
 //! direct reply-to pseudo-queue), queue.bind, queue.unbind, queue.purge and queue.delete;
 //! and the rule that "" names the channel's last declared queue ([`Channel::queue_name`],
 //! which basic.consume and basic.get follow too).
+//!
+//! Permission checks, where RabbitMQ makes them (after the "" shortcut is expanded):
+//! - declare (active): the `amq.` prefix (403), then configure on the queue, the
+//!   server-named `amq.gen-...` one included, whether or not it exists; for a new queue,
+//!   after the vhost's queue limit, an `x-dead-letter-exchange` argument needs read on
+//!   the queue and write on that exchange. A passive declare, and any declare of the
+//!   direct reply-to queues, check no permission.
+//! - bind / unbind: `Channel::permit_binding` (write on the queue, read on the exchange,
+//!   topic read on the routing key).
+//! - purge: read; delete: configure; both before the queue is looked up.
 
 use std::sync::Arc;
 
-use warren_broker::{Destination, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost};
-use warren_protocol::{AMQPClass, ShortString, queue};
+use warren_broker::access::{Permission, ResourceKind};
+use warren_broker::{
+    Destination, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost, exchange_argument,
+};
+use warren_protocol::{AMQPClass, FieldTable, ShortString, queue};
 
+use super::permissions::{BindingEnd, permit};
 use super::{Channel, not_from_client};
 use crate::connection::ConnCtx;
 use crate::error::Exception;
@@ -70,6 +84,9 @@ impl Channel {
                     ))
                     .into());
                 }
+                if !d.passive {
+                    permit_new_queue(ctx, vhost, &name, &d.arguments)?;
+                }
                 let declared = vhost.declare_queue(
                     QueueDeclare {
                         name: name.clone(),
@@ -100,6 +117,13 @@ impl Channel {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
+                Self::permit_binding(
+                    ctx,
+                    vhost,
+                    b.exchange.as_str(),
+                    BindingEnd::Queue(&name),
+                    &key,
+                )?;
                 vhost.bind(
                     b.exchange.as_str(),
                     Destination::Queue(Arc::from(name.as_str())),
@@ -123,6 +147,13 @@ impl Channel {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
+                Self::permit_binding(
+                    ctx,
+                    vhost,
+                    b.exchange.as_str(),
+                    BindingEnd::Queue(&name),
+                    &key,
+                )?;
                 vhost.unbind(
                     b.exchange.as_str(),
                     Destination::Queue(Arc::from(name.as_str())),
@@ -137,6 +168,7 @@ impl Channel {
             }
             queue::AMQPMethod::Purge(p) => {
                 let name = self.queue_name(&p.queue)?;
+                permit(ctx, Permission::Read, ResourceKind::Queue, &name)?;
                 let count = vhost.queue(&name, ctx.id)?.purge();
                 if !p.nowait {
                     ctx.send(
@@ -149,6 +181,7 @@ impl Channel {
             }
             queue::AMQPMethod::Delete(d) => {
                 let name = self.queue_name(&d.queue)?;
+                permit(ctx, Permission::Configure, ResourceKind::Queue, &name)?;
                 let count = vhost.delete_queue(&name, d.if_unused, d.if_empty, ctx.id)?;
                 if !d.nowait {
                     ctx.send(
@@ -163,4 +196,25 @@ impl Channel {
         }
         Ok(())
     }
+}
+
+/// The permission checks of an active queue.declare (see the module docs): configure on
+/// the queue; for a new one, the queue limit and then the dead-letter exchange's.
+fn permit_new_queue(
+    ctx: &mut ConnCtx,
+    vhost: &VHost,
+    name: &str,
+    arguments: &FieldTable,
+) -> Result<(), Exception> {
+    permit(ctx, Permission::Configure, ResourceKind::Queue, name)?;
+    if vhost.has_queue(name) {
+        return Ok(());
+    }
+    vhost.check_queue_limit(name)?;
+    let owner = format!("queue '{name}' in vhost '{}'", vhost.name);
+    if let Some(dlx) = exchange_argument(arguments, "x-dead-letter-exchange", &owner)? {
+        permit(ctx, Permission::Read, ResourceKind::Queue, name)?;
+        permit(ctx, Permission::Write, ResourceKind::Exchange, &dlx)?;
+    }
+    Ok(())
 }
