@@ -57,7 +57,10 @@ pub(crate) struct ConnCtx {
     pub user: String,
     pub vhost: Arc<VHost>,
     /// The user's permissions in the vhost (re-read when the registry changes).
-    #[expect(dead_code, reason = "the permission checks in channel/ are the next commit")]
+    #[expect(
+        dead_code,
+        reason = "the permission checks in channel/ are the next commit"
+    )]
     pub access: ConnectionAccess,
     pub frame_max: u32,
     pub channel_max: u16,
