@@ -56,6 +56,7 @@ pub struct TestBroker {
     dir: Option<TempDir>,
     data_dir: PathBuf,
     config: TestConfig,
+    broker: Option<Arc<Broker>>,
 }
 
 impl TestBroker {
@@ -91,16 +92,17 @@ impl TestBroker {
                     .await
                     .expect("bind");
                 addr_tx
-                    .send(server.local_addr().expect("local addr"))
+                    .send((server.local_addr().expect("local addr"), Arc::clone(&broker)))
                     .expect("report addr");
                 server.run(stop_rx).await;
                 broker.close().expect("close store");
             });
         });
-        let addr = addr_rx
+        let (addr, broker) = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         TestBroker {
+            broker: Some(broker),
             addr,
             stop: Some(stop_tx),
             thread: Some(thread),
@@ -125,6 +127,12 @@ impl TestBroker {
         &self.data_dir
     }
 
+    /// The broker itself (registry, vhosts). Drop clones of it before [`TestBroker::restart`]:
+    /// the store stays open while one is held.
+    pub fn broker(&self) -> &Arc<Broker> {
+        self.broker.as_ref().expect("broker is running")
+    }
+
     /// Stop gracefully (as SIGTERM would) and start again on the same data directory.
     pub fn restart(mut self) -> TestBroker {
         self.shutdown();
@@ -135,6 +143,7 @@ impl TestBroker {
     }
 
     fn shutdown(&mut self) {
+        self.broker = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(true);
         }

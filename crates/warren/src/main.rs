@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
-use warren_broker::{Broker, OpenError};
+use warren_broker::{Broker, Definitions, OpenError};
 use warren_server::Server;
 
 use crate::config::{Cli, Config};
@@ -49,6 +49,18 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         }
+    }
+    // A definitions file that does not parse is a configuration error: one line, before
+    // anything is logged or opened. (`Broker::open` reads it again and, after recovery,
+    // checks it against the data directory.)
+    if let Some(path) = &config.load_definitions
+        && let Err(e) = Definitions::read(path)
+    {
+        eprintln!(
+            "warren: cannot load definitions from {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
     }
     let filter = EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
