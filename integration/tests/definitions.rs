@@ -71,7 +71,9 @@ fn rabbitmq_export_users_log_in_with_their_rabbitmq_passwords() {
                 .unwrap_or_else(|e| panic!("{user} cannot log in: {e}"));
             conn.close(200, "bye".into()).await.unwrap();
             let wrong = try_connect(&url(&broker, user, "not-the-password", vhost)).await;
-            let err = wrong.err().unwrap_or_else(|| panic!("{user}: wrong password accepted"));
+            let err = wrong
+                .err()
+                .unwrap_or_else(|| panic!("{user}: wrong password accepted"));
             assert!(err.to_string().contains("ACCESS_REFUSED"), "{user}: {err}");
         }
     });
@@ -85,13 +87,15 @@ fn rabbitmq_export_users_log_in_with_their_rabbitmq_passwords() {
 fn a_user_without_a_password_cannot_log_in_with_plain() {
     let broker = TestBroker::start_with(with_definitions(&fixture()));
     let erin = broker.broker().access().user("defs-erin").unwrap();
-    assert!(!erin.password.is_set(), "defs-erin has an empty password_hash");
+    assert!(
+        !erin.password.is_set(),
+        "defs-erin has an empty password_hash"
+    );
     runtime().block_on(async {
         for pass in ["unused-then-cleared", "x"] {
             let err = try_connect(&url(&broker, "defs-erin", pass, "defs-app"))
                 .await
-                .err()
-                .expect("a user without a password logged in");
+                .expect_err("a user without a password logged in");
             assert!(err.to_string().contains("ACCESS_REFUSED"), "{err}");
         }
     });
@@ -141,13 +145,7 @@ fn imported_exchanges_queues_and_bindings_route_messages() {
         let mut got = Vec::new();
         for queue in ["defs.orders.eu", "defs.unrouted", "defs.audit"] {
             while let Some(m) = ch
-                .basic_get(
-                    queue.into(),
-                    BasicGetOptions {
-                        no_ack: true,
-                        ..BasicGetOptions::default()
-                    },
-                )
+                .basic_get(queue.into(), BasicGetOptions { no_ack: true })
                 .await
                 .unwrap()
             {
@@ -210,13 +208,13 @@ fn policies_parameters_and_limits_are_kept_in_the_registry() {
             max_channels: Some(20),
         }
     );
-    let topic = &state.topic_permissions[&(
-        "defs-app".into(),
-        "defs-bob".into(),
-        "amq.topic".into(),
-    )];
+    let topic =
+        &state.topic_permissions[&("defs-app".into(), "defs-bob".into(), "amq.topic".into())];
     assert_eq!(topic.write, "^defs\\.");
-    assert_eq!(state.permissions[&("defs-app".into(), "defs-bob".into())].configure, "^$");
+    assert_eq!(
+        state.permissions[&("defs-app".into(), "defs-bob".into())].configure,
+        "^$"
+    );
 }
 
 #[test]
@@ -227,8 +225,7 @@ fn vhost_limits_from_the_file_refuse_connections_and_queues() {
         let first = try_connect(&limited).await.unwrap();
         let err = try_connect(&limited)
             .await
-            .err()
-            .expect("max-connections 1 let a second connection in");
+            .expect_err("max-connections 1 let a second connection in");
         assert!(err.to_string().contains("NOT_ALLOWED"), "{err}");
         // max-queues 1, and the file's `defs.only` is that one.
         let ch = first.create_channel().await.unwrap();
@@ -239,8 +236,7 @@ fn vhost_limits_from_the_file_refuse_connections_and_queues() {
                 FieldTable::default(),
             )
             .await
-            .err()
-            .expect("max-queues 1 let a second queue in");
+            .expect_err("max-queues 1 let a second queue in");
         assert!(err.to_string().contains("queue limit"), "{err}");
         first.close(200, "bye".into()).await.unwrap();
     });
@@ -269,9 +265,11 @@ fn the_default_guest_user_is_not_seeded_when_definitions_are_loaded() {
         ["management", "monitoring"]
     );
     runtime().block_on(async {
-        let err = try_connect(&broker.url()).await.err().expect("guest exists");
+        let err = try_connect(&broker.url()).await.expect_err("guest exists");
         assert!(err.to_string().contains("ACCESS_REFUSED"), "{err}");
-        let conn = try_connect(&url(&broker, "app", "app-pass", "/")).await.unwrap();
+        let conn = try_connect(&url(&broker, "app", "app-pass", "/"))
+            .await
+            .unwrap();
         conn.close(200, "bye".into()).await.unwrap();
     });
 }
@@ -455,7 +453,11 @@ fn a_malformed_definitions_file_stops_the_binary_with_one_line_and_imports_nothi
             .collect();
         assert_eq!(errors.len(), 1, "{expect}: stderr:\n{stderr}");
         let line = errors[0];
-        assert_eq!(Some(line), stderr.lines().last(), "{expect}: stderr:\n{stderr}");
+        assert_eq!(
+            Some(line),
+            stderr.lines().last(),
+            "{expect}: stderr:\n{stderr}"
+        );
         let prefix = format!("warren: cannot load definitions from {}: ", file.display());
         assert!(
             line.starts_with(&prefix) && line.contains(expect),
@@ -474,9 +476,7 @@ fn a_malformed_definitions_file_stops_the_binary_with_one_line_and_imports_nothi
         };
         let broker = Broker::open(&data, config).unwrap();
         let users = broker.access().read(|s| s.users.len());
-        let vhosts: Vec<String> = broker
-            .access()
-            .read(|s| s.vhosts.keys().cloned().collect());
+        let vhosts: Vec<String> = broker.access().read(|s| s.vhosts.keys().cloned().collect());
         assert_eq!(users, 0, "half-imported users");
         assert!(vhosts.is_empty(), "half-imported vhosts: {vhosts:?}");
         broker.close().unwrap();
