@@ -1422,8 +1422,9 @@ impl Broker {
                     priority: p.priority,
                     definition: p.definition.clone(),
                 }),
-                // As RabbitMQ: an operator policy is a runtime parameter whose definition
-                // is a list of [key, value] pairs.
+                // As RabbitMQ: an operator policy is a runtime parameter. Its definition is
+                // an object: RabbitMQ 3.10 exports a list of [key, value] pairs there but
+                // refuses that form on import ("definition must be a dictionary").
                 PolicyKind::OperatorPolicy => defs.parameters.push(ParameterDefinition {
                     vhost: vhost.clone(),
                     component: "operator_policy".into(),
@@ -1432,11 +1433,7 @@ impl Broker {
                         "pattern": p.pattern,
                         "apply-to": p.apply_to,
                         "priority": p.priority,
-                        "definition": p
-                            .definition
-                            .iter()
-                            .map(|(k, v)| serde_json::json!([k, v]))
-                            .collect::<Vec<_>>(),
+                        "definition": p.definition,
                     }),
                 }),
             }
