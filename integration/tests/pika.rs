@@ -4,7 +4,8 @@
 //!
 //! Needs `cargo build -p warren` first. The venv is shared with `tutorials.rs` (same
 //! path, lock and requirements stamp) and installed on first use; without `python3` the
-//! test prints one line saying so and passes.
+//! test prints one line saying so and passes. The second test logs in as a user imported
+//! from a RabbitMQ 3.10 definitions export (`--load-definitions`).
 
 #![allow(clippy::unwrap_used)]
 
@@ -143,5 +144,45 @@ fn pika_connects_publishes_and_gets_then_sigterm_exits_0() {
         broker.log_text()
     );
 
+    assert_eq!(broker.terminate(), Some(0), "exit code after SIGTERM");
+}
+
+#[test]
+fn pika_logs_in_with_a_rabbitmq_password_from_imported_definitions() {
+    let Some(python) = pika_python() else {
+        let _ = writeln!(
+            std::io::stderr(),
+            "pika: python3 not found, skipping the definitions login test"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rabbitmq-3.10-export.json");
+    let broker = BinaryBroker::spawn_with(
+        &tmp.path().join("data"),
+        &["--load-definitions", fixture.to_str().unwrap()],
+        &[],
+    );
+    // defs-carol's hash is SHA-512, as RabbitMQ exported it.
+    let url = format!(
+        "amqp://defs-carol:defs-carol-pass@127.0.0.1:{}/defs-app",
+        broker.port
+    );
+    let output = Command::new(&python)
+        .arg("-u")
+        .arg(python_dir().join("pika_smoke.py"))
+        .env("AMQP_URL", &url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.lines().any(|l| l == "OK"),
+        "pika_smoke.py as defs-carol failed ({})\nstdout:\n{stdout}\nstderr:\n{}\nbroker log:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        broker.log_text()
+    );
     assert_eq!(broker.terminate(), Some(0), "exit code after SIGTERM");
 }

@@ -9,7 +9,7 @@
 //! once it is on disk).
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -23,6 +23,7 @@ use crate::access::{
 };
 use crate::connections::{ConnectionHandle, Connections};
 use crate::consumer::ConnectionId;
+use crate::definitions::{Definitions, DefinitionsError};
 use crate::error::BrokerError;
 use crate::exchange::ExchangeSpec;
 use crate::memory::MessageMemory;
@@ -44,9 +45,13 @@ pub struct BrokerConfig {
     /// Its permissions on the default vhost (RabbitMQ's `default_permissions.*`): `.*`
     /// each unless configured.
     pub default_permissions: PermissionRecord,
-    /// Seed the default vhost and user on a fresh data directory. False when definitions
-    /// are loaded at boot, as RabbitMQ skips the seed then.
+    /// Seed the default vhost and user on a fresh data directory. Never done when
+    /// `load_definitions` is set, as RabbitMQ skips the seed then.
     pub seed_defaults: bool,
+    /// A RabbitMQ definitions file imported at every start, after recovery (RabbitMQ's
+    /// `load_definitions`; see `definitions.rs`). A file that does not parse or does not
+    /// apply stops the start and changes nothing.
+    pub load_definitions: Option<PathBuf>,
     /// Users that may only connect from loopback (RabbitMQ's `loopback_users`).
     pub loopback_users: Vec<String>,
     /// Largest message body accepted.
@@ -72,6 +77,7 @@ impl Default for BrokerConfig {
                 read: ".*".into(),
             },
             seed_defaults: true,
+            load_definitions: None,
             loopback_users: vec!["guest".into()],
             max_message_size: 16 * 1024 * 1024,
             queue_limits: QueueLimits::default(),
@@ -79,6 +85,23 @@ impl Default for BrokerConfig {
             store_options: StoreOptions::default(),
         }
     }
+}
+
+/// Why the broker did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store or recovery failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The definitions file to load at boot is unreadable, malformed or does not apply;
+    /// nothing of it was imported.
+    #[error("cannot load definitions from {}: {error}", path.display())]
+    Definitions {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        error: DefinitionsError,
+    },
 }
 
 /// Why a login failed.
@@ -126,9 +149,22 @@ pub struct Broker {
 
 impl Broker {
     /// Open the store in `data_dir` and recover every durable definition and message.
-    pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+    /// With `load_definitions`, the file is read and parsed before the store is opened (a
+    /// malformed one leaves the data directory untouched) and imported after recovery.
+    pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, OpenError> {
         let started = Instant::now();
-        let store = Store::open(data_dir, config.store_options.clone())?;
+        let definitions = match &config.load_definitions {
+            Some(path) => Some((
+                path.clone(),
+                Definitions::read(path).map_err(|error| OpenError::Definitions {
+                    path: path.clone(),
+                    error,
+                })?,
+            )),
+            None => None,
+        };
+        let store =
+            Store::open(data_dir, config.store_options.clone()).map_err(BrokerError::from)?;
         let access = Arc::new(Access::open(store.clone())?);
         let broker = Broker {
             vhosts: DashMap::new(),
@@ -145,6 +181,12 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "store opened and definitions recovered"
         );
+        if let Some((path, definitions)) = definitions {
+            tracing::info!(file = %path.display(), "importing definitions");
+            broker
+                .import_definitions(&definitions)
+                .map_err(|error| OpenError::Definitions { path, error })?;
+        }
         Ok(Arc::new(broker))
     }
 
@@ -265,7 +307,8 @@ impl Broker {
             }
         }
         let c = &self.config;
-        if c.seed_defaults {
+        let seed_defaults = c.seed_defaults && c.load_definitions.is_none();
+        if seed_defaults {
             names.insert(c.default_vhost.clone());
         }
         let mut commands: Vec<AccessCommand> = names
@@ -281,7 +324,7 @@ impl Broker {
                 default_queue_type: None,
             })
             .collect();
-        if c.seed_defaults {
+        if seed_defaults {
             tracing::info!(user = %c.default_user, vhost = %c.default_vhost, "seeding the default virtual host and user");
             commands.push(AccessCommand::PutUser {
                 name: c.default_user.clone(),
@@ -323,7 +366,7 @@ impl Broker {
         Ok(())
     }
 
-    fn vhost_or_create(&self, name: &str) -> Arc<VHost> {
+    pub(crate) fn vhost_or_create(&self, name: &str) -> Arc<VHost> {
         if let Some(v) = self.vhosts.get(name) {
             return Arc::clone(v.value());
         }
@@ -469,7 +512,7 @@ impl Broker {
 
     /// Every virtual host, cloned out of the map (so no map guard is held while the caller
     /// takes other locks).
-    fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+    pub(crate) fn all_vhosts(&self) -> Vec<Arc<VHost>> {
         self.vhosts.iter().map(|v| Arc::clone(v.value())).collect()
     }
 

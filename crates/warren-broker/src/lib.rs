@@ -15,6 +15,9 @@
 //! - `access/`: the access registry ([`Access`]): vhosts, users, permissions, topic
 //!   permissions, limits, policies, parameters; one durable state changed only by
 //!   [`AccessCommand`]s (its `mod.rs` doc has the map).
+//! - `definitions.rs`: RabbitMQ definitions JSON ([`Definitions`]): parse, import
+//!   ([`Broker::import_definitions`], at boot with `load_definitions`), export
+//!   ([`Broker::export_definitions`]).
 //! - `connections.rs`: [`Connections`]: open connections, connection and channel limits,
 //!   closing a connection from the broker's side.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
@@ -32,6 +35,7 @@ mod broker;
 mod connections;
 mod consumer;
 mod consumer_args;
+pub mod definitions;
 mod error;
 mod exchange;
 mod memory;
@@ -42,12 +46,13 @@ mod vhost;
 
 pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
 pub use arguments::exchange_argument;
-pub use broker::{AuthError, Broker, BrokerConfig, OpenedConnection};
+pub use broker::{AuthError, Broker, BrokerConfig, OpenError, OpenedConnection};
 pub use connections::{ChannelSlot, CloseRequest, ConnectionHandle, ConnectionInfo, Connections};
 pub use consumer::{
     ChannelCredit, ConnectionId, ConnectionSink, Consumer, ConsumerEvent, SINK_HIGH_WATER,
 };
 pub use consumer_args::ConsumerArgs;
+pub use definitions::{Definitions, DefinitionsError, ImportSummary};
 pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};

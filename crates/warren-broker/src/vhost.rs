@@ -182,6 +182,14 @@ impl VHost {
         ))
     }
 
+    /// All exchanges, predeclared ones included (for export).
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
+    }
+
     /// All queues (for recovery, connection cleanup, management).
     pub fn queues(&self) -> Vec<Arc<Queue>> {
         self.queues.iter().map(|q| Arc::clone(q.value())).collect()

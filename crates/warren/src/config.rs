@@ -29,6 +29,9 @@ pub struct Cli {
     /// Data directory (RocksDB) [default: ./warren-data; env: WARREN_DATA_DIR].
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
+    /// RabbitMQ definitions file (JSON) imported at every start [env: WARREN_LOAD_DEFINITIONS].
+    #[arg(long, value_name = "FILE")]
+    pub load_definitions: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -101,6 +104,11 @@ pub struct Config {
     pub queue_ram_messages: usize,
     /// Bytes of messages all queues together keep in memory before paging to disk.
     pub message_memory: usize,
+    /// A RabbitMQ definitions file (as `rabbitmqctl export_definitions` writes) imported at
+    /// every start: users, vhosts, permissions, limits, policies, parameters, exchanges,
+    /// queues, bindings. When set, the default user and vhost are not created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_definitions: Option<PathBuf>,
 }
 
 /// `ssl_cert_login_from` values.
@@ -168,6 +176,7 @@ impl Default for Config {
             queue_ram_bytes: broker.queue_limits.ram_bytes,
             queue_ram_messages: broker.queue_limits.ram_messages,
             message_memory: broker.message_memory,
+            load_definitions: None,
         }
     }
 }
@@ -179,6 +188,8 @@ struct FlagLayer {
     listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    load_definitions: Option<PathBuf>,
 }
 
 impl Config {
@@ -199,6 +210,7 @@ impl Config {
             .merge(Serialized::defaults(FlagLayer {
                 listen: cli.listen,
                 data_dir: cli.data_dir.clone(),
+                load_definitions: cli.load_definitions.clone(),
             }));
         let config: Config = figment.extract()?;
         config.validate()?;
@@ -316,6 +328,7 @@ impl Config {
                 ..QueueLimits::default()
             },
             message_memory: self.message_memory,
+            load_definitions: self.load_definitions.clone(),
             ..BrokerConfig::default()
         }
     }

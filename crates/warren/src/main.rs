@@ -5,7 +5,8 @@
 //! SIGINT. On a signal it stops accepting, closes every connection with 320
 //! CONNECTION_FORCED, flushes and closes the store, and exits 0. Any start-up failure
 //! (bad configuration, port in use, unusable data directory) is one line on stderr and
-//! a non-zero exit.
+//! a non-zero exit; so is a `load_definitions` file that does not parse or apply (the line
+//! names the file and the entry, and nothing of the file is imported).
 
 mod config;
 
@@ -20,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
-use warren_broker::Broker;
+use warren_broker::{Broker, Definitions, OpenError};
 use warren_server::{Listeners, Server, Tls};
 
 use crate::config::{Cli, Config};
@@ -60,6 +61,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A definitions file that does not parse is a configuration error: one line, before
+    // anything is logged or opened. (`Broker::open` reads it again and, after recovery,
+    // checks it against the data directory.)
+    if let Some(path) = &config.load_definitions
+        && let Err(e) = Definitions::read(path)
+    {
+        eprintln!(
+            "warren: cannot load definitions from {}: {e}",
+            path.display()
+        );
+        return ExitCode::from(2);
+    }
     let filter = EnvFilter::try_from_env("WARREN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -136,10 +149,20 @@ async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
     config.max_connections = raise_fd_limit(config.max_connections);
     let data_dir = config.data_dir.clone();
     let broker_config = config.broker();
-    let broker = tokio::task::spawn_blocking(move || Broker::open(&data_dir, broker_config))
+    let broker = match tokio::task::spawn_blocking(move || Broker::open(&data_dir, broker_config))
         .await
         .context("start-up task failed")?
-        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+    {
+        Ok(broker) => broker,
+        // Names the file and the entry; nothing of the file was imported.
+        Err(e @ OpenError::Definitions { .. }) => return Err(e.into()),
+        Err(OpenError::Broker(e)) => {
+            return Err(anyhow::Error::new(e).context(format!(
+                "cannot open data directory {}",
+                config.data_dir.display()
+            )));
+        }
+    };
     let server = Server::from_listeners(listeners, config.server(), std::sync::Arc::clone(&broker));
     let addr = server.local_addr().ok().map(|a| a.to_string());
     let amqps = server.amqps_addr().map(|a| a.to_string());
