@@ -9,6 +9,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use warren_store::{DefinitionKind, Store, StoreOptions, WriteOp};
 
+use crate::alarms::{AlarmConfig, AlarmMonitor, Alarms};
 use crate::consumer::ConnectionId;
 use crate::error::BrokerError;
 use crate::exchange::ExchangeSpec;
@@ -33,6 +34,8 @@ pub struct BrokerConfig {
     pub message_memory: usize,
     /// Tuning of the message store (RocksDB memory, reclaim; fault injection in tests).
     pub store_options: StoreOptions,
+    /// Resource alarm thresholds (memory high watermark, disk free limit).
+    pub alarms: AlarmConfig,
 }
 
 impl Default for BrokerConfig {
@@ -45,6 +48,7 @@ impl Default for BrokerConfig {
             queue_limits: QueueLimits::default(),
             message_memory: 256 * 1024 * 1024,
             store_options: StoreOptions::default(),
+            alarms: AlarmConfig::default(),
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct Broker {
     memory: Arc<MessageMemory>,
     config: BrokerConfig,
     next_connection: AtomicU64,
+    alarms: Arc<Alarms>,
+    /// Samples memory and disk while the broker lives (stopped when it is dropped).
+    _alarm_monitor: AlarmMonitor,
 }
 
 impl Broker {
@@ -83,12 +90,16 @@ impl Broker {
     pub fn open(data_dir: &Path, config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         let started = Instant::now();
         let store = Store::open(data_dir, config.store_options.clone())?;
+        let alarms = Alarms::new(data_dir, &config.alarms);
+        let alarm_monitor = alarms.start_monitor(config.alarms.check_interval);
         let broker = Broker {
             vhosts: DashMap::new(),
             store,
             memory: Arc::new(MessageMemory::new(config.message_memory)),
             config,
             next_connection: AtomicU64::new(1),
+            alarms,
+            _alarm_monitor: alarm_monitor,
         };
         broker.recover()?;
         tracing::info!(
@@ -212,6 +223,11 @@ impl Broker {
     /// The broker-wide message memory budget and its use.
     pub fn message_memory(&self) -> &MessageMemory {
         &self.memory
+    }
+
+    /// The resource alarms (memory, disk): their state, readings and thresholds.
+    pub fn alarms(&self) -> &Arc<Alarms> {
+        &self.alarms
     }
 
     /// Settings.

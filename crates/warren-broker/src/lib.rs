@@ -12,6 +12,8 @@
 //!
 //! # Layout
 //! - `broker.rs`: [`Broker`], vhosts, authentication, recovery at start.
+//! - `alarms.rs`: [`Alarms`], the memory and disk resource alarms and their monitor
+//!   thread; connections read its flag on publish and block publishers while it is up.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
 //! - `exchange.rs`: [`Exchange`] and its binding table.
 //! - `queue/`: [`Queue`]: entries, dispatch, settling, paging, expiry (one file each).
@@ -21,6 +23,7 @@
 //! - `sender_selected.rs`: the `CC` / `BCC` headers (extra routing keys).
 //! - `error.rs`: [`BrokerError`].
 
+pub mod alarms;
 mod arguments;
 mod broker;
 mod consumer;
@@ -33,6 +36,7 @@ mod queue;
 pub mod sender_selected;
 mod vhost;
 
+pub use alarms::{AlarmConfig, AlarmSet, AlarmStatus, Alarms, DiskFreeLimit, MemoryWatermark};
 pub use broker::{AuthError, Broker, BrokerConfig};
 pub use consumer::{
     ChannelCredit, ConnectionId, ConnectionSink, Consumer, ConsumerEvent, SINK_HIGH_WATER,
