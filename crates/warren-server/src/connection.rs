@@ -19,6 +19,11 @@
 //! `close_timeout`. On the way out every channel requeues its unacked messages and
 //! cancels its consumers, and the connection's exclusive queues are deleted.
 //!
+//! Resource alarms: a connection that publishes while an alarm is raised is blocked
+//! (`flow.rs`): the loop stops reading the socket, keeps delivering, confirming and
+//! sending heartbeats, and does not time the client's heartbeats out until it is
+//! unblocked.
+//!
 //! connection.update-secret (a client refreshing its credentials, e.g. an OAuth 2 token)
 //! checks the new secret as the password of the connection's user with the mechanism it
 //! logged in with (`Broker::authenticate`): update-secret-ok, or 530 NOT_ALLOWED as
@@ -45,6 +50,7 @@ use warren_protocol::{
 use crate::channel::Channel;
 use crate::config::ServerConfig;
 use crate::error::Exception;
+use crate::flow::Throttle;
 use crate::writer::{self, Outbox};
 
 /// What the connection negotiated and shares with its channels.
@@ -199,6 +205,8 @@ struct Handshake {
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
+    /// The client announced the `connection.blocked` capability.
+    blocked_notify: bool,
 }
 
 fn server_properties() -> FieldTable {
@@ -212,6 +220,7 @@ fn server_properties() -> FieldTable {
         "consumer_priorities",
         "direct_reply_to",
         "authentication_failure_close",
+        "connection.blocked",
     ] {
         caps.insert(cap.into(), AMQPValue::Boolean(true));
     }
@@ -284,6 +293,7 @@ async fn handshake(
         return Ok(None);
     };
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let blocked_notify = client_capability(&start_ok.client_properties, "connection.blocked");
     let mechanism = start_ok.mechanism.as_str().to_owned();
     let credentials = match mechanism.as_str() {
         "PLAIN" => parse_plain(start_ok.response.as_bytes()),
@@ -378,6 +388,7 @@ async fn handshake(
         channel_max,
         heartbeat: tune_ok.heartbeat,
         cancel_notify,
+        blocked_notify,
     }))
 }
 
@@ -543,9 +554,13 @@ async fn run(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent_since_tick = false;
     let mut event_batch: Vec<ConsumerEvent> = Vec::new();
+    let mut throttle = Throttle::new(Arc::clone(broker.alarms()), hs.blocked_notify);
 
     while !conn.done {
         let outbox_full = outbox.is_full();
+        // Blocked by a resource alarm: the socket is not read (a connection being closed
+        // still reads, for the close-ok).
+        let blocked = throttle.is_blocked() && matches!(conn.phase, Phase::Open);
         let waiting_confirms = conn.channels.values().any(Channel::awaits_durability);
         let closing_deadline = match conn.phase {
             Phase::Closing(deadline) => Some(deadline),
@@ -557,26 +572,9 @@ async fn run(
                 let e = Exception::new(320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'");
                 conn.close_connection(e, config);
             }
-            read = reader.fill(), if !outbox_full => {
+            read = reader.fill(), if !outbox_full && !blocked => {
                 match read {
-                    Ok(true) => {
-                        loop {
-                            match reader.decoder.decode(&mut reader.buf) {
-                                Ok(Some(frame)) => conn.handle_frame(frame, config),
-                                Ok(None) => break,
-                                Err(e) => {
-                                    warn!(error = %e, "protocol error");
-                                    conn.close_connection(e.into(), config);
-                                    // Nothing after a framing error can be trusted.
-                                    reader.buf.clear();
-                                    break;
-                                }
-                            }
-                            if conn.done {
-                                break;
-                            }
-                        }
-                    }
+                    Ok(true) => conn.handle_frames(&mut reader, &mut throttle, config),
                     Ok(false) => {
                         debug!("client closed the socket");
                         conn.done = true;
@@ -595,6 +593,19 @@ async fn run(
                 }
             }
             _ = durability.changed(), if waiting_confirms => {}
+            _ = throttle.changed(), if blocked => {
+                if throttle.alarms_changed(&mut conn.ctx) {
+                    // Heartbeat monitoring resumes now; then the frames read before the
+                    // connection was blocked.
+                    reader.last_read = Instant::now();
+                    conn.handle_frames(&mut reader, &mut throttle, config);
+                }
+            }
+            _ = outbox.write_failed(), if blocked => {
+                // The only sign that a blocked client went away: our writes fail.
+                debug!("socket write failed while blocked; closing");
+                conn.done = true;
+            }
             _ = outbox.drained(), if outbox_full => {}
             _ = ticker.tick() => {
                 if let Phase::Closing(deadline) = conn.phase
@@ -604,7 +615,7 @@ async fn run(
                     conn.done = true;
                 }
                 if hs.heartbeat > 0 {
-                    if reader.last_read.elapsed() > heartbeat * 2 {
+                    if !throttle.is_blocked() && reader.last_read.elapsed() > heartbeat * 2 {
                         warn!(timeout_s = hs.heartbeat, "missed heartbeats from client; closing the connection");
                         conn.done = true;
                     } else if !sent_since_tick {
@@ -661,6 +672,42 @@ struct Connection {
 }
 
 impl Connection {
+    /// Run every whole frame in the read buffer, until the buffer runs out, the
+    /// connection ends, or a publish blocks it (the rest stays buffered).
+    fn handle_frames(
+        &mut self,
+        reader: &mut Reader,
+        throttle: &mut Throttle,
+        config: &ServerConfig,
+    ) {
+        loop {
+            match reader.decoder.decode(&mut reader.buf) {
+                Ok(Some(frame)) => {
+                    let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
+                    self.handle_frame(frame, config);
+                    if content
+                        && throttle.alarm_raised()
+                        && matches!(self.phase, Phase::Open)
+                        && throttle.publish_received(&mut self.ctx)
+                    {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "protocol error");
+                    self.close_connection(e.into(), config);
+                    // Nothing after a framing error can be trusted.
+                    reader.buf.clear();
+                    break;
+                }
+            }
+            if self.done {
+                break;
+            }
+        }
+    }
+
     fn close_connection(&mut self, e: Exception, config: &ServerConfig) {
         if let Phase::Closing(_) = self.phase {
             return;
