@@ -46,11 +46,16 @@ pub struct TestConfig {
     pub server: ServerConfig,
     /// Broker settings.
     pub broker: BrokerConfig,
+    /// Where the temp data dir is created (None: the system's temp dir). The disk alarm
+    /// test puts it on a tmpfs, whose free space other processes do not move.
+    pub data_dir_parent: Option<PathBuf>,
 }
 
 /// An in-process broker; see the crate docs.
 pub struct TestBroker {
     addr: SocketAddr,
+    /// Dropped at shutdown, so that a restart can open the data directory again.
+    broker: Option<Arc<Broker>>,
     stop: Option<watch::Sender<bool>>,
     thread: Option<JoinHandle<()>>,
     dir: Option<TempDir>,
@@ -66,7 +71,11 @@ impl TestBroker {
 
     /// Start with the given settings and a fresh temp data dir.
     pub fn start_with(config: TestConfig) -> TestBroker {
-        let dir = tempfile::tempdir().expect("create temp data dir");
+        let dir = match &config.data_dir_parent {
+            Some(parent) => tempfile::tempdir_in(parent),
+            None => tempfile::tempdir(),
+        }
+        .expect("create temp data dir");
         let data_dir = dir.path().to_path_buf();
         Self::start_in(Some(dir), data_dir, config)
     }
@@ -91,17 +100,18 @@ impl TestBroker {
                     .await
                     .expect("bind");
                 addr_tx
-                    .send(server.local_addr().expect("local addr"))
+                    .send((server.local_addr().expect("local addr"), Arc::clone(&broker)))
                     .expect("report addr");
                 server.run(stop_rx).await;
                 broker.close().expect("close store");
             });
         });
-        let addr = addr_rx
+        let (addr, broker) = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         TestBroker {
             addr,
+            broker: Some(broker),
             stop: Some(stop_tx),
             thread: Some(thread),
             dir,
@@ -125,6 +135,11 @@ impl TestBroker {
         &self.data_dir
     }
 
+    /// The broker itself (its alarms, queues), as an operator's tool would reach it.
+    pub fn broker(&self) -> &Arc<Broker> {
+        self.broker.as_ref().expect("the broker is running")
+    }
+
     /// Stop gracefully (as SIGTERM would) and start again on the same data directory.
     pub fn restart(mut self) -> TestBroker {
         self.shutdown();
@@ -141,6 +156,7 @@ impl TestBroker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.broker.take();
     }
 }
 
