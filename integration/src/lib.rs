@@ -100,7 +100,10 @@ impl TestBroker {
                     .await
                     .expect("bind");
                 addr_tx
-                    .send((server.local_addr().expect("local addr"), Arc::clone(&broker)))
+                    .send((
+                        server.local_addr().expect("local addr"),
+                        Arc::clone(&broker),
+                    ))
                     .expect("report addr");
                 server.run(stop_rx).await;
                 broker.close().expect("close store");
