@@ -24,7 +24,7 @@ use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, Event};
 use warren_broker::alarms::available_disk;
-use warren_broker::{DiskFreeLimit, MemoryWatermark};
+use warren_broker::{BrokerError, DiskFreeLimit, MemoryWatermark};
 use warren_integration::{BinaryBroker, TestBroker, TestConfig, connect};
 
 /// The load tests measure process-wide figures (RSS) or fill a file system: one at a time.
@@ -237,6 +237,34 @@ fn a_blocked_publisher_is_not_closed_for_missing_heartbeats() {
     let unblocked = raw::next_frame(&mut c);
     assert!(is_unblocked(&unblocked), "{unblocked:?}");
     assert_eq!(declare_ok_count(&raw::next_frame(&mut c)), 1);
+}
+
+#[test]
+fn a_blocked_client_that_goes_away_is_closed_when_writes_fail() {
+    let broker = TestBroker::start_with(fast_checks());
+    let alarms = Arc::clone(broker.broker().alarms());
+    // Heartbeat 1 s: the broker writes a heartbeat every 0.5 s, the only traffic while the
+    // connection is blocked. Its exclusive queue shows when the connection is closed.
+    let mut c = RawClient::open_with_capabilities(broker.addr(), 1, &["connection.blocked"]);
+    c.send(&frame(1, 1, &method(20, 10, &short(""))));
+    assert_eq!(raw::next_frame(&mut c).class_method(), Some((20, 11)));
+    c.send(&frame(1, 1, &method(50, 10, &declare_args("gone-q", 4))));
+    assert_eq!(declare_ok_count(&raw::next_frame(&mut c)), 0);
+    alarms.set_memory_high_watermark(MemoryWatermark::Absolute(1));
+    c.send(&publish_frames("gone-q", b"m"));
+    assert!(is_blocked(&raw::next_frame(&mut c)));
+    drop(c);
+
+    let vhost = broker.broker().vhost("/").unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while !matches!(vhost.queue("gone-q", 0), Err(BrokerError::NotFound(_))) {
+        assert!(
+            Instant::now() < deadline,
+            "the blocked connection of a vanished client was not closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(alarms.current().memory, "closed while still blocked");
 }
 
 /// connection.blocked / unblocked as lapin reports them.
