@@ -50,6 +50,9 @@ pub struct TestConfig {
     pub server: ServerConfig,
     /// Broker settings.
     pub broker: BrokerConfig,
+    /// Where the temp data dir is created (None: the system's temp dir). The disk alarm
+    /// test puts it on a tmpfs, whose free space other processes do not move.
+    pub data_dir_parent: Option<PathBuf>,
 }
 
 /// An in-process broker; see the crate docs.
@@ -73,7 +76,11 @@ impl TestBroker {
 
     /// Start with the given settings and a fresh temp data dir.
     pub fn start_with(config: TestConfig) -> TestBroker {
-        let dir = tempfile::tempdir().expect("create temp data dir");
+        let dir = match &config.data_dir_parent {
+            Some(parent) => tempfile::tempdir_in(parent),
+            None => tempfile::tempdir(),
+        }
+        .expect("create temp data dir");
         let data_dir = dir.path().to_path_buf();
         Self::start_in(Some(dir), data_dir, config)
     }
@@ -189,6 +196,7 @@ impl TestBroker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.broker.take();
     }
 }
 

@@ -79,11 +79,36 @@ impl RawClient {
 
     /// Connect and complete the handshake as guest with the given heartbeat.
     pub fn open(addr: SocketAddr, heartbeat: u16) -> RawClient {
+        Self::open_with_capabilities(addr, heartbeat, &[])
+    }
+
+    /// Same, announcing the given client capabilities (e.g. `connection.blocked`) in the
+    /// client properties of start-ok.
+    pub fn open_with_capabilities(
+        addr: SocketAddr,
+        heartbeat: u16,
+        capabilities: &[&str],
+    ) -> RawClient {
         let mut c = Self::connect(addr);
         c.send(b"AMQP\x00\x00\x09\x01");
         let start = c.read_frame().expect("connection.start");
         assert_eq!(start.class_method(), Some((10, 10)));
-        let mut args = 0u32.to_be_bytes().to_vec(); // empty client properties
+        let mut args = if capabilities.is_empty() {
+            0u32.to_be_bytes().to_vec() // empty client properties
+        } else {
+            let mut caps = Vec::new();
+            for cap in capabilities {
+                caps.extend(short(cap));
+                caps.extend_from_slice(&[b't', 1]);
+            }
+            let mut entry = short("capabilities");
+            entry.push(b'F');
+            entry.extend_from_slice(&(caps.len() as u32).to_be_bytes());
+            entry.extend(caps);
+            let mut table = (entry.len() as u32).to_be_bytes().to_vec();
+            table.extend(entry);
+            table
+        };
         args.extend(short("PLAIN"));
         let response = b"\0guest\0guest";
         args.extend_from_slice(&(response.len() as u32).to_be_bytes());

@@ -162,6 +162,21 @@ fn bad_config_file_fails_with_one_clear_line() {
         ("bad-value", "frame_max = 100\n", "frame_max"),
         ("bad-address", "listen = \"not an address\"\n", "listen"),
         ("bad-syntax", "this is not toml\n", "line 1"),
+        (
+            "two-watermarks",
+            "vm_memory_high_watermark.relative = 0.5\nvm_memory_high_watermark.absolute = \"1GB\"\n",
+            "set only one of vm_memory_high_watermark.relative",
+        ),
+        (
+            "watermark-above-1",
+            "vm_memory_high_watermark.relative = 1.5\n",
+            "vm_memory_high_watermark.relative must be between 0 and 1",
+        ),
+        (
+            "bad-size-unit",
+            "disk_free_limit.absolute = \"12 parsecs\"\n",
+            "disk_free_limit",
+        ),
     ] {
         let path = tmp.path().join(format!("{name}.toml"));
         std::fs::write(&path, toml).unwrap();

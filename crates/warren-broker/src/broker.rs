@@ -21,6 +21,7 @@ use crate::access::{
     Access, AccessCommand, ConnectionAccess, HashingAlgorithm, PasswordHash, PermissionRecord,
     UserLimits, VhostLimits,
 };
+use crate::alarms::{AlarmConfig, AlarmMonitor, Alarms};
 use crate::connections::{ConnectionHandle, Connections};
 use crate::consumer::ConnectionId;
 use crate::definitions::{Definitions, DefinitionsError};
@@ -62,6 +63,8 @@ pub struct BrokerConfig {
     pub message_memory: usize,
     /// Tuning of the message store (RocksDB memory, reclaim; fault injection in tests).
     pub store_options: StoreOptions,
+    /// Resource alarm thresholds (memory high watermark, disk free limit).
+    pub alarms: AlarmConfig,
 }
 
 impl Default for BrokerConfig {
@@ -83,6 +86,7 @@ impl Default for BrokerConfig {
             queue_limits: QueueLimits::default(),
             message_memory: 256 * 1024 * 1024,
             store_options: StoreOptions::default(),
+            alarms: AlarmConfig::default(),
         }
     }
 }
@@ -145,6 +149,9 @@ pub struct Broker {
     memory: Arc<MessageMemory>,
     config: BrokerConfig,
     next_connection: AtomicU64,
+    alarms: Arc<Alarms>,
+    /// Samples memory and disk while the broker lives (stopped when it is dropped).
+    _alarm_monitor: AlarmMonitor,
 }
 
 impl Broker {
@@ -166,6 +173,8 @@ impl Broker {
         let store =
             Store::open(data_dir, config.store_options.clone()).map_err(BrokerError::from)?;
         let access = Arc::new(Access::open(store.clone())?);
+        let alarms = Alarms::new(data_dir, &config.alarms);
+        let alarm_monitor = alarms.start_monitor(config.alarms.check_interval);
         let broker = Broker {
             vhosts: DashMap::new(),
             access,
@@ -174,6 +183,8 @@ impl Broker {
             memory: Arc::new(MessageMemory::new(config.message_memory)),
             config,
             next_connection: AtomicU64::new(1),
+            alarms,
+            _alarm_monitor: alarm_monitor,
         };
         broker.recover()?;
         tracing::info!(
@@ -524,6 +535,11 @@ impl Broker {
     /// The broker-wide message memory budget and its use.
     pub fn message_memory(&self) -> &MessageMemory {
         &self.memory
+    }
+
+    /// The resource alarms (memory, disk): their state, readings and thresholds.
+    pub fn alarms(&self) -> &Arc<Alarms> {
+        &self.alarms
     }
 
     /// Settings.

@@ -20,6 +20,8 @@
 //!   ([`Broker::export_definitions`]).
 //! - `connections.rs`: [`Connections`]: open connections, connection and channel limits,
 //!   closing a connection from the broker's side.
+//! - `alarms.rs`: [`Alarms`], the memory and disk resource alarms and their monitor
+//!   thread; connections read its flag on publish and block publishers while it is up.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
 //! - `exchange.rs`: [`Exchange`] and its binding table.
 //! - `queue/`: [`Queue`]: entries, dispatch, settling, paging, expiry (one file each).
@@ -30,6 +32,7 @@
 //! - `error.rs`: [`BrokerError`].
 
 pub mod access;
+pub mod alarms;
 mod arguments;
 mod broker;
 mod connections;
@@ -45,6 +48,7 @@ pub mod sender_selected;
 mod vhost;
 
 pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
+pub use alarms::{AlarmConfig, AlarmSet, AlarmStatus, Alarms, DiskFreeLimit, MemoryWatermark};
 pub use arguments::exchange_argument;
 pub use broker::{AuthError, Broker, BrokerConfig, OpenError, OpenedConnection};
 pub use connections::{ChannelSlot, CloseRequest, ConnectionHandle, ConnectionInfo, Connections};

@@ -40,6 +40,11 @@
 //! `close_timeout`. On the way out every channel requeues its unacked messages and
 //! cancels its consumers, and the connection's exclusive queues are deleted.
 //!
+//! Resource alarms: a connection that publishes while an alarm is raised is blocked
+//! (`flow.rs`): the loop stops reading the socket, keeps delivering, confirming and
+//! sending heartbeats, and does not time the client's heartbeats out until it is
+//! unblocked.
+//!
 //! connection.update-secret (a client refreshing its credentials, e.g. an OAuth 2 token)
 //! checks the new secret as the password of the connection's user with the mechanism it
 //! logged in with (`Broker::authenticate`): update-secret-ok, or 530 NOT_ALLOWED as
@@ -68,6 +73,7 @@ use warren_protocol::{
 use crate::channel::Channel;
 use crate::config::{SaslMechanism, ServerConfig};
 use crate::error::Exception;
+use crate::flow::Throttle;
 use crate::tls::{self, CertLoginError, Tls};
 use crate::writer::{self, Outbox};
 
@@ -317,6 +323,8 @@ struct Handshake {
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
+    /// The client announced the `connection.blocked` capability.
+    blocked_notify: bool,
 }
 
 fn server_properties() -> FieldTable {
@@ -330,6 +338,7 @@ fn server_properties() -> FieldTable {
         "consumer_priorities",
         "direct_reply_to",
         "authentication_failure_close",
+        "connection.blocked",
     ] {
         caps.insert(cap.into(), AMQPValue::Boolean(true));
     }
@@ -417,6 +426,7 @@ async fn handshake<R: AsyncRead + Unpin>(
         return Ok(None);
     };
     let cancel_notify = client_capability(&start_ok.client_properties, "consumer_cancel_notify");
+    let blocked_notify = client_capability(&start_ok.client_properties, "connection.blocked");
     let client_id = match start_ok.client_properties.inner().get("client_id") {
         Some(AMQPValue::LongString(s)) => Some(s.to_string()),
         Some(AMQPValue::ShortString(s)) => Some(s.as_str().to_owned()),
@@ -545,6 +555,7 @@ async fn handshake<R: AsyncRead + Unpin>(
         channel_max,
         heartbeat: tune_ok.heartbeat,
         cancel_notify,
+        blocked_notify,
     }))
 }
 
@@ -755,9 +766,13 @@ async fn run<R: AsyncRead + Unpin>(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent_since_tick = false;
     let mut event_batch: Vec<ConsumerEvent> = Vec::new();
+    let mut throttle = Throttle::new(Arc::clone(broker.alarms()), hs.blocked_notify);
 
     while !conn.done {
         let outbox_full = outbox.is_full();
+        // Blocked by a resource alarm: the socket is not read (a connection being closed
+        // still reads, for the close-ok).
+        let blocked = throttle.is_blocked() && matches!(conn.phase, Phase::Open);
         let waiting_confirms = conn.channels.values().any(Channel::awaits_durability);
         let closing_deadline = match conn.phase {
             Phase::Closing(deadline) => Some(deadline),
@@ -776,26 +791,9 @@ async fn run<R: AsyncRead + Unpin>(
                     conn.close_connection(Exception::new(request.code, request.text), config);
                 }
             }
-            read = reader.fill(), if !outbox_full => {
+            read = reader.fill(), if !outbox_full && !blocked => {
                 match read {
-                    Ok(true) => {
-                        loop {
-                            match reader.decoder.decode(&mut reader.buf) {
-                                Ok(Some(frame)) => conn.handle_frame(frame, config),
-                                Ok(None) => break,
-                                Err(e) => {
-                                    warn!(error = %e, "protocol error");
-                                    conn.close_connection(e.into(), config);
-                                    // Nothing after a framing error can be trusted.
-                                    reader.buf.clear();
-                                    break;
-                                }
-                            }
-                            if conn.done {
-                                break;
-                            }
-                        }
-                    }
+                    Ok(true) => conn.handle_frames(&mut reader, &mut throttle, config),
                     Ok(false) => {
                         debug!("client closed the socket");
                         conn.done = true;
@@ -814,6 +812,19 @@ async fn run<R: AsyncRead + Unpin>(
                 }
             }
             _ = durability.changed(), if waiting_confirms => {}
+            _ = throttle.changed(), if blocked => {
+                if throttle.alarms_changed(&mut conn.ctx) {
+                    // Heartbeat monitoring resumes now; then the frames read before the
+                    // connection was blocked.
+                    reader.last_read = Instant::now();
+                    conn.handle_frames(&mut reader, &mut throttle, config);
+                }
+            }
+            _ = outbox.write_failed(), if blocked => {
+                // The only sign that a blocked client went away: our writes fail.
+                debug!("socket write failed while blocked; closing");
+                conn.done = true;
+            }
             _ = outbox.drained(), if outbox_full => {}
             _ = ticker.tick() => {
                 if let Phase::Closing(deadline) = conn.phase
@@ -823,7 +834,7 @@ async fn run<R: AsyncRead + Unpin>(
                     conn.done = true;
                 }
                 if hs.heartbeat > 0 {
-                    if reader.last_read.elapsed() > heartbeat * 2 {
+                    if !throttle.is_blocked() && reader.last_read.elapsed() > heartbeat * 2 {
                         warn!(timeout_s = hs.heartbeat, "missed heartbeats from client; closing the connection");
                         conn.done = true;
                     } else if !sent_since_tick {
@@ -882,6 +893,42 @@ struct Connection {
 }
 
 impl Connection {
+    /// Run every whole frame in the read buffer, until the buffer runs out, the
+    /// connection ends, or a publish blocks it (the rest stays buffered).
+    fn handle_frames<R>(
+        &mut self,
+        reader: &mut Reader<R>,
+        throttle: &mut Throttle,
+        config: &ServerConfig,
+    ) {
+        loop {
+            match reader.decoder.decode(&mut reader.buf) {
+                Ok(Some(frame)) => {
+                    let content = matches!(frame, Frame::Header { .. } | Frame::Body { .. });
+                    self.handle_frame(frame, config);
+                    if content
+                        && throttle.alarm_raised()
+                        && matches!(self.phase, Phase::Open)
+                        && throttle.publish_received(&mut self.ctx)
+                    {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "protocol error");
+                    self.close_connection(e.into(), config);
+                    // Nothing after a framing error can be trusted.
+                    reader.buf.clear();
+                    break;
+                }
+            }
+            if self.done {
+                break;
+            }
+        }
+    }
+
     fn close_connection(&mut self, e: Exception, config: &ServerConfig) {
         if let Phase::Closing(_) = self.phase {
             return;

@@ -23,6 +23,8 @@
 //!     AMQP class (`confirm.rs` also releases confirms once the store has synced).
 //!   - `publish.rs`: content frames into a message, then routing and enqueueing.
 //!   - `delivery.rs`: deliveries to consumers, the unacked list, settle and requeue.
+//! - `flow.rs`: a connection's blocked state under resource alarms (connection.blocked /
+//!   unblocked, not reading a blocked publisher).
 //! - `writer.rs`: the per-connection writer that batches output into one syscall.
 //! - `error.rs`: the mapping of every error to a channel or connection close.
 
@@ -30,6 +32,7 @@ mod channel;
 mod config;
 mod connection;
 mod error;
+mod flow;
 pub mod tls;
 mod writer;
 

@@ -25,6 +25,9 @@ pub(crate) struct Outbox {
     closing: AtomicBool,
     wake_writer: Notify,
     drained: Notify,
+    /// A write failed: the peer is gone (the writer has stopped).
+    failed: AtomicBool,
+    failed_notify: Notify,
 }
 
 impl Outbox {
@@ -65,6 +68,16 @@ impl Outbox {
         notified.await;
     }
 
+    /// Wait until a write to the socket fails (a blocked connection, which does not read,
+    /// learns this way that its client went away).
+    pub(crate) async fn write_failed(&self) {
+        let notified = self.failed_notify.notified();
+        if self.failed.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+
     /// Ask the writer to write what is pending, then close the socket.
     pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);
@@ -93,7 +106,11 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         let result = socket.write_all(&local).await;
         outbox.pending.fetch_sub(local.len(), Ordering::Release);
         outbox.drained.notify_waiters();
-        result?;
+        if let Err(e) = result {
+            outbox.failed.store(true, Ordering::Release);
+            outbox.failed_notify.notify_waiters();
+            return Err(e);
+        }
         // Give back what a burst grew, so that idle connections stay small.
         if local.capacity() > 1024 * 1024 {
             local = Vec::new();

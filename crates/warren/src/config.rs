@@ -10,7 +10,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use warren_broker::access::PermissionRecord;
-use warren_broker::{BrokerConfig, QueueLimits};
+use warren_broker::{
+    AlarmConfig, BrokerConfig, DiskFreeLimit, MemoryWatermark, QueueLimits,
+    alarms::{DEFAULT_DISK_FREE_LIMIT, DEFAULT_MEMORY_HIGH_WATERMARK},
+};
 use warren_server::{CertLoginFrom, SaslMechanism, ServerConfig, TlsConfig};
 
 /// RabbitMQ's default amqps port, used when TLS is configured without `tls_listen`.
@@ -109,6 +112,12 @@ pub struct Config {
     /// queues, bindings. When set, the default user and vhost are not created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_definitions: Option<PathBuf>,
+    /// The memory alarm: `relative` (fraction of total memory) or `absolute` (bytes).
+    #[serde(default)]
+    pub vm_memory_high_watermark: Threshold,
+    /// The disk alarm: `absolute` (bytes) or `relative` (a multiple of total memory).
+    #[serde(default)]
+    pub disk_free_limit: Threshold,
 }
 
 /// `ssl_cert_login_from` values.
@@ -140,6 +149,90 @@ impl From<Mechanism> for SaslMechanism {
             Mechanism::Amqplain => SaslMechanism::Amqplain,
             Mechanism::External => SaslMechanism::External,
         }
+    }
+}
+
+/// A threshold given either relative to the total memory or in bytes, as RabbitMQ's
+/// `vm_memory_high_watermark.relative` / `.absolute` and `disk_free_limit.relative` /
+/// `.absolute`. At most one of the two may be set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// Relative to the total memory (machine or cgroup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative: Option<f64>,
+    /// Bytes: an integer, or a string with RabbitMQ's units ("50MB", "2GiB", "512k").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absolute: Option<ByteSize>,
+}
+
+/// A size in bytes, read from an integer or from a string with a unit as RabbitMQ's
+/// configuration takes them: `k`/`kiB`/`KiB` (1024), `M`/`MiB`, `G`/`GiB`, `T`/`TiB`
+/// (powers of 1024) and `kB`/`KB`, `MB`, `GB`, `TB` (powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parse "50MB", "2GiB", "1048576".
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().map_err(|_| {
+            format!("'{text}' is not a size (examples: 50000000, \"50MB\", \"2GiB\")")
+        })?;
+        let multiplier: u64 = match unit.trim() {
+            "" => 1,
+            "k" | "K" | "kiB" | "KiB" => 1 << 10,
+            "M" | "MiB" => 1 << 20,
+            "G" | "GiB" => 1 << 30,
+            "T" | "TiB" => 1 << 40,
+            "kB" | "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown size unit '{other}' in '{text}' (use k/KiB, M/MiB, G/GiB, T/TiB, kB, MB, GB or TB)"
+                ));
+            }
+        };
+        number
+            .checked_mul(multiplier)
+            .map(ByteSize)
+            .ok_or_else(|| format!("'{text}' is too large"))
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a size in bytes: an integer or a string such as \"50MB\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom(format!("a size cannot be negative (got {v})")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }
 
@@ -177,6 +270,14 @@ impl Default for Config {
             queue_ram_messages: broker.queue_limits.ram_messages,
             message_memory: broker.message_memory,
             load_definitions: None,
+            vm_memory_high_watermark: Threshold {
+                relative: Some(DEFAULT_MEMORY_HIGH_WATERMARK),
+                absolute: None,
+            },
+            disk_free_limit: Threshold {
+                relative: None,
+                absolute: Some(ByteSize(DEFAULT_DISK_FREE_LIMIT)),
+            },
         }
     }
 }
@@ -195,7 +296,14 @@ struct FlagLayer {
 impl Config {
     /// Build the layered configuration.
     pub fn load(cli: &Cli) -> Result<Config, Box<figment::Error>> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // The alarm thresholds' defaults are filled in after extraction: a user's
+        // `absolute` must not meet the default `relative` (or the reverse).
+        let defaults = Config {
+            vm_memory_high_watermark: Threshold::default(),
+            disk_free_limit: Threshold::default(),
+            ..Config::default()
+        };
+        let mut figment = Figment::from(Serialized::defaults(defaults));
         if let Some(path) = &cli.config {
             if !path.exists() {
                 return Err(Box::new(figment::Error::from(format!(
@@ -206,14 +314,26 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(Env::prefixed("WARREN_").ignore(&["log", "http_listen"]))
+            .merge(
+                Env::prefixed("WARREN_")
+                    .ignore(&["log", "http_listen"])
+                    // WARREN_VM_MEMORY_HIGH_WATERMARK__ABSOLUTE=2GB
+                    .split("__"),
+            )
             .merge(Serialized::defaults(FlagLayer {
                 listen: cli.listen,
                 data_dir: cli.data_dir.clone(),
                 load_definitions: cli.load_definitions.clone(),
             }));
-        let config: Config = figment.extract()?;
+        let mut config: Config = figment.extract()?;
         config.validate()?;
+        let defaults = Config::default();
+        if config.vm_memory_high_watermark == Threshold::default() {
+            config.vm_memory_high_watermark = defaults.vm_memory_high_watermark;
+        }
+        if config.disk_free_limit == Threshold::default() {
+            config.disk_free_limit = defaults.disk_free_limit;
+        }
         Ok(config)
     }
 
@@ -269,6 +389,34 @@ impl Config {
             return Err(Box::new(
                 "queue_ram_messages must be at least 1".to_string().into(),
             ));
+        }
+        for (name, threshold, max_relative) in [
+            (
+                "vm_memory_high_watermark",
+                self.vm_memory_high_watermark,
+                Some(1.0),
+            ),
+            ("disk_free_limit", self.disk_free_limit, None),
+        ] {
+            if threshold.relative.is_some() && threshold.absolute.is_some() {
+                return Err(Box::new(
+                    format!("set only one of {name}.relative and {name}.absolute").into(),
+                ));
+            }
+            if let Some(relative) = threshold.relative {
+                let in_range = relative.is_finite()
+                    && relative >= 0.0
+                    && max_relative.is_none_or(|max| relative <= max);
+                if !in_range {
+                    let range = match max_relative {
+                        Some(max) => format!("between 0 and {max}"),
+                        None => "0 or more".to_owned(),
+                    };
+                    return Err(Box::new(
+                        format!("{name}.relative must be {range} (got {relative})").into(),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -329,7 +477,50 @@ impl Config {
             },
             message_memory: self.message_memory,
             load_definitions: self.load_definitions.clone(),
+            alarms: AlarmConfig {
+                memory_high_watermark: match self.vm_memory_high_watermark {
+                    Threshold {
+                        absolute: Some(bytes),
+                        ..
+                    } => MemoryWatermark::Absolute(bytes.0),
+                    Threshold {
+                        relative: Some(fraction),
+                        ..
+                    } => MemoryWatermark::Relative(fraction),
+                    _ => MemoryWatermark::Relative(DEFAULT_MEMORY_HIGH_WATERMARK),
+                },
+                disk_free_limit: match self.disk_free_limit {
+                    Threshold {
+                        relative: Some(factor),
+                        ..
+                    } => DiskFreeLimit::MemRelative(factor),
+                    Threshold {
+                        absolute: Some(bytes),
+                        ..
+                    } => DiskFreeLimit::Absolute(bytes.0),
+                    _ => DiskFreeLimit::Absolute(DEFAULT_DISK_FREE_LIMIT),
+                },
+                ..AlarmConfig::default()
+            },
             ..BrokerConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_take_rabbitmq_units() {
+        let parse = |s: &str| ByteSize::parse(s).map(|b| b.0);
+        assert_eq!(parse("50000000"), Ok(50_000_000));
+        assert_eq!(parse("50MB"), Ok(50_000_000));
+        assert_eq!(parse("2GiB"), Ok(2 << 30));
+        assert_eq!(parse("512k"), Ok(512 << 10));
+        assert_eq!(parse("1kB"), Ok(1000));
+        assert!(parse("12 parsecs").is_err());
+        assert!(parse("MB").is_err());
+        assert!(parse("99999999999TB").is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! The `warren` binary: configuration, logging, wiring, signals.
 //!
 //! Reads the layered configuration (`config.rs`), opens the broker on its data directory
-//! (recovering durable state), binds the AMQP listeners (plain and/or amqps) and serves until SIGTERM or
+//! (recovering durable state, and starting the resource alarm monitor with the configured
+//! `vm_memory_high_watermark` and `disk_free_limit`), binds the AMQP listeners (plain
+//! and/or amqps) and serves until SIGTERM or
 //! SIGINT. On a signal it stops accepting, closes every connection with 320
 //! CONNECTION_FORCED, flushes and closes the store, and exits 0. Any start-up failure
 //! (bad configuration, port in use, unusable data directory) is one line on stderr and
