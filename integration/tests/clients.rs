@@ -1,5 +1,7 @@
 //! Client compatibility: one program per AMQP client library (`integration/clients/`)
-//! runs the same scenario list against the real `warren` binary, one test per client.
+//! runs the same scenario list against the real `warren` binary, one test per client,
+//! connecting as a non-default user to a non-default vhost (both created by a definitions
+//! file given to the binary with `--load-definitions`, so no guest and no `/` exist).
 //! Each program prints one line per scenario (`PASS name`, `FAIL name: reason`,
 //! `SKIP name: why (API lacks it)`) and exits non-zero on any FAIL; the test fails on any
 //! FAIL, on a non-zero exit, on no PASS at all, and after [`CLIENT_TIMEOUT`].
@@ -369,12 +371,43 @@ fn node_program(client: &str, script: &str) -> Option<Command> {
     })
 }
 
+/// The user and vhost the client programs connect as: not the default ones, so that every
+/// client shows it sends its credentials and vhost right (created from a definitions file,
+/// as an operator would).
+const CLIENT_USER: &str = "warren-client";
+const CLIENT_PASSWORD: &str = "client s3cret";
+const CLIENT_VHOST: &str = "client-vhost";
+
 /// Run `cmd` against a fresh `warren` binary and fail on any failed scenario.
 fn run_scenarios(client: &str, cmd: Option<Command>) {
     let Some(mut cmd) = cmd else { return };
     let dir = tempfile::tempdir().unwrap();
-    let broker = BinaryBroker::spawn(&dir.path().join("data"));
-    cmd.env("AMQP_URL", broker.url())
+    let definitions = dir.path().join("definitions.json");
+    std::fs::write(
+        &definitions,
+        format!(
+            r#"{{
+  "users": [{{"name": "{CLIENT_USER}", "password": "{CLIENT_PASSWORD}", "tags": []}}],
+  "vhosts": [{{"name": "{CLIENT_VHOST}"}}],
+  "permissions": [{{"user": "{CLIENT_USER}", "vhost": "{CLIENT_VHOST}",
+                    "configure": ".*", "write": ".*", "read": ".*"}}]
+}}"#
+        ),
+    )
+    .unwrap();
+    let broker = BinaryBroker::spawn_with(
+        &dir.path().join("data"),
+        &["--load-definitions", definitions.to_str().unwrap()],
+        &[],
+    );
+    let url = format!(
+        "amqp://{}:{}@127.0.0.1:{}/{}",
+        warren_integration::percent(CLIENT_USER),
+        warren_integration::percent(CLIENT_PASSWORD),
+        broker.port,
+        warren_integration::percent(CLIENT_VHOST)
+    );
+    cmd.env("AMQP_URL", url)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
