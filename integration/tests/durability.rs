@@ -797,6 +797,7 @@ fn messages_left_by_a_queue_deleted_just_before_a_crash_are_removed_at_recovery(
             queue_id,
             seq,
             value: encoded_message(),
+            index: Default::default(),
         }));
     }
     rt.block_on(store.wait_durable(last.unwrap())).unwrap();

@@ -712,23 +712,26 @@ async fn deleting_a_queue_removes_its_bindings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn declaring_a_queue_with_an_unimplemented_argument_closes_channel_with_406() {
+async fn declaring_a_classic_queue_with_another_types_argument_closes_channel_with_406() {
     let env = Env::start();
-    if env.is_external() {
-        return; // a deliberate difference: RabbitMQ implements these and accepts them
-    }
     let conn = env.connect().await;
-    for key in ["x-max-priority", "x-max-length", "x-dead-letter-exchange"] {
+    for key in ["x-delivery-limit", "x-max-age", "x-quorum-initial-group-size"] {
         let ch = conn.create_channel().await.unwrap();
+        let name = unique("other-type-arg");
         let mut args = FieldTable::default();
-        args.insert(key.into(), AMQPValue::LongInt(1));
+        let value = if key == "x-max-age" {
+            AMQPValue::LongString("1D".into())
+        } else {
+            AMQPValue::LongInt(1)
+        };
+        args.insert(key.into(), value);
         let result = ch
-            .queue_declare(
-                unique("unsupported").as_str().into(),
-                QueueDeclareOptions::default(),
-                args,
-            )
+            .queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)
             .await;
+        let text = format!(
+            "PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/' of queue type rabbit_classic_queue"
+        );
+        assert_eq!(error_text(&result), text);
         assert_channel_error(&conn, &ch, result, 406).await;
     }
 }

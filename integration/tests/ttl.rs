@@ -1,6 +1,6 @@
 //! Message TTL (`x-message-ttl`, the `expiration` property) and queue expiry (`x-expires`),
-//! as RabbitMQ: messages expire at the head of the queue and are dropped (Warren has no
-//! dead-lettering yet, and refuses `x-dead-letter-exchange`); a TTL of 0 still reaches a
+//! as RabbitMQ: messages expire at the head of the queue and are dropped (or dead-lettered:
+//! see dead_letter.rs); a TTL of 0 still reaches a
 //! consumer that can take the message at once; an unused queue deletes itself.
 
 #![allow(clippy::unwrap_used)]

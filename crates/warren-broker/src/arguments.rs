@@ -1,15 +1,22 @@
 //! Queue arguments (`x-...`): which ones Warren knows, how they are validated at declare
-//! time, and RabbitMQ's equivalence check on redeclare. Implemented: `x-message-ttl`,
-//! `x-expires`, `x-queue-type` (classic), `x-queue-mode` / `x-queue-version` (classic
-//! queues always page to disk past their memory window, so both modes behave alike).
+//! time ([`validate`], RabbitMQ 3.10's checks, order and words), what a queue makes of
+//! them ([`QueueArgs`]), and RabbitMQ's equivalence check on redeclare.
+//!
+//! Classic queues take `x-expires`, `x-message-ttl`, `x-dead-letter-exchange`,
+//! `x-dead-letter-routing-key`, `x-max-length`, `x-max-length-bytes`, `x-overflow`,
+//! `x-max-priority`, `x-single-active-consumer`, `x-queue-mode` / `x-queue-version`
+//! (classic queues always page to disk past their memory window, so both modes behave
+//! alike) and `x-queue-type` (classic). Arguments of the other queue types (quorum's
+//! `x-delivery-limit`, stream's `x-max-age`, ...) are refused on a classic queue as
+//! RabbitMQ refuses them.
 //!
 //! RabbitMQ compares only the arguments it knows when a queue is declared again (an
 //! unknown `x-foo` may differ freely), and treats an absent `x-queue-type` as the default
-//! type, classic. Arguments whose feature Warren does not implement yet are refused with
-//! 406 rather than accepted and ignored: a client that asks for a message TTL or a
-//! max-length must not get a queue that silently lacks it.
+//! type, classic.
 
-use amq_protocol::types::{AMQPValue, FieldTable};
+use std::sync::Arc;
+
+use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 use crate::error::BrokerError;
 
@@ -39,31 +46,117 @@ const KNOWN: &[&str] = &[
     "x-dead-letter-strategy",
 ];
 
-/// Known arguments whose behaviour Warren does not implement yet.
-const NOT_YET: &[&str] = &[
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-single-active-consumer",
-    "x-delivery-limit",
+/// Arguments of the other queue types, refused on a classic queue (RabbitMQ: "invalid
+/// arg 'x-delivery-limit' for queue 'q' in vhost '/' of queue type rabbit_classic_queue").
+const NOT_CLASSIC: &[&str] = &[
     "x-dead-letter-strategy",
-    "x-quorum-initial-group-size",
-    "x-max-age",
-    "x-stream-max-segment-size-bytes",
+    "x-delivery-limit",
     "x-initial-cluster-size",
+    "x-max-age",
+    "x-max-in-memory-bytes",
+    "x-max-in-memory-length",
     "x-queue-leader-locator",
+    "x-quorum-initial-group-size",
+    "x-stream-max-segment-size-bytes",
 ];
 
 /// The longest TTL or expiry RabbitMQ accepts: ten years, in milliseconds.
 pub(crate) const MAX_EXPIRY_MS: u64 = 315_360_000_000;
 
+/// The highest `x-max-priority` RabbitMQ supports.
+pub const MAX_SUPPORTED_PRIORITY: i64 = 255;
+
 const QUEUE_TYPE: &str = "x-queue-type";
 const MESSAGE_TTL: &str = "x-message-ttl";
 const EXPIRES: &str = "x-expires";
 const QUEUE_MODE: &str = "x-queue-mode";
+const QUEUE_VERSION: &str = "x-queue-version";
+const DLX: &str = "x-dead-letter-exchange";
+const DLRK: &str = "x-dead-letter-routing-key";
+const MAX_LENGTH: &str = "x-max-length";
+const MAX_LENGTH_BYTES: &str = "x-max-length-bytes";
+const MAX_PRIORITY: &str = "x-max-priority";
+const OVERFLOW: &str = "x-overflow";
+const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+
+/// What happens when a publish would take a queue past its length limit (`x-overflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop (or dead-letter) the oldest ready messages (RabbitMQ's default).
+    #[default]
+    DropHead,
+    /// Refuse the new message: nack under confirms, dropped otherwise.
+    RejectPublish,
+    /// Refuse the new message and dead-letter it.
+    RejectPublishDlx,
+}
+
+/// Where a queue dead-letters to (`x-dead-letter-exchange`, `x-dead-letter-routing-key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterTarget {
+    /// The exchange (may not exist: then dead letters are dropped).
+    pub exchange: Arc<str>,
+    /// The routing key that replaces the message's own, if set.
+    pub routing_key: Option<ShortString>,
+}
+
+/// What a queue's validated arguments ask of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueArgs {
+    /// `x-message-ttl`, ms.
+    pub message_ttl: Option<u64>,
+    /// `x-expires`, ms.
+    pub expires: Option<u64>,
+    /// `x-dead-letter-exchange` and `-routing-key`.
+    pub dead_letter: Option<DeadLetterTarget>,
+    /// `x-max-length`, messages.
+    pub max_length: Option<u64>,
+    /// `x-max-length-bytes`, body bytes.
+    pub max_length_bytes: Option<u64>,
+    /// `x-overflow`.
+    pub overflow: Overflow,
+    /// `x-max-priority` (0 when absent: no priorities).
+    pub max_priority: u8,
+    /// `x-single-active-consumer`.
+    pub single_active_consumer: bool,
+}
+
+impl QueueArgs {
+    /// Read a validated argument table (see [`validate`]; values that would not pass it
+    /// are ignored here).
+    pub fn parse(args: &FieldTable) -> QueueArgs {
+        let table = args.inner();
+        let non_negative =
+            |key: &str| table.get(key).and_then(integer).and_then(|v| u64::try_from(v).ok());
+        let dead_letter = table.get(DLX).and_then(string).map(|exchange| DeadLetterTarget {
+            exchange: Arc::from(exchange.as_str()),
+            routing_key: table.get(DLRK).and_then(string).map(ShortString::from),
+        });
+        QueueArgs {
+            message_ttl: non_negative(MESSAGE_TTL),
+            expires: non_negative(EXPIRES),
+            dead_letter,
+            max_length: non_negative(MAX_LENGTH),
+            max_length_bytes: non_negative(MAX_LENGTH_BYTES),
+            overflow: match table.get(OVERFLOW).and_then(string).as_deref() {
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+                _ => Overflow::DropHead,
+            },
+            max_priority: non_negative(MAX_PRIORITY)
+                .map_or(0, |p| p.min(MAX_SUPPORTED_PRIORITY as u64) as u8),
+            single_active_consumer: matches!(
+                table.get(SINGLE_ACTIVE_CONSUMER),
+                Some(AMQPValue::Boolean(true))
+            ),
+        }
+    }
+
+    /// Whether the queue has a length limit.
+    pub fn has_length_limit(&self) -> bool {
+        self.max_length.is_some() || self.max_length_bytes.is_some()
+    }
+}
 
 /// An AMQP integer of any width.
 pub(crate) fn integer(value: &AMQPValue) -> Option<i64> {
@@ -79,20 +172,13 @@ pub(crate) fn integer(value: &AMQPValue) -> Option<i64> {
     })
 }
 
-/// `x-message-ttl` of a validated argument table, in ms.
-pub(crate) fn message_ttl(args: &FieldTable) -> Option<u64> {
-    args.inner()
-        .get(MESSAGE_TTL)
-        .and_then(integer)
-        .and_then(|v| u64::try_from(v).ok())
-}
-
-/// `x-expires` of a validated argument table, in ms.
-pub(crate) fn queue_expires(args: &FieldTable) -> Option<u64> {
-    args.inner()
-        .get(EXPIRES)
-        .and_then(integer)
-        .and_then(|v| u64::try_from(v).ok())
+/// A string argument (long or short string).
+fn string(value: &AMQPValue) -> Option<String> {
+    match value {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
 }
 
 /// The queue type an argument table asks for (absent = classic).
@@ -106,7 +192,129 @@ fn queue_type(args: &FieldTable) -> Option<String> {
     }
 }
 
-/// Check the arguments of a new queue.
+/// One argument's check: `Err` carries RabbitMQ's reason as it prints it (`~255p`).
+type Check = fn(&AMQPValue, &FieldTable) -> Result<(), String>;
+
+/// RabbitMQ's `check_int_arg`: any integer type.
+fn check_int(value: &AMQPValue) -> Result<i64, String> {
+    integer(value).ok_or_else(|| format!("\"expected integer, got {}\"", type_name(value)))
+}
+
+fn check_non_negative(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match check_int(value)? {
+        v if v < 0 => Err(format!("{{value_negative,{v}}}")),
+        _ => Ok(()),
+    }
+}
+
+/// `rabbit_misc:check_expiry`: 0 to ten years.
+fn check_expiry(v: i64) -> Result<(), String> {
+    if v < 0 {
+        Err(format!("{{value_negative,{v}}}"))
+    } else if v > MAX_EXPIRY_MS as i64 {
+        Err(format!("{{value_too_large,{v}}}"))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_expires(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match check_int(value)? {
+        0 => Err("{value_zero,0}".into()),
+        v => check_expiry(v),
+    }
+}
+
+fn check_message_ttl(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    check_expiry(check_int(value)?)
+}
+
+fn check_dlx_name(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => Ok(()),
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+fn check_dlx_routing_key(value: &AMQPValue, args: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+            if args.inner().contains_key(DLX) {
+                Ok(())
+            } else {
+                Err("routing_key_but_no_dlx_defined".into())
+            }
+        }
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+fn check_max_priority(value: &AMQPValue, args: &FieldTable) -> Result<(), String> {
+    check_non_negative(value, args)?;
+    match check_int(value)? {
+        v if v > MAX_SUPPORTED_PRIORITY => Err(format!("{{max_value_exceeded,{v}}}")),
+        _ => Ok(()),
+    }
+}
+
+fn check_overflow(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+            match string(value).as_deref() {
+                Some("drop-head" | "reject-publish" | "reject-publish-dlx") => Ok(()),
+                _ => Err("invalid_overflow".into()),
+            }
+        }
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+fn check_queue_mode(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+            match string(value).as_deref() {
+                Some("default" | "lazy") => Ok(()),
+                _ => Err(format!("\"unsupported queue mode '{}'\"", text(value))),
+            }
+        }
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+fn check_queue_version(value: &AMQPValue, args: &FieldTable) -> Result<(), String> {
+    check_non_negative(value, args)?;
+    match check_int(value)? {
+        1 | 2 => Ok(()),
+        v => Err(format!("\"unsupported queue version '{v}'\"")),
+    }
+}
+
+fn check_bool(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::Boolean(_) => Ok(()),
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+/// Classic queues' arguments and their checks, in the order RabbitMQ 3.10 runs them
+/// (`rabbit_amqqueue:declare_args/0`), which decides the error a client sees first.
+const CLASSIC_CHECKS: &[(&str, Check)] = &[
+    (EXPIRES, check_expires),
+    (MESSAGE_TTL, check_message_ttl),
+    (DLX, check_dlx_name),
+    (DLRK, check_dlx_routing_key),
+    (MAX_LENGTH, check_non_negative),
+    (MAX_LENGTH_BYTES, check_non_negative),
+    (MAX_PRIORITY, check_max_priority),
+    (OVERFLOW, check_overflow),
+    (QUEUE_MODE, check_queue_mode),
+    (QUEUE_VERSION, check_queue_version),
+    (SINGLE_ACTIVE_CONSUMER, check_bool),
+];
+
+/// Check the arguments of a new queue, as RabbitMQ 3.10's `check_declare_arguments`:
+/// the queue type first, then each argument of the type in RabbitMQ's order, then the
+/// arguments that belong to other queue types.
 pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(), BrokerError> {
     match queue_type(args).as_deref() {
         Some("classic") => {}
@@ -131,44 +339,20 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
             )));
         }
     }
-    if let Some(mode) = args.inner().get(QUEUE_MODE) {
-        let mode = text(mode);
-        if mode != "default" && mode != "lazy" {
+    for (key, check) in CLASSIC_CHECKS {
+        let Some(value) = args.inner().get(*key) else {
+            continue;
+        };
+        if let Err(why) = check(value, args) {
             return Err(BrokerError::PreconditionFailed(format!(
-                "invalid arg '{QUEUE_MODE}' for queue '{name}' in vhost '{vhost}': \"unsupported queue mode '{mode}'\""
+                "invalid arg '{key}' for queue '{name}' in vhost '{vhost}': {why}"
             )));
         }
     }
-    let invalid = |key: &str, why: String| {
-        BrokerError::PreconditionFailed(format!(
-            "invalid arg '{key}' for queue '{name}' in vhost '{vhost}': {why}"
-        ))
-    };
-    // Integer arguments and their allowed range, with RabbitMQ's limits and words: TTLs of
-    // up to ten years (`{value_too_large,N}` beyond), `x-expires` of at least 1 ms.
-    for (key, min) in [(MESSAGE_TTL, 0), (EXPIRES, 1)] {
-        let Some(value) = args.inner().get(key) else {
-            continue;
-        };
-        match integer(value) {
-            Some(v) if v < 0 => return Err(invalid(key, format!("{{value_negative,{v}}}"))),
-            Some(v) if v < min => return Err(invalid(key, format!("{{value_zero,{v}}}"))),
-            Some(v) if v > MAX_EXPIRY_MS as i64 => {
-                return Err(invalid(key, format!("{{value_too_large,{v}}}")));
-            }
-            Some(_) => {}
-            None => {
-                return Err(invalid(
-                    key,
-                    format!("\"expected integer, got {}\"", type_name(value)),
-                ));
-            }
-        }
-    }
     for key in args.inner().keys() {
-        if NOT_YET.contains(&key.as_str()) {
+        if NOT_CLASSIC.contains(&key.as_str()) {
             return Err(BrokerError::PreconditionFailed(format!(
-                "queue argument '{key}' for queue '{name}' in vhost '{vhost}' is not supported by this Warren version"
+                "invalid arg '{key}' for queue '{name}' in vhost '{vhost}' of queue type rabbit_classic_queue"
             )));
         }
     }

@@ -252,7 +252,7 @@ impl Broker {
             };
             owned_ids.insert(store_id);
             let queue = owner.restore_queue(def);
-            let index = self.store.queue_index(store_id)?;
+            let index = self.store.queue_index_entries(store_id)?;
             messages += index.len();
             queues += 1;
             queue.recover(index, self.store.delivered_mark(store_id));

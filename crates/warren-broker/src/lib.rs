@@ -49,7 +49,7 @@ mod vhost;
 
 pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
 pub use alarms::{AlarmConfig, AlarmSet, AlarmStatus, Alarms, DiskFreeLimit, MemoryWatermark};
-pub use arguments::exchange_argument;
+pub use arguments::{DeadLetterTarget, Overflow, QueueArgs, exchange_argument};
 pub use broker::{AuthError, Broker, BrokerConfig, OpenError, OpenedConnection};
 pub use connections::{ChannelSlot, CloseRequest, ConnectionHandle, ConnectionInfo, Connections};
 pub use consumer::{
@@ -61,7 +61,7 @@ pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};
 pub use message::{Message, now_ms};
-pub use queue::{Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
+pub use queue::{DeathReason, Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
 pub use vhost::{DeclaredQueue, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost, generate_name};
 pub use warren_router::{Destination, ExchangeKind};
 pub use warren_store::{Durability, Store, StoreOptions, Ticket, TicketStatus};

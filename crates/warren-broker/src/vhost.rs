@@ -618,6 +618,7 @@ impl VHost {
             self.store.clone(),
             self.limits,
             Arc::clone(&self.memory),
+            self.me.clone(),
         ));
         self.watch_expiry(&queue);
         match self.queues.entry(Arc::clone(queue.name())) {
@@ -852,6 +853,42 @@ impl VHost {
         Ok(())
     }
 
+    /// Route a dead-lettered message from `exchange` with `keys` (internal exchanges are
+    /// fine: no client publishes here). Fails with 404 when the exchange does not exist.
+    pub(crate) fn route_dead_letter(
+        &self,
+        exchange: &str,
+        keys: &[&str],
+        headers: Option<&FieldTable>,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Result<(), BrokerError> {
+        let mut names: Vec<Arc<str>> = Vec::new();
+        if exchange.is_empty() {
+            for key in keys {
+                if let Some(q) = self.default_route(key)
+                    && !out.iter().any(|o| Arc::ptr_eq(o, &q))
+                {
+                    out.push(q);
+                }
+            }
+            return Ok(());
+        }
+        let source = self
+            .exchange(exchange)
+            .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
+        for key in keys {
+            warren_router::route(self, &source.name, key, headers, &mut names);
+        }
+        for name in names {
+            if let Some(q) = self.queues.get(&name).map(|q| Arc::clone(q.value()))
+                && !out.iter().any(|o| Arc::ptr_eq(o, &q))
+            {
+                out.push(q);
+            }
+        }
+        Ok(())
+    }
+
     /// The exchange a publish names, if a client may publish to it: 404 when it does not
     /// exist, 403 when it is internal. (Not for the default exchange `""`.)
     pub fn publish_target(&self, exchange: &str) -> Result<Arc<Exchange>, BrokerError> {
@@ -902,6 +939,7 @@ impl VHost {
             self.store.clone(),
             self.limits,
             Arc::clone(&self.memory),
+            self.me.clone(),
         ));
         self.reply_queues
             .insert(Arc::clone(queue.name()), Arc::clone(&queue));
@@ -937,6 +975,7 @@ impl VHost {
             self.store.clone(),
             self.limits,
             Arc::clone(&self.memory),
+            self.me.clone(),
         ));
         self.queues
             .insert(Arc::clone(queue.name()), Arc::clone(&queue));

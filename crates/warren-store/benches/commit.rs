@@ -39,6 +39,7 @@ fn rounds(
                 queue_id: 1,
                 seq,
                 value: value.clone(),
+                index: Default::default(),
             }));
         }
         if let Some(last) = last {

@@ -42,6 +42,7 @@ fn fill(store: &Store, count: u64) {
             queue_id: 7,
             seq,
             value: random_body(&mut state),
+            index: Default::default(),
         });
         // Keep about 10k messages in flight, like publishers with confirm windows.
         if (seq % 10_000 == 9_999 || seq + 1 == count)

@@ -112,6 +112,7 @@ fn main() {
             queue_id: 1,
             seq,
             value: random_body(&mut state),
+            index: Default::default(),
         });
         if seq % 10_000 == 9_999 || seq + 1 == count {
             wait(&runtime, &store, ticket);

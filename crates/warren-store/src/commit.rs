@@ -54,6 +54,8 @@ pub enum WriteOp {
         seq: u64,
         /// The encoded message (properties and body), opaque to the store.
         value: Bytes,
+        /// What recovery needs to know of the message without reading its body.
+        index: IndexEntry,
     },
     /// Store a transient message's body to free memory (a paged-out transient message). Not
     /// fsynced and not indexed: such bodies are garbage after a restart and the broker
@@ -78,6 +80,41 @@ pub enum WriteOp {
         /// The queue.
         queue_id: u64,
     },
+    /// Several ops written in the same `WriteBatch`, so that either all of them or none
+    /// survive a crash (a dead-lettered message: delete from its queue, put into others).
+    Group(Vec<WriteOp>),
+}
+
+/// What the `index` column family keeps of a stored message, so that recovery can rebuild
+/// a queue without reading bodies: its priority and its body length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The message's priority in its queue (0 unless the queue has `x-max-priority`).
+    pub priority: u8,
+    /// Body bytes (what `x-max-length-bytes` counts).
+    pub body_len: u32,
+}
+
+impl IndexEntry {
+    const VERSION: u8 = 1;
+
+    /// The index value: version, priority, body length (big-endian).
+    pub(crate) fn encode(&self) -> [u8; 6] {
+        let len = self.body_len.to_be_bytes();
+        [Self::VERSION, self.priority, len[0], len[1], len[2], len[3]]
+    }
+
+    /// Reads an index value; the empty value of stores written before the index held
+    /// anything reads as priority 0 and an unknown (0) body length.
+    pub(crate) fn decode(value: &[u8]) -> IndexEntry {
+        match value {
+            [Self::VERSION, priority, a, b, c, d, ..] => IndexEntry {
+                priority: *priority,
+                body_len: u32::from_be_bytes([*a, *b, *c, *d]),
+            },
+            _ => IndexEntry::default(),
+        }
+    }
 }
 
 impl WriteOp {
@@ -88,6 +125,7 @@ impl WriteOp {
             WriteOp::PutTransient { .. } => "put-transient",
             WriteOp::Delete { .. } => "delete",
             WriteOp::DeleteQueue { .. } => "delete-queue",
+            WriteOp::Group(_) => "group",
         }
     }
 
@@ -97,6 +135,7 @@ impl WriteOp {
             WriteOp::Put { value, .. } | WriteOp::PutTransient { value, .. } => value.len() + 48,
             WriteOp::Delete { .. } => 48,
             WriteOp::DeleteQueue { .. } => 112,
+            WriteOp::Group(ops) => ops.iter().map(WriteOp::weight).sum(),
         }
     }
 }
@@ -403,22 +442,35 @@ impl CommitLoop {
 
     /// Appends one op to the batch (in order: `WriteBatch` keeps it).
     fn add(&mut self, batch: &mut Batch, ticket: u64, op: WriteOp) -> Result<(), StoreError> {
-        let db = &*self.db;
-        let path = &self.shared.path;
-        let messages = column_family(db, path, CF_MESSAGES)?;
-        let index = column_family(db, path, CF_INDEX)?;
+        let db = Arc::clone(&self.db);
+        let shared = Arc::clone(&self.shared);
+        let messages = column_family(&db, &shared.path, CF_MESSAGES)?;
+        let index = column_family(&db, &shared.path, CF_INDEX)?;
         batch.last_ticket = ticket;
         batch.ops += 1;
         batch.weight += op.weight();
+        self.add_op(batch, op, messages, index);
+        Ok(())
+    }
+
+    /// One op's RocksDB writes (a group's, in order).
+    fn add_op(
+        &mut self,
+        batch: &mut Batch,
+        op: WriteOp,
+        messages: &rocksdb::ColumnFamily,
+        index: &rocksdb::ColumnFamily,
+    ) {
         match op {
             WriteOp::Put {
                 queue_id,
                 seq,
                 value,
+                index: entry,
             } => {
                 let key = message_key(queue_id, seq);
                 batch.batch.put_cf(messages, key, &value);
-                batch.batch.put_cf(index, key, b"");
+                batch.batch.put_cf(index, key, entry.encode());
                 batch.puts += 1;
                 batch.put_bytes += value.len() as u64;
             }
@@ -445,8 +497,12 @@ impl CommitLoop {
                 }
                 self.reclaim.queue_deleted(queue_id);
             }
+            WriteOp::Group(ops) => {
+                for op in ops {
+                    self.add_op(batch, op, messages, index);
+                }
+            }
         }
-        Ok(())
     }
 
     /// Writes the batch: synced if it holds a `Put`.
@@ -515,6 +571,7 @@ mod tests {
             queue_id: 1,
             seq,
             value: Bytes::from(vec![7u8; 1024]),
+            index: Default::default(),
         }
     }
 

@@ -21,6 +21,7 @@
 //! store.wait_durable(ticket: Ticket).await -> Result<(), StoreError>  // convenience
 //! // recovery and paging
 //! store.queue_index(queue_id: u64) -> Result<Vec<u64>, StoreError>   // stored seqs, in order
+//! store.queue_index_entries(queue_id) -> Result<Vec<(u64, IndexEntry)>, _> // + priority, body length
 //! store.delivered_mark(queue_id: u64) -> u64                            // seqs <= it were delivered
 //! store.raise_delivered(queue_id: u64, seq: u64) -> Result<(), StoreError>  // before delivering
 //! store.forget_delivered(queue_id: u64) -> Result<(), StoreError>       // queue deleted
@@ -88,7 +89,7 @@ mod reclaim;
 mod stats;
 mod store;
 
-pub use commit::{Durability, Ticket, TicketStatus, WriteOp};
+pub use commit::{Durability, IndexEntry, Ticket, TicketStatus, WriteOp};
 pub use definitions::{DefinitionChange, DefinitionKind};
 pub use error::StoreError;
 pub use options::StoreOptions;

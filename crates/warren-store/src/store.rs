@@ -23,7 +23,9 @@ use parking_lot::Mutex;
 use rocksdb::{ColumnFamily, DB, DBRawIterator, FlushOptions, ReadOptions, WriteOptions};
 use tokio::sync::watch;
 
-use crate::commit::{CommitLoop, CommitShared, Durability, Ticket, TicketStatus, WriteOp};
+use crate::commit::{
+    CommitLoop, CommitShared, Durability, IndexEntry, Ticket, TicketStatus, WriteOp,
+};
 use crate::delivered::DeliveredLog;
 use crate::error::StoreError;
 use crate::keys::{
@@ -229,14 +231,27 @@ impl Store {
         }
     }
 
-    /// Recovery: the seqs of the messages stored for `queue_id`, in order. Reads only the
-    /// `index` column family (keys, no bodies). Which of them were delivered before:
-    /// [`Store::delivered_mark`].
+    /// The seqs of the messages stored for `queue_id`, in order (see
+    /// [`Store::queue_index_entries`]).
     pub fn queue_index(&self, queue_id: u64) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .queue_index_entries(queue_id)?
+            .into_iter()
+            .map(|(seq, _)| seq)
+            .collect())
+    }
+
+    /// Recovery: the seqs of the messages stored for `queue_id`, in order, with their
+    /// [`IndexEntry`]. Reads only the `index` column family (no bodies). Which of them were
+    /// delivered before: [`Store::delivered_mark`].
+    pub fn queue_index_entries(
+        &self,
+        queue_id: u64,
+    ) -> Result<Vec<(u64, IndexEntry)>, StoreError> {
         let mut index = self.queue_iterator(CF_INDEX, queue_id, 0)?;
         let mut out = Vec::new();
-        while let Some(key) = index.key() {
-            out.push(self.seq_of(key)?);
+        while let (Some(key), Some(value)) = (index.key(), index.value()) {
+            out.push((self.seq_of(key)?, IndexEntry::decode(value)));
             index.next();
         }
         self.finish(&index, "read queue index")?;

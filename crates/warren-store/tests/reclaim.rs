@@ -64,6 +64,7 @@ fn drained_and_deleted_queues_give_their_disk_space_back() {
                     queue_id,
                     seq,
                     value: body(seq),
+                    index: Default::default(),
                 }));
             }
             runtime

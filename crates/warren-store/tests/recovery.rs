@@ -25,6 +25,7 @@ fn crash_child(dir: &Path) -> ! {
             queue_id: 3,
             seq,
             value: Bytes::from(format!("body {seq}")),
+            index: Default::default(),
         }));
     }
     // Separate batches (so separate WAL records): the puts, then the acks.

@@ -25,6 +25,7 @@ fn put(queue_id: u64, seq: u64) -> WriteOp {
         queue_id,
         seq,
         value: body(queue_id, seq),
+        index: Default::default(),
     }
 }
 
@@ -282,6 +283,7 @@ fn delete_then_put_of_the_same_seq_apply_in_submission_order() {
             queue_id: 1,
             seq: 1,
             value: Bytes::from_static(b"second"),
+            index: Default::default(),
         });
         store.submit(put(1, 2));
         store.submit(WriteOp::Delete {

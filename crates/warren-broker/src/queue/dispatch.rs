@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use super::{DELIVERED_LEASE, Entry, Queue, QueueState};
+use super::{DELIVERED_LEASE, DeathReason, Entry, Queue, QueueState};
 use crate::consumer::{Consumer, ConsumerEvent};
 use crate::error::BrokerError;
 
@@ -38,7 +38,7 @@ impl Queue {
             if entry.expires_at != u64::MAX
                 && entry.expires_at <= *now.get_or_insert_with(crate::message::now_ms)
             {
-                self.forget(&entry);
+                self.let_go(st, entry.message.as_ref(), entry.stored, DeathReason::Expired);
                 continue;
             }
             let consumer = Arc::clone(&st.consumers[index]);
@@ -123,7 +123,7 @@ impl Queue {
         if self.store_id == 0 {
             return;
         }
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.deleted || st.delivered_max == st.delivered_lease {
             return;
         }
@@ -136,7 +136,7 @@ impl Queue {
     /// Register a consumer. Refuses a second consumer when an exclusive one exists, and an
     /// exclusive consumer when any exists (403, as RabbitMQ).
     pub fn consume(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), BrokerError> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.deleted {
             return Err(BrokerError::no_queue(&self.vhost, &self.spec.name));
         }
@@ -163,7 +163,7 @@ impl Queue {
     /// last consumer: the caller deletes the queue.
     pub fn cancel(&self, consumer: &Arc<Consumer>) -> bool {
         consumer.mark_cancelled();
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
         st.last_used = crate::message::now_ms();
         if st.next_consumer >= st.consumers.len() {
@@ -174,13 +174,13 @@ impl Queue {
 
     /// Try to deliver again (credit came back, flow resumed, a connection drained).
     pub fn kick(self: &Arc<Self>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         self.dispatch(&mut st);
     }
 
     /// basic.get: take the head message. Returns it with the count of messages left.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(Entry, u32)> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let now = crate::message::now_ms();
         st.last_used = now;
         loop {
@@ -194,7 +194,7 @@ impl Queue {
             }
             self.account_out(&mut st, &entry);
             if entry.expires_at <= now {
-                self.forget(&entry);
+                self.let_go(&mut st, entry.message.as_ref(), entry.stored, DeathReason::Expired);
                 continue;
             }
             self.note_delivery(&mut st, &entry);

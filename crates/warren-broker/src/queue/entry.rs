@@ -39,8 +39,10 @@ pub struct Entry {
     pub stored: Option<StoreKey>,
     /// The message, or `None` while its body is only in the store.
     pub message: Option<Arc<Message>>,
-    /// Body size (memory accounting while paged out).
+    /// Memory the message accounts for (body, properties, overhead; kept while paged out).
     pub size: u32,
+    /// Body bytes (what `x-max-length-bytes` counts).
+    pub body_len: u32,
     /// When the message expires (ms since the Unix epoch; `u64::MAX` = never, or not
     /// known until its body is paged in).
     pub expires_at: u64,

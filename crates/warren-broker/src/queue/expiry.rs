@@ -2,12 +2,13 @@
 //!
 //! Each entry carries `expires_at` (the message's broker timestamp plus the lower of
 //! `x-message-ttl` and its `expiration`). As in RabbitMQ only the head expires: expired
-//! entries are dropped on dispatch, `basic.get`, counting, and by one timer per queue armed
-//! for the head. `x-expires` is a time of disuse after which the vhost deletes the queue.
+//! entries are dropped (dead-lettered with reason `expired` when the queue has a
+//! dead-letter exchange) on dispatch, `basic.get`, counting, and by one timer per queue
+//! armed for the head. `x-expires` is a time of disuse after which the vhost deletes the queue.
 
 use std::sync::Arc;
 
-use super::{Queue, QueueState};
+use super::{DeathReason, Queue, QueueState};
 use crate::message::Message;
 
 impl Queue {
@@ -15,7 +16,7 @@ impl Queue {
     /// lower wins), or `u64::MAX`.
     pub(super) fn expiry_of(&self, message: &Message) -> u64 {
         let per_message = message.expiration;
-        let ttl = match (self.message_ttl, per_message) {
+        let ttl = match (self.args.message_ttl, per_message) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -31,7 +32,7 @@ impl Queue {
             }
             if let Some(entry) = st.ready.pop_front() {
                 self.account_out(st, &entry);
-                self.forget(&entry);
+                self.let_go(st, entry.message.as_ref(), entry.stored, DeathReason::Expired);
             }
         }
     }
@@ -73,7 +74,7 @@ impl Queue {
     /// paged-out bodies as they come up (their expiry is known only from the body), and
     /// arm the timer for the new head.
     pub(super) fn expiry_timer_fired(self: &Arc<Self>, at: u64) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.expiry_timer == Some(at) {
             st.expiry_timer = None;
         }
@@ -99,7 +100,7 @@ impl Queue {
 
     /// `x-expires`: milliseconds of disuse after which the queue deletes itself.
     pub fn expires(&self) -> Option<u64> {
-        self.expires
+        self.args.expires
     }
 
     /// Note a use of the queue (declare, consume, get) for `x-expires`.
@@ -110,7 +111,7 @@ impl Queue {
     /// For `x-expires`: `None` when the queue is in use (consumers) or deleted, else the
     /// milliseconds left before it expires (0 = expired now).
     pub fn expires_in(&self, now: u64) -> Option<u64> {
-        let expires = self.expires?;
+        let expires = self.args.expires?;
         let st = self.state.lock();
         if st.deleted {
             return None;

@@ -44,29 +44,39 @@
 //!   head) and the memory accounting.
 //! - `expiry.rs`: message TTL (only the head expires; one timer per queue) and `x-expires`.
 
+mod dead_letter;
 mod dispatch;
 mod entry;
 mod expiry;
+mod limits;
+mod locked;
 mod paging;
+mod ready;
 mod settle;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
+pub use dead_letter::DeathReason;
 pub use entry::{Entry, QueueLimits, StoreKey};
+use dead_letter::DeadLetter;
+use locked::Locked;
 use paging::Unwritten;
+use ready::Ready;
 
 use amq_protocol::types::FieldTable;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::watch;
-use warren_store::{Durability, Store, Ticket, WriteOp};
+use warren_store::{Durability, IndexEntry, Store, Ticket, WriteOp};
 
+use crate::arguments::QueueArgs;
 use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
 use crate::error::BrokerError;
 use crate::memory::{MESSAGE_OVERHEAD, MessageMemory};
 use crate::message::Message;
+use crate::vhost::VHost;
 
 /// How far past the seq it delivers a queue raises its delivered watermark (see the module
 /// docs): after a crash, at most this many never-delivered messages per queue come back
@@ -94,7 +104,7 @@ pub struct QueueSpec {
 
 #[derive(Debug, Default)]
 struct QueueState {
-    ready: VecDeque<Entry>,
+    ready: Ready,
     next_seq: u64,
     ram_bytes: usize,
     ram_messages: usize,
@@ -119,6 +129,9 @@ struct QueueState {
     /// The highest seq of a stored message handed to a consumer (or flagged delivered at
     /// recovery): what the watermark is set to at a clean stop.
     delivered_max: u64,
+    /// Messages let go to the dead-letter exchange under the lock, published once it is
+    /// released (see `dead_letter.rs`).
+    dead_letters: Vec<DeadLetter>,
 }
 
 /// One queue; see the module docs.
@@ -136,10 +149,12 @@ pub struct Queue {
     durability: watch::Receiver<Durability>,
     limits: QueueLimits,
     memory: Arc<MessageMemory>,
-    /// `x-message-ttl`, ms.
-    message_ttl: Option<u64>,
-    /// `x-expires`, ms.
-    expires: Option<u64>,
+    /// What the queue's arguments ask of it (TTLs, dead-lettering, limits, priorities...).
+    args: QueueArgs,
+    /// `x-max-length` or `x-max-length-bytes` is set (one branch on the publish path).
+    limited: bool,
+    /// The vhost, for routing dead letters.
+    home: Weak<VHost>,
     state: Mutex<QueueState>,
 }
 
@@ -148,10 +163,13 @@ pub struct Queue {
 pub struct Enqueued {
     /// Store ticket to wait for before confirming, if the message was persisted.
     pub ticket: Option<Ticket>,
+    /// The queue refused the message (`x-overflow` reject-publish or reject-publish-dlx at
+    /// its length limit): a publisher in confirm mode gets a `basic.nack`.
+    pub rejected: bool,
 }
 
 impl Queue {
-    /// A new, empty queue.
+    /// A new, empty queue of the vhost `home` (named `vhost`).
     pub fn new(
         spec: QueueSpec,
         vhost: Arc<str>,
@@ -159,9 +177,12 @@ impl Queue {
         store: Store,
         limits: QueueLimits,
         memory: Arc<MessageMemory>,
+        home: Weak<VHost>,
     ) -> Self {
-        let spec_ttl_args = spec.arguments.clone();
+        let args = QueueArgs::parse(&spec.arguments);
         Self {
+            limited: args.has_length_limit(),
+            home,
             spec,
             vhost,
             store_id,
@@ -170,8 +191,7 @@ impl Queue {
             store,
             limits,
             memory,
-            message_ttl: crate::arguments::message_ttl(&spec_ttl_args),
-            expires: crate::arguments::queue_expires(&spec_ttl_args),
+            args,
             state: Mutex::new(QueueState {
                 next_seq: 1,
                 last_used: crate::message::now_ms(),
@@ -188,14 +208,14 @@ impl Queue {
     /// Restore recovered messages (index only; bodies paged in on demand), in order. Those
     /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
     /// and come back `redelivered`.
-    pub fn recover(self: &Arc<Self>, index: Vec<u64>, delivered_mark: u64) {
-        let mut st = self.state.lock();
+    pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) {
+        let mut st = self.lock();
         let recovered_any = !index.is_empty();
         // New messages get seqs above everything a lease of the last run may have covered.
         st.next_seq = st.next_seq.max(delivered_mark.saturating_add(1));
         st.delivered_lease = delivered_mark;
         st.delivered_max = delivered_mark;
-        for seq in index {
+        for (seq, index) in index {
             st.ready.push_back(Entry {
                 seq,
                 redelivered: seq <= delivered_mark,
@@ -206,13 +226,14 @@ impl Queue {
                 }),
                 message: None,
                 size: 0,
+                body_len: index.body_len,
                 expires_at: u64::MAX,
             });
             st.next_seq = st.next_seq.max(seq + 1);
         }
         // With a queue TTL, messages that expired while the broker was down go now, not
         // when a client next touches the queue: check the head at once.
-        if recovered_any && self.message_ttl.is_some() {
+        if recovered_any && self.args.message_ttl.is_some() {
             self.schedule_expiry(&mut st, crate::message::now_ms());
         }
     }
@@ -224,35 +245,28 @@ impl Queue {
         message: &Arc<Message>,
         encoded: &mut Option<Bytes>,
     ) -> Enqueued {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.deleted {
             return Enqueued::default();
         }
+        if self.limited && self.would_overflow(&st, message.body.len() as u64) {
+            if self.args.overflow == crate::arguments::Overflow::RejectPublishDlx {
+                self.let_go(&mut st, Some(message), None, DeathReason::MaxLen);
+            }
+            return Enqueued {
+                ticket: None,
+                rejected: true,
+            };
+        }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let size = message.size() + MESSAGE_OVERHEAD;
         // Only queues with a store id (durable, not exclusive) keep messages across restarts;
         // the store id is also what keeps two queues' messages apart in the store.
         let persist = self.store_id != 0 && message.is_persistent();
-        // A persistent body is on disk anyway: past the queue's window it is not kept in
-        // RAM. A transient one pages out (a write it would not need otherwise) only when
-        // the broker-wide budget is spent, or past the queue's message cap.
-        let over_limit = st.ram_messages >= self.limits.ram_messages
-            || (persist && st.ram_bytes + size > self.limits.ram_bytes)
-            || self.memory.would_exceed(size);
-        // Fast path: a consumer is waiting and nothing is queued ahead of this message.
-        let mut entry = Entry {
-            seq,
-            redelivered: false,
-            stored: None,
-            message: Some(Arc::clone(message)),
-            size: size as u32,
-            // Set after the first dispatch attempt: a message with TTL 0 is still
-            // delivered if a consumer can take it at once.
-            expires_at: u64::MAX,
-        };
+        let over_limit = self.over_memory_window(&st, message, persist);
         let mut result = Enqueued::default();
         let mut put_ticket = None;
+        let mut stored = None;
         if persist || over_limit {
             let (id, persistent) = if persist {
                 (self.store_id, true)
@@ -265,6 +279,7 @@ impl Queue {
                     queue_id: id,
                     seq,
                     value,
+                    index: self.index_entry(message),
                 }
             } else {
                 WriteOp::PutTransient {
@@ -277,39 +292,135 @@ impl Queue {
                 result.ticket = Some(ticket);
             }
             put_ticket = Some(ticket);
-            entry.stored = Some(StoreKey {
+            stored = Some(StoreKey {
                 id,
                 seq,
                 persistent,
             });
         }
+        self.enqueue(&mut st, message, seq, stored, put_ticket, over_limit);
+        result
+    }
+
+    /// Whether a new message stays out of memory: a persistent body is on disk anyway, so
+    /// past the queue's window it is not kept in RAM; a transient one pages out (a write it
+    /// would not need otherwise) only when the broker-wide budget is spent, or past the
+    /// queue's message cap.
+    fn over_memory_window(&self, st: &QueueState, message: &Message, persist: bool) -> bool {
+        let size = message.size() + MESSAGE_OVERHEAD;
+        st.ram_messages >= self.limits.ram_messages
+            || (persist && st.ram_bytes + size > self.limits.ram_bytes)
+            || self.memory.would_exceed(size)
+    }
+
+    /// What the store's index keeps of `message` in this queue.
+    pub(super) fn index_entry(&self, message: &Message) -> IndexEntry {
+        IndexEntry {
+            priority: 0,
+            body_len: message.body.len() as u32,
+        }
+    }
+
+    /// Put a message whose store write (if any) was submitted as `put_ticket` into the
+    /// ready list at `seq`, dispatch, apply the length limits and arm its expiry.
+    fn enqueue(
+        self: &Arc<Self>,
+        st: &mut QueueState,
+        message: &Arc<Message>,
+        seq: u64,
+        stored: Option<StoreKey>,
+        put_ticket: Option<Ticket>,
+        over_limit: bool,
+    ) {
+        let size = message.size() + MESSAGE_OVERHEAD;
+        let mut entry = Entry {
+            seq,
+            redelivered: false,
+            stored,
+            message: Some(Arc::clone(message)),
+            size: size as u32,
+            body_len: message.body.len() as u32,
+            // Set after the first dispatch attempt: a message with TTL 0 is still
+            // delivered if a consumer can take it at once.
+            expires_at: u64::MAX,
+        };
         let page_out = match put_ticket {
             Some(ticket) if over_limit && !st.ready.is_empty() => {
-                self.page_out(&mut st, ticket, seq, message)
+                self.page_out(st, ticket, seq, message)
             }
             _ => false,
         };
         if page_out {
             entry.message = None;
         } else {
-            self.hold(&mut st, size, 1);
+            self.hold(st, size, 1);
         }
-        st.ready.push_back(entry);
-        self.dispatch(&mut st);
+        st.ready.insert_by_seq(entry);
+        self.dispatch(st);
+        if self.limited {
+            self.trim_to_limits(st);
+        }
         let expires_at = self.expiry_of(message);
         if expires_at != u64::MAX {
-            if let Some(back) = st.ready.back_mut().filter(|e| e.seq == seq) {
-                back.expires_at = expires_at;
+            if let Some(entry) = st.ready.find_mut(seq) {
+                entry.expires_at = expires_at;
             }
-            self.expire_head(&mut st, crate::message::now_ms());
-            self.arm_expiry(&mut st);
+            self.expire_head(st, crate::message::now_ms());
+            self.arm_expiry(st);
         }
-        result
+    }
+
+    /// A place for a dead-lettered message (see `dead_letter.rs`): the next seq, or `None`
+    /// when the queue is deleted.
+    pub(super) fn reserve_seq(&self) -> Option<u64> {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return None;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        Some(seq)
+    }
+
+    /// Take a dead-lettered message at the seq reserved for it, its store write (if any)
+    /// submitted as `ticket` (together with its removal from the queue it left).
+    pub(super) fn accept_dead_letter(
+        self: &Arc<Self>,
+        message: &Arc<Message>,
+        seq: u64,
+        stored: Option<StoreKey>,
+        ticket: Option<Ticket>,
+    ) {
+        let mut st = self.lock();
+        if st.deleted {
+            if let Some(key) = stored {
+                self.store.submit(WriteOp::Delete {
+                    queue_id: key.id,
+                    seq: key.seq,
+                });
+            }
+            return;
+        }
+        if self.limited && self.would_overflow(&st, message.body.len() as u64) {
+            // reject-publish: a dead letter is refused like a publish (and dead-lettered
+            // again with reject-publish-dlx).
+            if self.args.overflow == crate::arguments::Overflow::RejectPublishDlx {
+                self.let_go(&mut st, Some(message), stored, DeathReason::MaxLen);
+            } else if let Some(key) = stored {
+                self.store.submit(WriteOp::Delete {
+                    queue_id: key.id,
+                    seq: key.seq,
+                });
+            }
+            return;
+        }
+        let over_limit = stored.is_some() && self.over_memory_window(&st, message, true);
+        self.enqueue(&mut st, message, seq, stored, ticket.filter(|_| stored.is_some()), over_limit);
     }
 
     /// Drop every ready message; returns how many.
     pub fn purge(&self) -> u32 {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let count = st.ready.len() as u32;
         if st.unacked == 0 {
             self.drop_stored_ranges();
@@ -338,7 +449,7 @@ impl Queue {
 
     /// Mark deleted, drop messages, tell consumers (basic.cancel), return the ready count.
     pub fn delete(&self) -> u32 {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.deleted {
             return 0;
         }
@@ -382,7 +493,7 @@ impl Queue {
 
     /// Ready messages (what queue.declare-ok reports).
     pub fn message_count(&self) -> u32 {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         self.expire_head(&mut st, crate::message::now_ms());
         st.ready.len() as u32
     }

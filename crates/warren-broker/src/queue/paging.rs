@@ -89,7 +89,7 @@ impl Queue {
         let wanted = |e: &Entry| e.message.is_none() && e.stored.is_some_and(|k| k.id == first.id);
         let seqs: Vec<u64> = st
             .ready
-            .iter()
+            .head_run()
             .filter(|e| wanted(e))
             .take(limit)
             .map(|e| e.seq)
@@ -107,7 +107,7 @@ impl Queue {
         let QueueState {
             ready, unwritten, ..
         } = st;
-        for entry in ready.iter_mut().filter(|e| wanted(e)) {
+        for entry in ready.head_run_mut().filter(|e| wanted(e)) {
             let Some((&seq, value)) = rows.next() else {
                 break;
             };

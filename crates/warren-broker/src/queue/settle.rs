@@ -1,5 +1,6 @@
-//! What comes back from consumers: acks and rejects settle a message for good (its stored
-//! copy is deleted); nacks with requeue, `basic.recover` and closed channels put it back at
+//! What comes back from consumers: acks settle a message for good (its stored copy is
+//! deleted), rejects too unless the queue dead-letters them (`dead_letter.rs`); nacks with
+//! requeue, `basic.recover` and closed channels put it back at
 //! its original position, flagged `redelivered`; a delivery that never reached its consumer
 //! goes back unflagged.
 
@@ -7,12 +8,12 @@ use std::sync::Arc;
 
 use warren_store::WriteOp;
 
-use super::{Entry, Queue, QueueState};
+use super::{DeathReason, Entry, Queue, QueueState};
 
 impl Queue {
     /// Settle delivered messages for good (ack, or reject without requeue).
     pub fn settle<'a>(self: &Arc<Self>, entries: impl IntoIterator<Item = &'a Entry>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let mut n = 0;
         for entry in entries {
             n += 1;
@@ -24,9 +25,24 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
+    /// Delivered messages rejected or nacked without requeue: dead-lettered (reason
+    /// `rejected`) when the queue has a dead-letter exchange, otherwise settled for good.
+    pub fn reject<'a>(self: &Arc<Self>, entries: impl IntoIterator<Item = &'a Entry>) {
+        let mut st = self.lock();
+        let mut n = 0;
+        for entry in entries {
+            n += 1;
+            if !st.deleted {
+                self.let_go(&mut st, entry.message.as_ref(), entry.stored, DeathReason::Rejected);
+            }
+        }
+        st.unacked = st.unacked.saturating_sub(n);
+        self.dispatch(&mut st);
+    }
+
     /// Put delivered messages back at their original positions, marked redelivered.
     pub fn requeue(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         for mut entry in entries {
             st.unacked = st.unacked.saturating_sub(1);
             if st.deleted {
@@ -36,6 +52,7 @@ impl Queue {
             self.put_back(&mut st, entry);
         }
         self.dispatch(&mut st);
+        self.trim_to_limits(&mut st);
         self.arm_expiry(&mut st);
     }
 
@@ -44,8 +61,7 @@ impl Queue {
         if entry.message.is_some() {
             self.hold(st, entry.size as usize, 1);
         }
-        let at = st.ready.partition_point(|e| e.seq < entry.seq);
-        st.ready.insert(at, entry);
+        st.ready.insert_by_seq(entry);
     }
 
     /// A no-ack delivery was written to its consumer: forget its stored copy. Takes no lock.
@@ -57,7 +73,7 @@ impl Queue {
     /// the delivery was on its way): put it back where it was, not marked redelivered.
     /// `counted` is true when it was dispatched to a consumer with acks.
     pub fn return_undelivered(self: &Arc<Self>, entry: Entry, counted: bool) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if counted {
             st.unacked = st.unacked.saturating_sub(1);
         }

@@ -16,7 +16,7 @@ use warren_broker::access::{Permission, ResourceKind};
 use warren_broker::{Consumer, ConsumerArgs, REPLY_TO, REPLY_TO_PREFIX, VHost};
 use warren_protocol::{AMQPClass, ShortString, basic, encode};
 
-use super::delivery::Unacked;
+use super::delivery::{Settle, Unacked};
 use super::permissions::permit;
 use super::{Channel, not_from_client};
 use crate::connection::ConnCtx;
@@ -183,15 +183,15 @@ impl Channel {
             }
             basic::AMQPMethod::Ack(a) => {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
-                self.settle_or_hold(taken, false);
+                self.settle_or_hold(taken, Settle::Ack);
             }
             basic::AMQPMethod::Nack(n) => {
                 let taken = self.take_unacked(n.delivery_tag, n.multiple)?;
-                self.settle_or_hold(taken, n.requeue);
+                self.settle_or_hold(taken, Settle::rejection(n.requeue));
             }
             basic::AMQPMethod::Reject(r) => {
                 let taken = self.take_unacked(r.delivery_tag, false)?;
-                self.settle_or_hold(taken, r.requeue);
+                self.settle_or_hold(taken, Settle::rejection(r.requeue));
             }
             basic::AMQPMethod::Recover(r) => {
                 self.recover(r.requeue)?;

@@ -4,7 +4,8 @@
 //! writes, if any) to the channel's pending list; tx.commit appends [`Pending::CommitOk`].
 //! When the store's durability frontier moves, the connection calls
 //! [`Channel::release_confirms`], which sends them in order: runs of acks coalesced into one
-//! `basic.ack multiple=true`, a nack for a write the store failed.
+//! `basic.ack multiple=true`, a nack for a write the store failed or for a publish a queue
+//! refused at its length limit ([`Pending::Rejected`]).
 
 use warren_broker::{Durability, Ticket, TicketStatus};
 use warren_protocol::{AMQPClass, basic, confirm, tx};
@@ -16,6 +17,8 @@ use crate::error::Exception;
 /// Something released in order once the store has synced its ticket.
 pub(super) enum Pending {
     Confirm { seq: u64, ticket: Option<Ticket> },
+    /// A publish a queue refused at its length limit: nacked in its turn.
+    Rejected { seq: u64 },
     CommitOk { ticket: Option<Ticket> },
 }
 
@@ -23,6 +26,7 @@ impl Pending {
     fn ticket(&self) -> Option<Ticket> {
         match self {
             Pending::Confirm { ticket, .. } | Pending::CommitOk { ticket } => *ticket,
+            Pending::Rejected { .. } => None,
         }
     }
 }
@@ -59,9 +63,10 @@ impl Channel {
     pub(crate) fn release_confirms(&mut self, durability: &Durability, ctx: &mut ConnCtx) {
         let mut run: Option<(u64, u64)> = None; // (first, last) seq of acks not yet sent
         while let Some(front) = self.pending.front() {
-            let status = match front.ticket() {
-                Some(t) => durability.status(t),
-                None => TicketStatus::Synced,
+            let status = match (front, front.ticket()) {
+                (Pending::Rejected { .. }, _) => TicketStatus::Failed,
+                (_, Some(t)) => durability.status(t),
+                (_, None) => TicketStatus::Synced,
             };
             if status == TicketStatus::Pending {
                 break;
@@ -73,7 +78,7 @@ impl Channel {
                 Pending::Confirm { seq, .. } if status == TicketStatus::Synced => {
                     run = Some(run.map_or((seq, seq), |(first, _)| (first, seq)));
                 }
-                Pending::Confirm { seq, .. } => {
+                Pending::Confirm { seq, .. } | Pending::Rejected { seq } => {
                     self.flush_acks(ctx, run.take());
                     ctx.send(
                         self.id,

@@ -102,7 +102,7 @@ impl Channel {
             return Err(Exception::new(540, "NOT_IMPLEMENTED - requeue=false"));
         }
         let all: Vec<Unacked> = self.unacked.drain(..).collect();
-        settle(all, true);
+        settle(all, Settle::Requeue);
         Ok(())
     }
 
@@ -132,8 +132,26 @@ impl Channel {
     }
 }
 
-/// Give delivered messages back to their queues: settled for good, or requeued.
-pub(super) fn settle(items: Vec<Unacked>, requeue: bool) {
+/// What an ack, nack, reject, recover or channel close does with deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settle {
+    /// basic.ack: done with for good.
+    Ack,
+    /// nack / reject with requeue, recover, channel close: back to the queue.
+    Requeue,
+    /// nack / reject without requeue: dead-lettered where the queue has a DLX, else gone.
+    Reject,
+}
+
+impl Settle {
+    /// The settlement of a nack or reject with this `requeue` flag.
+    pub(crate) fn rejection(requeue: bool) -> Settle {
+        if requeue { Settle::Requeue } else { Settle::Reject }
+    }
+}
+
+/// Give delivered messages back to their queues: settled for good, requeued, or rejected.
+pub(super) fn settle(items: Vec<Unacked>, how: Settle) {
     let mut items = items.into_iter().peekable();
     while let Some(first) = items.next() {
         let queue = Arc::clone(&first.queue);
@@ -148,10 +166,10 @@ pub(super) fn settle(items: Vec<Unacked>, requeue: bool) {
                 c.release(1);
             }
         }
-        if requeue {
-            queue.requeue(run.into_iter().map(|u| u.entry));
-        } else {
-            queue.settle(run.iter().map(|u| &u.entry));
+        match how {
+            Settle::Requeue => queue.requeue(run.into_iter().map(|u| u.entry)),
+            Settle::Ack => queue.settle(run.iter().map(|u| &u.entry)),
+            Settle::Reject => queue.reject(run.iter().map(|u| &u.entry)),
         }
     }
 }

@@ -79,7 +79,7 @@ use warren_broker::{ChannelCredit, ChannelSlot, Consumer, Queue};
 use warren_protocol::{AMQPClass, ContentAssembler, ShortString, access, channel as chan};
 
 use self::confirm::Pending;
-use self::delivery::{Unacked, settle};
+use self::delivery::{Settle, Unacked, settle};
 use self::permissions::PublishGrant;
 use self::tx::TxOp;
 use crate::connection::{ConnCtx, truncate};
@@ -180,7 +180,7 @@ impl Channel {
             self.restore_unacked(ops);
         }
         let all: Vec<Unacked> = self.unacked.drain(..).collect();
-        settle(all, true);
+        settle(all, Settle::Requeue);
         self.pending.clear();
     }
 

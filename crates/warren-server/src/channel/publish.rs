@@ -106,11 +106,18 @@ impl Channel {
             return Ok(());
         }
         match self.route_and_enqueue(ctx, content) {
-            Ok(ticket) => {
+            Ok(routed) => {
                 if self.confirm {
                     let seq = self.next_publish_seq;
                     self.next_publish_seq += 1;
-                    self.pending.push_back(Pending::Confirm { seq, ticket });
+                    self.pending.push_back(if routed.rejected {
+                        Pending::Rejected { seq }
+                    } else {
+                        Pending::Confirm {
+                            seq,
+                            ticket: routed.ticket,
+                        }
+                    });
                 }
                 Ok(())
             }
@@ -122,7 +129,7 @@ impl Channel {
         &mut self,
         ctx: &mut ConnCtx,
         content: Content<basic::Publish>,
-    ) -> Result<Option<Ticket>, Exception> {
+    ) -> Result<Routed, Exception> {
         let Content {
             method: publish,
             header,
@@ -193,15 +200,27 @@ impl Channel {
                     ctx.frame_max,
                 );
             }
-            return Ok(None);
+            return Ok(Routed::default());
         }
         let mut encoded = None;
-        let mut ticket: Option<Ticket> = None;
+        let mut routed = Routed::default();
         for queue in self.routed.drain(..) {
-            if let Some(t) = queue.publish(&message, &mut encoded).ticket {
-                ticket = Some(ticket.map_or(t, |old| old.max(t)));
+            let enqueued = queue.publish(&message, &mut encoded);
+            if let Some(t) = enqueued.ticket {
+                routed.ticket = Some(routed.ticket.map_or(t, |old| old.max(t)));
             }
+            routed.rejected |= enqueued.rejected;
         }
-        Ok(ticket)
+        Ok(routed)
     }
+}
+
+/// What routing and enqueueing one publish produced.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Routed {
+    /// The store ticket to wait for before confirming (the highest of its queues').
+    pub(super) ticket: Option<Ticket>,
+    /// A queue refused it at its length limit (`x-overflow` reject-publish): nacked in
+    /// confirm mode, as RabbitMQ does when any of its queues refuses it.
+    pub(super) rejected: bool,
 }

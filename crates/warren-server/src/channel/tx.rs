@@ -11,7 +11,7 @@ use warren_broker::Ticket;
 use warren_protocol::{AMQPClass, Content, basic, tx};
 
 use super::confirm::Pending;
-use super::delivery::{Unacked, settle};
+use super::delivery::{Settle, Unacked, settle};
 use super::{Channel, not_from_client};
 use crate::connection::ConnCtx;
 use crate::error::Exception;
@@ -22,10 +22,7 @@ pub(super) enum TxOp {
     /// The deliveries an ack, nack or reject named. As in RabbitMQ they leave the unacked
     /// list at once (an unknown tag fails then, not at commit); commit settles them,
     /// rollback and channel close put them back.
-    Settle {
-        items: Vec<Unacked>,
-        requeue: bool,
-    },
+    Settle { items: Vec<Unacked>, how: Settle },
 }
 
 impl Channel {
@@ -45,10 +42,10 @@ impl Channel {
     }
 
     /// Settle now, or hold until commit on a transactional channel.
-    pub(super) fn settle_or_hold(&mut self, items: Vec<Unacked>, requeue: bool) {
+    pub(super) fn settle_or_hold(&mut self, items: Vec<Unacked>, how: Settle) {
         match self.tx.as_mut() {
-            Some(ops) => ops.push(TxOp::Settle { items, requeue }),
-            None => settle(items, requeue),
+            Some(ops) => ops.push(TxOp::Settle { items, how }),
+            None => settle(items, how),
         }
     }
 
@@ -80,11 +77,11 @@ impl Channel {
                 for op in ops {
                     match op {
                         TxOp::Publish(content) => {
-                            if let Some(t) = self.route_and_enqueue(ctx, *content)? {
+                            if let Some(t) = self.route_and_enqueue(ctx, *content)?.ticket {
                                 ticket = Some(ticket.map_or(t, |old| old.max(t)));
                             }
                         }
-                        TxOp::Settle { items, requeue } => settle(items, requeue),
+                        TxOp::Settle { items, how } => settle(items, how),
                     }
                 }
                 self.pending.push_back(Pending::CommitOk { ticket });
