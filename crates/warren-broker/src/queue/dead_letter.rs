@@ -22,20 +22,28 @@
 //!    the message at their reserved seq only after that submission, so an ack of the new
 //!    copy can never reach the store before its put.
 //!
+//! A dead letter can cause more (its target is full and dead-letters in turn): those wait
+//! in a thread-local list and the outermost flush sends them round by round, so a chain is
+//! a loop with one queue lock at a time, never a recursion, and a chain that never ends
+//! (queues at their limits dead-lettering into each other with a rejection in the loop,
+//! which RabbitMQ's cycle detection lets through) is cut after `MAX_ROUNDS` rounds.
+//!
 //! Dead lettering is at-most-once across a broker crash for messages that are not
 //! persistent or whose target is not durable, as in RabbitMQ's classic queues.
 
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::sync::{Arc, Weak};
 
 use amq_protocol::protocol::BasicProperties;
 use amq_protocol::protocol::basic::{gen_properties, parse_properties};
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use bytes::Bytes;
-use warren_store::WriteOp;
+use warren_store::{Store, WriteOp};
 
 use super::{Queue, QueueState, StoreKey};
 use crate::arguments::DeadLetterTarget;
 use crate::message::Message;
+use crate::vhost::VHost;
 
 /// Why a message was dead-lettered (the `reason` of its `x-death` record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,17 +103,115 @@ impl Queue {
     }
 
     /// Dead-letter messages this queue let go (its lock is NOT held; see the module docs).
-    pub(super) fn dead_letter(&self, dead: Vec<DeadLetter>) {
-        let Some(target) = self.args.dead_letter.as_ref() else {
+    pub(super) fn dead_letter(&self, letters: Vec<DeadLetter>) {
+        let Some(target) = self.args.dead_letter.clone() else {
             return;
         };
+        flush(Batch {
+            source: Arc::clone(&self.spec.name),
+            vhost_name: Arc::clone(&self.vhost),
+            home: self.home.clone(),
+            store: self.store.clone(),
+            target,
+            letters,
+        });
+    }
+
+    fn forget_key(&self, stored: Option<StoreKey>) {
+        if let Some(key) = stored {
+            self.store.submit(WriteOp::Delete {
+                queue_id: key.id,
+                seq: key.seq,
+            });
+        }
+    }
+}
+
+/// Dead letters of one queue with what it takes to send them on (so that they can wait
+/// for their turn after the queue's guard is gone).
+struct Batch {
+    source: Arc<str>,
+    vhost_name: Arc<str>,
+    home: Weak<VHost>,
+    store: Store,
+    target: DeadLetterTarget,
+    letters: Vec<DeadLetter>,
+}
+
+/// How many rounds of dead letters producing dead letters one flush follows before it
+/// drops the rest: queues that dead-letter into each other at their length limits, with a
+/// rejection somewhere in the chain, would otherwise pass a message around for ever
+/// (RabbitMQ's cycle detection lets such a loop through).
+const MAX_ROUNDS: usize = 1000;
+
+thread_local! {
+    /// Batches let go while this thread is already dead-lettering: the outer `flush`
+    /// sends them, so a chain of dead letters is a loop, not a recursion.
+    static PENDING: RefCell<Option<Vec<Batch>>> = const { RefCell::new(None) };
+}
+
+/// Send a batch of dead letters, and every batch they cause in turn, one round at a time.
+fn flush(batch: Batch) {
+    let first = PENDING.with(|pending| {
+        let mut pending = pending.borrow_mut();
+        match pending.as_mut() {
+            Some(queued) => {
+                queued.push(batch);
+                None
+            }
+            None => {
+                *pending = Some(Vec::new());
+                Some(batch)
+            }
+        }
+    });
+    let Some(first) = first else {
+        return; // an outer flush on this thread sends it
+    };
+    // Leaves the thread ready for the next flush even if this one unwinds.
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            PENDING.with(|pending| *pending.borrow_mut() = None);
+        }
+    }
+    let _done = Done;
+    let mut round = vec![first];
+    let mut rounds = 0;
+    loop {
+        for batch in round {
+            batch.send();
+        }
+        round = PENDING.with(|pending| {
+            pending
+                .borrow_mut()
+                .as_mut()
+                .map(std::mem::take)
+                .unwrap_or_default()
+        });
+        if round.is_empty() {
+            break;
+        }
+        rounds += 1;
+        if rounds >= MAX_ROUNDS {
+            for batch in round {
+                tracing::warn!(queue = %batch.source, vhost = %batch.vhost_name, messages = batch.letters.len(), max_rounds = MAX_ROUNDS, "dead-letter chain too long (queues dead-lettering into each other at their limits): messages dropped");
+                for letter in &batch.letters {
+                    batch.forget(letter.stored);
+                }
+            }
+            break;
+        }
+    }
+}
+
+impl Batch {
+    fn send(self) {
         let vhost = self.home.upgrade();
-        for letter in dead {
-            let routed = vhost
-                .as_ref()
-                .and_then(|vhost| self.route_dead_letter(vhost, target, &letter));
+        for letter in &self.letters {
+            let routed = vhost.as_ref().and_then(|vhost| self.route(vhost, letter));
             let Some((message, targets)) = routed else {
-                self.forget_key(letter.stored);
+                self.forget(letter.stored);
                 continue;
             };
             // Reserve a place in every target, then write the move in one batch.
@@ -150,22 +256,17 @@ impl Queue {
 
     /// The rewritten message and the queues it reaches, or `None` when it goes nowhere (no
     /// such exchange, no binding, or only queues that would close a cycle).
-    fn route_dead_letter(
-        &self,
-        vhost: &crate::vhost::VHost,
-        target: &DeadLetterTarget,
-        letter: &DeadLetter,
-    ) -> Option<(Arc<Message>, Vec<Arc<Queue>>)> {
+    fn route(&self, vhost: &VHost, letter: &DeadLetter) -> Option<(Arc<Message>, Vec<Arc<Queue>>)> {
         let rewritten = match rewrite(
             &letter.message,
             letter.reason,
-            &self.spec.name,
-            target,
+            &self.source,
+            &self.target,
             crate::message::now_ms(),
         ) {
             Ok(rewritten) => rewritten,
             Err(error) => {
-                tracing::error!(queue = %self.spec.name, vhost = %self.vhost, %error, "cannot dead-letter a message: dropped");
+                tracing::error!(queue = %self.source, vhost = %self.vhost_name, %error, "cannot dead-letter a message: dropped");
                 return None;
             }
         };
@@ -173,7 +274,7 @@ impl Queue {
         let keys: Vec<&str> = rewritten.routing_keys.iter().map(String::as_str).collect();
         if vhost
             .route_dead_letter(
-                &target.exchange,
+                &self.target.exchange,
                 &keys,
                 rewritten.headers.as_ref(),
                 &mut queues,
@@ -188,7 +289,7 @@ impl Queue {
             queues.retain(|queue| {
                 let cycle = is_cycle(queue.name(), deaths);
                 if cycle {
-                    tracing::warn!(queue = %self.spec.name, vhost = %self.vhost, target = %queue.name(), reason = letter.reason.as_str(), "message dropped: dead-letter queues cycle detected");
+                    tracing::warn!(queue = %self.source, vhost = %self.vhost_name, target = %queue.name(), reason = letter.reason.as_str(), "message dropped: dead-letter queues cycle detected");
                 }
                 !cycle
             });
@@ -199,7 +300,7 @@ impl Queue {
         Some((Arc::new(rewritten.message), queues))
     }
 
-    fn forget_key(&self, stored: Option<StoreKey>) {
+    fn forget(&self, stored: Option<StoreKey>) {
         if let Some(key) = stored {
             self.store.submit(WriteOp::Delete {
                 queue_id: key.id,

@@ -61,7 +61,6 @@ use std::sync::{Arc, Weak};
 pub use dead_letter::DeathReason;
 pub use entry::{Entry, QueueLimits, StoreKey};
 use dead_letter::DeadLetter;
-use locked::Locked;
 use paging::Unwritten;
 use ready::Ready;
 
