@@ -605,7 +605,7 @@ async fn a_persistent_dead_letter_in_a_durable_queue_survives_a_restart() {
     reject_one(&ch, &work).await;
     assert_count(&ch, &dlq, 1).await;
     drop(ch);
-    conn.close(200, "bye".into()).await.unwrap();
+    let _ = conn.close(200, "bye".into()).await;
     let env = env.restart().unwrap();
     let (_conn, ch) = env.channel().await;
     assert_eq!(message_count(&ch, &work).await, 0);

@@ -368,7 +368,7 @@ async fn dropped_persistent_messages_stay_dropped_after_a_restart() {
         .unwrap();
     }
     drop(ch);
-    conn.close(200, "bye".into()).await.unwrap();
+    let _ = conn.close(200, "bye".into()).await;
     let env = env.restart().unwrap();
     let (_conn, ch) = env.channel().await;
     assert_eq!(message_count(&ch, &q).await, 2);
