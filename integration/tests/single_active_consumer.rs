@@ -79,7 +79,7 @@ fn again(bodies: &[&str]) -> Vec<(String, bool)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_the_first_consumer_receives_messages() {
+async fn only_the_first_consumer_receives_messages_and_all_count_as_consumers() {
     let env = Env::start();
     let (_conn, ch) = env.channel().await;
     let q = declare_sac_queue(&ch).await;
@@ -92,6 +92,19 @@ async fn only_the_first_consumer_receives_messages() {
         fresh(&["m0", "m1", "m2", "m3"])
     );
     assert_no_delivery(&mut b, 300).await;
+    // Both count as consumers of the queue, the waiting one too.
+    let declared = ch
+        .queue_declare(
+            q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(declared.consumer_count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
