@@ -26,8 +26,10 @@
 //! owns the write half. One loop iteration reads whatever the socket has, decodes every
 //! whole frame in the buffer and runs each through its channel; or takes the deliveries
 //! queues have dispatched to this connection's consumers; or releases publisher confirms
-//! the store has made durable; or sends a heartbeat. Everything an iteration produced
-//! goes to the writer in one piece.
+//! the store has made durable; or sends a heartbeat; or runs the consumer timeout sweep
+//! (`channel/timeout.rs`: a channel whose oldest unacked delivery is older than
+//! `consumer_timeout` is closed with 406). Everything an iteration produced goes to the
+//! writer in one piece.
 //!
 //! Closing: a client's connection.close is answered with close-ok; the client then closes
 //! the socket (as with RabbitMQ; the server closes it only after `close_timeout`).
@@ -38,7 +40,8 @@
 //! connection.close (the two closes crossed) is answered with close-ok, and the client's
 //! close-ok ends the connection. Without close-ok the socket is closed after
 //! `close_timeout`. On the way out every channel requeues its unacked messages and
-//! cancels its consumers, and the connection's exclusive queues are deleted.
+//! cancels its consumers (a single-active-consumer queue hands over to its next consumer
+//! once the requeue is done), and the connection's exclusive queues are deleted.
 //!
 //! Resource alarms: a connection that publishes while an alarm is raised is blocked
 //! (`flow.rs`): the loop stops reading the socket, keeps delivering, confirming and
