@@ -39,6 +39,9 @@ impl SaslMechanism {
     }
 }
 
+/// RabbitMQ's default `consumer_timeout`: 30 minutes.
+pub const DEFAULT_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// What the server listens on and negotiates.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -70,6 +73,9 @@ pub struct ServerConfig {
     /// connection). A client that answers the 403 with close-ok, or closes, ends it
     /// sooner.
     pub silent_close_delay: Duration,
+    /// How long a delivery may stay unacknowledged before its channel is closed with 406
+    /// (RabbitMQ's `consumer_timeout`); `None` disables the check.
+    pub consumer_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +92,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(3),
             silent_close_delay: Duration::from_secs(3),
+            consumer_timeout: Some(DEFAULT_CONSUMER_TIMEOUT),
         }
     }
 }

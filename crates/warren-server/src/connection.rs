@@ -26,8 +26,10 @@
 //! owns the write half. One loop iteration reads whatever the socket has, decodes every
 //! whole frame in the buffer and runs each through its channel; or takes the deliveries
 //! queues have dispatched to this connection's consumers; or releases publisher confirms
-//! the store has made durable; or sends a heartbeat. Everything an iteration produced
-//! goes to the writer in one piece.
+//! the store has made durable; or sends a heartbeat; or runs the consumer timeout sweep
+//! (`channel/timeout.rs`: a channel whose oldest unacked delivery is older than
+//! `consumer_timeout` is closed with 406). Everything an iteration produced goes to the
+//! writer in one piece.
 //!
 //! Closing: a client's connection.close is answered with close-ok; the client then closes
 //! the socket (as with RabbitMQ; the server closes it only after `close_timeout`).
@@ -38,7 +40,8 @@
 //! connection.close (the two closes crossed) is answered with close-ok, and the client's
 //! close-ok ends the connection. Without close-ok the socket is closed after
 //! `close_timeout`. On the way out every channel requeues its unacked messages and
-//! cancels its consumers, and the connection's exclusive queues are deleted.
+//! cancels its consumers (a single-active-consumer queue hands over to its next consumer
+//! once the requeue is done), and the connection's exclusive queues are deleted.
 //!
 //! Resource alarms: a connection that publishes while an alarm is raised is blocked
 //! (`flow.rs`): the loop stops reading the socket, keeps delivering, confirming and
@@ -70,7 +73,7 @@ use warren_protocol::{
     ShortString, channel as chan, connection as conn, encode,
 };
 
-use crate::channel::Channel;
+use crate::channel::{self, Channel};
 use crate::config::{SaslMechanism, ServerConfig};
 use crate::error::Exception;
 use crate::flow::Throttle;
@@ -91,6 +94,9 @@ pub(crate) struct ConnCtx {
     pub out: Vec<u8>,
     pub cancel_notify: bool,
     pub max_message_size: u64,
+    /// The clock (ms since the epoch) read once per batch of queue events: the delivery
+    /// time of the batch's deliveries, for the consumer timeout.
+    pub now_ms: u64,
 }
 
 impl ConnCtx {
@@ -747,6 +753,7 @@ async fn run<R: AsyncRead + Unpin>(
             out: Vec::new(),
             cancel_notify: hs.cancel_notify,
             max_message_size: broker.config().max_message_size,
+            now_ms: warren_broker::now_ms(),
         },
         broker: Arc::clone(&broker),
         login: hs.login,
@@ -765,6 +772,13 @@ async fn run<R: AsyncRead + Unpin>(
     let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + tick_every, tick_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sent_since_tick = false;
+    // The consumer timeout sweep (see `channel/timeout.rs`); idle when the timeout is off.
+    let sweep_every = config
+        .consumer_timeout
+        .map_or(Duration::from_secs(3600), channel::sweep_every);
+    let mut sweep =
+        tokio::time::interval_at(tokio::time::Instant::now() + sweep_every, sweep_every);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut event_batch: Vec<ConsumerEvent> = Vec::new();
     let mut throttle = Throttle::new(Arc::clone(broker.alarms()), hs.blocked_notify);
 
@@ -826,6 +840,11 @@ async fn run<R: AsyncRead + Unpin>(
                 conn.done = true;
             }
             _ = outbox.drained(), if outbox_full => {}
+            _ = sweep.tick(), if config.consumer_timeout.is_some() => {
+                if let Some(timeout) = config.consumer_timeout {
+                    conn.sweep_consumer_timeouts(timeout);
+                }
+            }
             _ = ticker.tick() => {
                 if let Phase::Closing(deadline) = conn.phase
                     && Instant::now() >= deadline
@@ -941,6 +960,25 @@ impl Connection {
         self.release_channels();
         self.ctx.send(0, close_method(&e));
         self.phase = Phase::Closing(Instant::now() + config.close_timeout);
+    }
+
+    /// Close (406) every open channel whose oldest unacked delivery is older than
+    /// `timeout`; closing requeues its deliveries.
+    fn sweep_consumer_timeouts(&mut self, timeout: Duration) {
+        if !matches!(self.phase, Phase::Open) {
+            return;
+        }
+        let now = warren_broker::now_ms();
+        for (id, channel) in &mut self.channels {
+            if let Some(e) = channel.consumer_timed_out(now, timeout) {
+                warn!(
+                    channel = id,
+                    timeout_ms = timeout.as_millis() as u64,
+                    "consumer timed out waiting for delivery acknowledgement; closing the channel"
+                );
+                channel.close_with(&mut self.ctx, &e);
+            }
+        }
     }
 
     fn release_channels(&mut self) {
@@ -1124,6 +1162,7 @@ impl Connection {
 
     fn handle_events(&mut self, batch: &mut Vec<ConsumerEvent>) {
         let n = batch.len();
+        self.ctx.now_ms = warren_broker::now_ms();
         for event in batch.drain(..) {
             match event {
                 ConsumerEvent::Deliver {

@@ -46,7 +46,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 use warren_broker::Broker;
 
-pub use config::{SaslMechanism, ServerConfig};
+pub use config::{DEFAULT_CONSUMER_TIMEOUT, SaslMechanism, ServerConfig};
 pub use tls::{CertLoginFrom, Tls, TlsConfig, TlsError};
 
 /// Why the server could not start.

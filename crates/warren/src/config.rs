@@ -81,6 +81,9 @@ pub struct Config {
     pub heartbeat: u16,
     /// Seconds a client has to complete the handshake.
     pub handshake_timeout: u64,
+    /// Milliseconds a delivery may stay unacknowledged before its channel is closed with
+    /// 406 (RabbitMQ's `consumer_timeout`, 30 minutes by default); 0 disables the check.
+    pub consumer_timeout: u64,
     /// The vhost created on a fresh data directory.
     pub default_vhost: String,
     /// The user created on a fresh data directory (with full permissions on the default
@@ -257,6 +260,7 @@ impl Default for Config {
             channel_max: server.channel_max,
             heartbeat: server.heartbeat,
             handshake_timeout: server.handshake_timeout.as_secs(),
+            consumer_timeout: server.consumer_timeout.map_or(0, |t| t.as_millis() as u64),
             default_vhost: broker.default_vhost,
             default_user: broker.default_user,
             default_pass: broker.default_pass,
@@ -433,6 +437,8 @@ impl Config {
             channel_max: self.channel_max,
             heartbeat: self.heartbeat,
             handshake_timeout: Duration::from_secs(self.handshake_timeout),
+            consumer_timeout: (self.consumer_timeout > 0)
+                .then(|| Duration::from_millis(self.consumer_timeout)),
             ..ServerConfig::default()
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! Dispatch hands ready messages, head first, to consumers with credit (their prefetch, the
 //! channel's, flow, and their connection's backlog: all atomics, see `consumer.rs`),
-//! round-robin, or by `x-priority` when priorities differ. A delivery goes to the consumer's
+//! round-robin, or by `x-priority` when priorities differ; a single-active-consumer queue
+//! only to its active consumer (see `single_active.rs`). A delivery goes to the consumer's
 //! connection as a `ConsumerEvent`. Before a stored message above the delivered watermark
 //! leaves, the watermark is raised (see the module docs of `queue`).
 
@@ -66,6 +67,9 @@ impl Queue {
     /// The consumer the head goes to. `consumers` is sorted by `x-priority`, highest first;
     /// when all share one priority (the common case) this is a plain round-robin.
     pub(super) fn pick_consumer(&self, st: &mut QueueState) -> Option<usize> {
+        if self.args.single_active_consumer {
+            return Self::pick_single_active(st);
+        }
         let n = st.consumers.len();
         if n > 1 && st.consumers[0].priority != st.consumers[n - 1].priority {
             return Self::pick_by_priority(st);
@@ -139,14 +143,16 @@ impl Queue {
     }
 
     /// Register a consumer. Refuses a second consumer when an exclusive one exists, and an
-    /// exclusive consumer when any exists (403, as RabbitMQ).
+    /// exclusive consumer when any exists or the queue has a single active consumer (403, as
+    /// RabbitMQ).
     pub fn consume(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<(), BrokerError> {
         let mut st = self.lock();
         if st.deleted {
             return Err(BrokerError::no_queue(&self.vhost, &self.spec.name));
         }
         if st.consumers.iter().any(|c| c.exclusive)
-            || (consumer.exclusive && !st.consumers.is_empty())
+            || (consumer.exclusive
+                && (!st.consumers.is_empty() || self.args.single_active_consumer))
         {
             return Err(BrokerError::AccessRefused(format!(
                 "queue '{}' in vhost '{}' in exclusive use",
@@ -154,9 +160,12 @@ impl Queue {
             )));
         }
         // After the consumers of the same or higher priority: at the end when all are equal.
-        let at = st
-            .consumers
-            .partition_point(|c| c.priority >= consumer.priority);
+        let at = if self.args.single_active_consumer {
+            Self::single_active_slot(&st, &consumer)
+        } else {
+            st.consumers
+                .partition_point(|c| c.priority >= consumer.priority)
+        };
         st.consumers.insert(at, consumer);
         st.had_consumer = true;
         st.last_used = crate::message::now_ms();
@@ -165,7 +174,9 @@ impl Queue {
     }
 
     /// Remove a consumer. Returns true when the queue is auto-delete and this was its
-    /// last consumer: the caller deletes the queue.
+    /// last consumer: the caller deletes the queue. Nothing is dispatched here: with a
+    /// single active consumer the caller kicks the queue once it has requeued what the
+    /// consumer's channel gives back, so the next consumer gets those first.
     pub fn cancel(&self, consumer: &Arc<Consumer>) -> bool {
         consumer.mark_cancelled();
         let mut st = self.lock();

@@ -29,7 +29,7 @@
 //!
 //! The design leaves room for the extensions to come: per-priority sub-queues replace
 //! `ready`, TTL expiry walks entries by sequence, dead-lettering hooks where entries are
-//! dropped, max-length trims the head, single active consumer restricts `pick_consumer`.
+//! dropped, max-length trims the head; single active consumer restricts `pick_consumer`.
 //!
 //! # Layout
 //!
@@ -42,6 +42,8 @@
 //!   returns.
 //! - `paging.rs`: bodies in and out of memory (page-out at publish, batched page-in near the
 //!   head) and the memory accounting.
+//! - `single_active.rs`: `x-single-active-consumer`: which consumer is active, who
+//!   takes over.
 //! - `expiry.rs`: message TTL (only the head expires; one timer per queue) and `x-expires`.
 
 mod dead_letter;
@@ -53,6 +55,7 @@ mod locked;
 mod paging;
 mod ready;
 mod settle;
+mod single_active;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};

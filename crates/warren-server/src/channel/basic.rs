@@ -120,10 +120,13 @@ impl Channel {
                 }
             }
             basic::AMQPMethod::Cancel(c) => {
-                if let Some((consumer, queue)) = self.consumers.remove(&c.consumer_tag)
-                    && queue.cancel(&consumer)
-                {
-                    vhost.remove_queue(&queue)?;
+                if let Some((consumer, queue)) = self.consumers.remove(&c.consumer_tag) {
+                    if queue.cancel(&consumer) {
+                        vhost.remove_queue(&queue)?;
+                    } else if queue.is_single_active() {
+                        // The next waiting consumer may be active now: serve it at once.
+                        queue.kick();
+                    }
                 }
                 if !c.nowait {
                     ctx.send(
@@ -172,6 +175,7 @@ impl Channel {
                                 queue,
                                 entry,
                                 consumer: None,
+                                delivered_at: warren_broker::now_ms(),
                             });
                         }
                     }

@@ -3,7 +3,8 @@
 //! Queues dispatch to a consumer through its connection; the connection loop hands each
 //! delivery to [`Channel::deliver`], which gives it the next delivery tag, encodes
 //! basic.deliver with its content, and (unless no-ack) records it as [`Unacked`], in tag
-//! order. basic.ack/nack/reject name deliveries by tag ([`Channel::take_unacked`]);
+//! order, with the time it was sent (for the consumer timeout, `timeout.rs`).
+//! basic.ack/nack/reject name deliveries by tag ([`Channel::take_unacked`]);
 //! [`settle`] gives them back to their queues, settled for good or requeued. Also here:
 //! a consumer the server cancelled (its queue was deleted...), basic.recover, and kicking
 //! the channel's queues when its credit grows.
@@ -23,6 +24,9 @@ pub(super) struct Unacked {
     pub(super) queue: Arc<Queue>,
     pub(super) entry: Entry,
     pub(super) consumer: Option<Arc<Consumer>>,
+    /// When it was sent (ms since the epoch; for a consumer's delivery, the clock read once
+    /// per event batch, [`ConnCtx::now_ms`]): what the consumer timeout sweep checks.
+    pub(super) delivered_at: u64,
 }
 
 impl Channel {
@@ -71,6 +75,7 @@ impl Channel {
                 queue,
                 entry,
                 consumer: Some(consumer),
+                delivered_at: ctx.now_ms,
             });
         }
     }

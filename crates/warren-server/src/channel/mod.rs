@@ -32,6 +32,8 @@
 //! - `confirm.rs`: confirm.select and the in-order release of confirms (and
 //!   tx.commit-ok) once the store has synced their writes.
 //! - `tx.rs`: tx.select/commit/rollback and the operations a transaction holds.
+//! - `timeout.rs`: the consumer timeout: the check the connection's periodic sweep runs
+//!   on the oldest unacked delivery.
 //! - `permissions.rs`: how a permission check is made (the publish grant cache, the
 //!   binding checks); *where* each method checks is in that method's file.
 //!
@@ -68,7 +70,10 @@ mod exchange;
 mod permissions;
 mod publish;
 mod queue;
+mod timeout;
 mod tx;
+
+pub(crate) use timeout::sweep_every;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -169,11 +174,16 @@ impl Channel {
     }
 
     /// Cancel consumers, requeue unacked messages, drop partial content and pending confirms.
+    /// Single-active-consumer queues hand over to their next consumer after the requeue,
+    /// so that it gets the requeued messages first, in queue order.
     pub(crate) fn release(&mut self, ctx: &mut ConnCtx) {
         self.assembler.reset();
+        let mut hand_over = Vec::new();
         for (_, (consumer, queue)) in self.consumers.drain() {
             if queue.cancel(&consumer) {
                 let _ = ctx.vhost.remove_queue(&queue);
+            } else if queue.is_single_active() {
+                hand_over.push(queue);
             }
         }
         if let Some(ops) = self.tx.take() {
@@ -181,6 +191,9 @@ impl Channel {
         }
         let all: Vec<Unacked> = self.unacked.drain(..).collect();
         settle(all, Settle::Requeue);
+        for queue in hand_over {
+            queue.kick();
+        }
         self.pending.clear();
     }
 
