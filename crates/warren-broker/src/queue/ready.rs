@@ -220,3 +220,79 @@ impl Ready {
         self.body_bytes = 0;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64, priority: u8) -> Entry {
+        Entry {
+            seq,
+            redelivered: false,
+            stored: None,
+            message: None,
+            size: 0,
+            body_len: 10,
+            expires_at: u64::MAX,
+            priority,
+        }
+    }
+
+    fn drain(ready: &mut Ready) -> Vec<u64> {
+        std::iter::from_fn(|| ready.pop_front().map(|e| e.seq)).collect()
+    }
+
+    #[test]
+    fn levels_deliver_highest_priority_first_and_fifo_within_one() {
+        let mut ready = Ready::new(5);
+        for (seq, priority) in [(1, 0), (2, 5), (3, 2), (4, 5), (5, 9), (6, 0), (7, 2)] {
+            ready.insert_by_seq(entry(seq, priority));
+        }
+        assert_eq!(ready.len(), 7);
+        assert_eq!(ready.body_bytes(), 70);
+        let order: Vec<u64> = ready.iter().map(|e| e.seq).collect();
+        // 9 counts as the maximum, 5: after the two published earlier at 5.
+        assert_eq!(order, [2, 4, 5, 3, 7, 1, 6]);
+        assert_eq!(ready.head_run().map(|e| e.seq).collect::<Vec<_>>(), [2, 4, 5]);
+        assert_eq!(drain(&mut ready), order);
+        assert!(ready.is_empty());
+        assert_eq!(ready.body_bytes(), 0);
+    }
+
+    #[test]
+    fn a_requeue_goes_back_to_its_place_in_its_level() {
+        let mut ready = Ready::new(3);
+        for (seq, priority) in [(1, 1), (2, 3), (3, 3), (4, 1)] {
+            ready.insert_by_seq(entry(seq, priority));
+        }
+        let first = ready.pop_front().unwrap();
+        let second = ready.pop_front().unwrap();
+        assert_eq!((first.seq, second.seq), (2, 3));
+        ready.insert_by_seq(second);
+        ready.insert_by_seq(first);
+        assert_eq!(ready.find_mut(3, 3).map(|e| e.seq), Some(3));
+        assert_eq!(ready.find_mut(3, 1).map(|e| e.seq), None);
+        assert_eq!(drain(&mut ready), [2, 3, 1, 4]);
+    }
+
+    #[test]
+    fn max_priority_zero_is_a_plain_fifo() {
+        let mut ready = Ready::new(0);
+        for (seq, priority) in [(1, 0), (2, 7), (3, 1)] {
+            ready.insert_by_seq(entry(seq, priority));
+        }
+        assert_eq!(drain(&mut ready), [1, 2, 3]);
+    }
+
+    #[test]
+    fn clear_empties_every_level() {
+        let mut ready = Ready::new(2);
+        ready.push_back(entry(1, 2));
+        ready.push_back(entry(2, 0));
+        ready.clear();
+        assert!(ready.is_empty() && ready.front().is_none());
+        assert_eq!(ready.body_bytes(), 0);
+        ready.push_back(entry(3, 1));
+        assert_eq!(drain(&mut ready), [3]);
+    }
+}
