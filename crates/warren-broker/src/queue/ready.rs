@@ -253,7 +253,10 @@ mod tests {
         let order: Vec<u64> = ready.iter().map(|e| e.seq).collect();
         // 9 counts as the maximum, 5: after the two published earlier at 5.
         assert_eq!(order, [2, 4, 5, 3, 7, 1, 6]);
-        assert_eq!(ready.head_run().map(|e| e.seq).collect::<Vec<_>>(), [2, 4, 5]);
+        assert_eq!(
+            ready.head_run().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 4, 5]
+        );
         assert_eq!(drain(&mut ready), order);
         assert!(ready.is_empty());
         assert_eq!(ready.body_bytes(), 0);
