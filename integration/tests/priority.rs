@@ -459,3 +459,151 @@ fn a_persistent_backlog_keeps_priority_order_after_kill_9() {
     });
     assert_eq!(broker.terminate(), Some(0));
 }
+
+/// The Python client programs (kombu, Celery) in the venv `tests/clients.rs` uses:
+/// `$CARGO_TARGET_DIR/pyenv-clients` from `clients/python/requirements-clients.txt`, under
+/// the same lock file and requirements stamp, installed on first use. None (with a printed
+/// line) without `python3`.
+mod python {
+    use std::fs::File;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn target_dir() -> PathBuf {
+        match std::env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+            // target/<profile>/deps/<test> -> target
+            _ => std::env::current_exe()
+                .unwrap()
+                .ancestors()
+                .nth(3)
+                .unwrap()
+                .to_path_buf(),
+        }
+    }
+
+    pub fn python_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python")
+    }
+
+    fn step(cmd: &mut Command) {
+        let output = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(
+            output.status.success(),
+            "{cmd:?} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn clients_python() -> Option<PathBuf> {
+        let venv_ok = Command::new("python3")
+            .args(["-c", "import venv, ensurepip"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !venv_ok {
+            eprintln!("priority: skipping the Python clients: no python3 with venv");
+            return None;
+        }
+        let requirements_file = python_dir().join("requirements-clients.txt");
+        let requirements = std::fs::read_to_string(&requirements_file).unwrap();
+        let dir = target_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let venv = dir.join("pyenv-clients");
+        let python = venv.join("bin").join("python");
+        let stamp = venv.join("warren-requirements-clients.txt");
+        let lock = File::create(dir.join("pyenv-clients.lock")).unwrap();
+        lock.lock().unwrap();
+        if !python.exists() || std::fs::read_to_string(&stamp).ok() != Some(requirements.clone()) {
+            step(
+                Command::new("python3")
+                    .args(["-m", "venv", "--clear"])
+                    .arg(&venv),
+            );
+            step(
+                Command::new(&python)
+                    .args(["-m", "pip", "install", "--quiet", "-r"])
+                    .arg(&requirements_file),
+            );
+            std::fs::write(&stamp, &requirements).unwrap();
+        }
+        drop(lock);
+        Some(python)
+    }
+
+    /// Run `clients/python/<script>` against `url`; returns (exit ok, stdout + stderr).
+    /// Killed after 180 s.
+    pub fn run(python: &Path, script: &str, url: &str) -> (bool, String) {
+        let out_path = std::env::temp_dir().join(format!(
+            "warren-priority-{}-{script}.out",
+            std::process::id()
+        ));
+        let out = File::create(&out_path).unwrap();
+        let mut child = Command::new(python)
+            .arg("-u")
+            .arg(python_dir().join(script))
+            .current_dir(python_dir())
+            .env("AMQP_URL", url)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(180);
+        let ok = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let _ = std::fs::remove_file(&out_path);
+        (ok, text)
+    }
+}
+
+/// Run a Python priority program against a broker and require its `PASS` lines.
+async fn python_client_passes(script: &'static str, passes: &'static [&'static str]) {
+    let env = Env::start();
+    let Some(python) = tokio::task::spawn_blocking(python::clients_python)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let url = env.url().to_owned();
+    let (ok, output) = tokio::task::spawn_blocking(move || python::run(&python, script, &url))
+        .await
+        .unwrap();
+    assert!(ok, "{script} failed:\n{output}");
+    for pass in passes {
+        assert!(
+            output.lines().any(|l| l == format!("PASS {pass}")),
+            "{script}: no PASS {pass}:\n{output}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kombu_max_priority_queues_deliver_in_priority_order() {
+    python_client_passes(
+        "priority_kombu.py",
+        &["kombu-max-priority", "kombu-queue-arguments"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn celery_runs_a_backlog_by_task_priority() {
+    python_client_passes("priority_celery.py", &["celery-priority"]).await;
+}
