@@ -91,7 +91,8 @@ fn expected_order(messages: &[(String, Option<u8>)], max: u8) -> Vec<String> {
         .iter()
         .map(|(body, p)| (p.unwrap_or(0).min(max), body))
         .collect();
-    sorted.sort_by(|a, b| b.0.cmp(&a.0)); // stable: publish order within a priority
+    // Stable: publish order within a priority.
+    sorted.sort_by_key(|m| std::cmp::Reverse(m.0));
     sorted.into_iter().map(|(_, body)| body.clone()).collect()
 }
 

@@ -268,8 +268,8 @@ mod tests {
         for (seq, priority) in [(1, 1), (2, 3), (3, 3), (4, 1)] {
             ready.insert_by_seq(entry(seq, priority));
         }
-        let first = ready.pop_front().unwrap();
-        let second = ready.pop_front().unwrap();
+        let first = ready.pop_front().expect("a head");
+        let second = ready.pop_front().expect("a second");
         assert_eq!((first.seq, second.seq), (2, 3));
         ready.insert_by_seq(second);
         ready.insert_by_seq(first);
