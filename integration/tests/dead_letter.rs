@@ -160,13 +160,7 @@ async fn rejected_message_reaches_the_dead_letter_exchange_with_x_death() {
     let (_conn, ch) = env.channel().await;
     let (dlx, dlq) = dead_letter_exchange(&ch, false).await;
     let work = unique("work");
-    declare(
-        &ch,
-        &work,
-        false,
-        table(&[("x-dead-letter-exchange", text(&dlx))]),
-    )
-    .await;
+    declare(&ch, &work, false, table(&[("x-dead-letter-exchange", text(&dlx))])).await;
     let cc = FieldArray::from(vec![text("cc-key")]);
     let props = BasicProperties::default()
         .with_expiration("60000".into())
@@ -183,11 +177,7 @@ async fn rejected_message_reaches_the_dead_letter_exchange_with_x_death() {
     let d = &m.delivery;
     assert_eq!(d.data, b"payload");
     assert_eq!(d.exchange.as_str(), dlx);
-    assert_eq!(
-        d.routing_key.as_str(),
-        work,
-        "routed with its own routing key"
-    );
+    assert_eq!(d.routing_key.as_str(), work, "routed with its own routing key");
     assert!(!d.redelivered);
     assert_eq!(d.properties.expiration(), &None, "expiration is removed");
     assert_eq!(
@@ -226,13 +216,7 @@ async fn nack_without_requeue_dead_letters_every_message_it_names() {
     let (_conn, ch) = env.channel().await;
     let (dlx, dlq) = dead_letter_exchange(&ch, false).await;
     let work = unique("work");
-    declare(
-        &ch,
-        &work,
-        false,
-        table(&[("x-dead-letter-exchange", text(&dlx))]),
-    )
-    .await;
+    declare(&ch, &work, false, table(&[("x-dead-letter-exchange", text(&dlx))])).await;
     for body in ["a", "b", "c"] {
         publish(&ch, "", &work, body.as_bytes()).await;
     }
@@ -253,10 +237,7 @@ async fn nack_without_requeue_dead_letters_every_message_it_names() {
     let mut got = Vec::new();
     for _ in 0..3 {
         let m = get_message(&ch, &dlq).await;
-        assert_eq!(
-            long_string(field(&deaths(&m.delivery)[0], "reason")),
-            "rejected"
-        );
+        assert_eq!(long_string(field(&deaths(&m.delivery)[0], "reason")), "rejected");
         got.push(m.delivery.data.clone());
     }
     assert_eq!(got, bodies(&["a", "b", "c"]));
@@ -331,13 +312,7 @@ async fn expired_messages_dead_letter_with_reason_expired() {
 
     // Per-message TTL: original-expiration recorded, expiration removed.
     let plain = unique("msg-ttl-work");
-    declare(
-        &ch,
-        &plain,
-        false,
-        table(&[("x-dead-letter-exchange", text(&dlx))]),
-    )
-    .await;
+    declare(&ch, &plain, false, table(&[("x-dead-letter-exchange", text(&dlx))])).await;
     publish_with(
         &ch,
         "",
@@ -380,10 +355,7 @@ async fn messages_dropped_by_max_length_dead_letter_with_reason_maxlen() {
     for expected in ["1", "2"] {
         let m = get_message(&ch, &dlq).await;
         assert_eq!(m.delivery.data, expected.as_bytes());
-        assert_eq!(
-            long_string(field(&deaths(&m.delivery)[0], "reason")),
-            "maxlen"
-        );
+        assert_eq!(long_string(field(&deaths(&m.delivery)[0], "reason")), "maxlen");
     }
     assert_eq!(drain(&ch, &work).await, bodies(&["3", "4"]));
     delete_queue(&ch, &work).await;
@@ -504,10 +476,7 @@ async fn an_automatic_dead_letter_cycle_drops_the_message() {
         if na == 0 && nb == 0 {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still looping: {na} {nb}"
-        );
+        assert!(std::time::Instant::now() < deadline, "still looping: {na} {nb}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -582,9 +551,7 @@ async fn dead_letter_arguments_are_type_checked_with_rabbitmq_texts() {
             .await;
         assert_eq!(
             error_text(&result),
-            format!(
-                "PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/': {why}"
-            )
+            format!("PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/': {why}")
         );
         assert_channel_error(&conn, &ch, result, 406).await;
     }
@@ -596,13 +563,7 @@ async fn dead_lettered_message_keeps_its_persistence_and_other_properties() {
     let (_conn, ch) = env.channel().await;
     let (dlx, dlq) = dead_letter_exchange(&ch, false).await;
     let work = unique("work");
-    declare(
-        &ch,
-        &work,
-        false,
-        table(&[("x-dead-letter-exchange", text(&dlx))]),
-    )
-    .await;
+    declare(&ch, &work, false, table(&[("x-dead-letter-exchange", text(&dlx))])).await;
     ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
     let props = BasicProperties::default()
         .with_delivery_mode(2)
@@ -615,18 +576,9 @@ async fn dead_lettered_message_keeps_its_persistence_and_other_properties() {
     let m = get_message(&ch, &dlq).await;
     let p = &m.delivery.properties;
     assert_eq!(p.delivery_mode(), &Some(2));
-    assert_eq!(
-        p.content_type().as_ref().map(ShortString::as_str),
-        Some("text/plain")
-    );
-    assert_eq!(
-        p.correlation_id().as_ref().map(ShortString::as_str),
-        Some("corr")
-    );
-    assert_eq!(
-        p.reply_to().as_ref().map(ShortString::as_str),
-        Some("somewhere")
-    );
+    assert_eq!(p.content_type().as_ref().map(ShortString::as_str), Some("text/plain"));
+    assert_eq!(p.correlation_id().as_ref().map(ShortString::as_str), Some("corr"));
+    assert_eq!(p.reply_to().as_ref().map(ShortString::as_str), Some("somewhere"));
     assert_eq!(p.priority(), &Some(3));
     delete_queue(&ch, &work).await;
     delete_queue(&ch, &dlq).await;
@@ -641,13 +593,7 @@ async fn a_persistent_dead_letter_in_a_durable_queue_survives_a_restart() {
     let (conn, ch) = env.channel().await;
     let (dlx, dlq) = dead_letter_exchange(&ch, true).await;
     let work = unique("work");
-    declare(
-        &ch,
-        &work,
-        true,
-        table(&[("x-dead-letter-exchange", text(&dlx))]),
-    )
-    .await;
+    declare(&ch, &work, true, table(&[("x-dead-letter-exchange", text(&dlx))])).await;
     publish_with(
         &ch,
         "",
@@ -665,10 +611,7 @@ async fn a_persistent_dead_letter_in_a_durable_queue_survives_a_restart() {
     assert_eq!(message_count(&ch, &work).await, 0);
     let m = get_message(&ch, &dlq).await;
     assert_eq!(m.delivery.data, b"keep me");
-    assert_eq!(
-        long_string(field(&deaths(&m.delivery)[0], "reason")),
-        "rejected"
-    );
+    assert_eq!(long_string(field(&deaths(&m.delivery)[0], "reason")), "rejected");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
@@ -153,10 +153,7 @@ fn a_dead_lettered_persistent_message_survives_kill_9_after_the_move() {
         let rejecter = tokio::spawn(reject_all(url.clone()));
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while count(&ch, DLQ).await < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "not all dead-lettered"
-            );
+            assert!(std::time::Instant::now() < deadline, "not all dead-lettered");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         rejecter.abort();
@@ -171,10 +168,7 @@ fn a_dead_lettered_persistent_message_survives_kill_9_after_the_move() {
     rt.block_on(async {
         let dead = contents(&url, DLQ).await;
         let work = contents(&url, WORK).await;
-        assert!(
-            work.is_empty(),
-            "moved messages came back to the work queue: {work:?}"
-        );
+        assert!(work.is_empty(), "moved messages came back to the work queue: {work:?}");
         assert_eq!(dead.len(), n as usize, "dead-lettered messages lost");
         assert!(dead.values().all(|c| *c == 1), "duplicates: {dead:?}");
     });
@@ -213,11 +207,7 @@ fn kill_9_during_a_stream_of_dead_letterings_loses_and_duplicates_nothing() {
         rt.block_on(async {
             let (_conn, ch) = channel(&url).await;
             let (w, d) = (count(&ch, WORK).await, count(&ch, DLQ).await);
-            assert_eq!(
-                w + d,
-                n,
-                "cycle {cycle}: {w} in the work queue + {d} dead-lettered"
-            );
+            assert_eq!(w + d, n, "cycle {cycle}: {w} in the work queue + {d} dead-lettered");
         });
     }
     let url = broker.url();

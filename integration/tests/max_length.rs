@@ -10,8 +10,8 @@ mod core_support;
 
 use core_support::*;
 use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
@@ -92,12 +92,7 @@ async fn drop_head_keeps_the_newest_messages() {
 async fn max_length_bytes_counts_body_bytes() {
     let env = Env::start();
     let (_conn, ch) = env.channel().await;
-    let q = limited(
-        &ch,
-        false,
-        &[("x-max-length-bytes", AMQPValue::LongInt(10))],
-    )
-    .await;
+    let q = limited(&ch, false, &[("x-max-length-bytes", AMQPValue::LongInt(10))]).await;
     for body in ["aaaa", "bbbb", "cccc"] {
         publish(&ch, "", &q, body.as_bytes()).await;
     }
@@ -204,10 +199,7 @@ async fn unacked_messages_do_not_count_towards_the_limit() {
     assert_eq!(publish_confirmed(&ch, &q, &["1"]).await, vec![true]);
     let first = next(&mut consumer).await;
     // "1" is unacked; the queue has no ready message, so one more fits, not two.
-    assert_eq!(
-        publish_confirmed(&ch, &q, &["2", "3"]).await,
-        vec![true, false]
-    );
+    assert_eq!(publish_confirmed(&ch, &q, &["2", "3"]).await, vec![true, false]);
     first.ack(BasicAckOptions::default()).await.unwrap();
     assert_eq!(next(&mut consumer).await.data, b"2");
     delete_queue(&ch, &q).await;
@@ -256,10 +248,7 @@ async fn reject_publish_dlx_nacks_and_dead_letters() {
         ],
     )
     .await;
-    assert_eq!(
-        publish_confirmed(&ch, &q, &["1", "2"]).await,
-        vec![true, false]
-    );
+    assert_eq!(publish_confirmed(&ch, &q, &["1", "2"]).await, vec![true, false]);
     assert_count(&ch, &dlq, 1).await;
     let m = ch
         .basic_get(dlq.as_str().into(), Default::default())
@@ -325,11 +314,7 @@ async fn length_arguments_are_checked_with_rabbitmq_texts() {
     let env = Env::start();
     let conn = env.connect().await;
     let cases: Vec<(&str, AMQPValue, &str)> = vec![
-        (
-            "x-max-length",
-            AMQPValue::LongInt(-1),
-            "{value_negative,-1}",
-        ),
+        ("x-max-length", AMQPValue::LongInt(-1), "{value_negative,-1}"),
         (
             "x-max-length",
             text("10"),
@@ -341,11 +326,7 @@ async fn length_arguments_are_checked_with_rabbitmq_texts() {
             "{value_negative,-5}",
         ),
         ("x-overflow", text("drop-tail"), "invalid_overflow"),
-        (
-            "x-overflow",
-            AMQPValue::LongInt(1),
-            "{unacceptable_type,signedint}",
-        ),
+        ("x-overflow", AMQPValue::LongInt(1), "{unacceptable_type,signedint}"),
     ];
     for (key, value, why) in cases {
         let ch = conn.create_channel().await.unwrap();
@@ -359,9 +340,7 @@ async fn length_arguments_are_checked_with_rabbitmq_texts() {
             .await;
         assert_eq!(
             error_text(&result),
-            format!(
-                "PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/': {why}"
-            )
+            format!("PRECONDITION_FAILED - invalid arg '{key}' for queue '{name}' in vhost '/': {why}")
         );
         assert_channel_error(&conn, &ch, result, 406).await;
     }

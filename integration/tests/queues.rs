@@ -715,11 +715,7 @@ async fn deleting_a_queue_removes_its_bindings() {
 async fn declaring_a_classic_queue_with_another_types_argument_closes_channel_with_406() {
     let env = Env::start();
     let conn = env.connect().await;
-    for key in [
-        "x-delivery-limit",
-        "x-max-age",
-        "x-quorum-initial-group-size",
-    ] {
+    for key in ["x-delivery-limit", "x-max-age", "x-quorum-initial-group-size"] {
         let ch = conn.create_channel().await.unwrap();
         let name = unique("other-type-arg");
         let mut args = FieldTable::default();

@@ -126,19 +126,12 @@ impl QueueArgs {
     /// are ignored here).
     pub fn parse(args: &FieldTable) -> QueueArgs {
         let table = args.inner();
-        let non_negative = |key: &str| {
-            table
-                .get(key)
-                .and_then(integer)
-                .and_then(|v| u64::try_from(v).ok())
-        };
-        let dead_letter = table
-            .get(DLX)
-            .and_then(string)
-            .map(|exchange| DeadLetterTarget {
-                exchange: Arc::from(exchange.as_str()),
-                routing_key: table.get(DLRK).and_then(string).map(ShortString::from),
-            });
+        let non_negative =
+            |key: &str| table.get(key).and_then(integer).and_then(|v| u64::try_from(v).ok());
+        let dead_letter = table.get(DLX).and_then(string).map(|exchange| DeadLetterTarget {
+            exchange: Arc::from(exchange.as_str()),
+            routing_key: table.get(DLRK).and_then(string).map(ShortString::from),
+        });
         QueueArgs {
             message_ttl: non_negative(MESSAGE_TTL),
             expires: non_negative(EXPIRES),
@@ -266,20 +259,24 @@ fn check_max_priority(value: &AMQPValue, args: &FieldTable) -> Result<(), String
 
 fn check_overflow(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
     match value {
-        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => match string(value).as_deref() {
-            Some("drop-head" | "reject-publish" | "reject-publish-dlx") => Ok(()),
-            _ => Err("invalid_overflow".into()),
-        },
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+            match string(value).as_deref() {
+                Some("drop-head" | "reject-publish" | "reject-publish-dlx") => Ok(()),
+                _ => Err("invalid_overflow".into()),
+            }
+        }
         other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
     }
 }
 
 fn check_queue_mode(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
     match value {
-        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => match string(value).as_deref() {
-            Some("default" | "lazy") => Ok(()),
-            _ => Err(format!("\"unsupported queue mode '{}'\"", text(value))),
-        },
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => {
+            match string(value).as_deref() {
+                Some("default" | "lazy") => Ok(()),
+                _ => Err(format!("\"unsupported queue mode '{}'\"", text(value))),
+            }
+        }
         other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
     }
 }

@@ -244,7 +244,10 @@ impl Store {
     /// Recovery: the seqs of the messages stored for `queue_id`, in order, with their
     /// [`IndexEntry`]. Reads only the `index` column family (no bodies). Which of them were
     /// delivered before: [`Store::delivered_mark`].
-    pub fn queue_index_entries(&self, queue_id: u64) -> Result<Vec<(u64, IndexEntry)>, StoreError> {
+    pub fn queue_index_entries(
+        &self,
+        queue_id: u64,
+    ) -> Result<Vec<(u64, IndexEntry)>, StoreError> {
         let mut index = self.queue_iterator(CF_INDEX, queue_id, 0)?;
         let mut out = Vec::new();
         while let (Some(key), Some(value)) = (index.key(), index.value()) {

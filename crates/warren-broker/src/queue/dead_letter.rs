@@ -475,9 +475,7 @@ fn group_by_queue_and_reason(tables: &[AMQPValue]) -> Vec<AMQPValue> {
                 );
                 AMQPValue::FieldTable(first)
             }
-            _ => matching
-                .first()
-                .map_or_else(|| table.clone(), |t| (*t).clone()),
+            _ => matching.first().map_or_else(|| table.clone(), |t| (*t).clone()),
         };
         if grouped.is_empty() {
             grouped.push(augmented);

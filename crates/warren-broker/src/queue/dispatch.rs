@@ -38,12 +38,7 @@ impl Queue {
             if entry.expires_at != u64::MAX
                 && entry.expires_at <= *now.get_or_insert_with(crate::message::now_ms)
             {
-                self.let_go(
-                    st,
-                    entry.message.as_ref(),
-                    entry.stored,
-                    DeathReason::Expired,
-                );
+                self.let_go(st, entry.message.as_ref(), entry.stored, DeathReason::Expired);
                 continue;
             }
             let consumer = Arc::clone(&st.consumers[index]);
@@ -199,12 +194,7 @@ impl Queue {
             }
             self.account_out(&mut st, &entry);
             if entry.expires_at <= now {
-                self.let_go(
-                    &mut st,
-                    entry.message.as_ref(),
-                    entry.stored,
-                    DeathReason::Expired,
-                );
+                self.let_go(&mut st, entry.message.as_ref(), entry.stored, DeathReason::Expired);
                 continue;
             }
             self.note_delivery(&mut st, &entry);

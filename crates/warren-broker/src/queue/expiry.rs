@@ -32,12 +32,7 @@ impl Queue {
             }
             if let Some(entry) = st.ready.pop_front() {
                 self.account_out(st, &entry);
-                self.let_go(
-                    st,
-                    entry.message.as_ref(),
-                    entry.stored,
-                    DeathReason::Expired,
-                );
+                self.let_go(st, entry.message.as_ref(), entry.stored, DeathReason::Expired);
             }
         }
     }

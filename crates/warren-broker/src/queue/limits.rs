@@ -57,12 +57,7 @@ impl Queue {
                 return;
             };
             self.account_out(st, &entry);
-            self.let_go(
-                st,
-                entry.message.as_ref(),
-                entry.stored,
-                DeathReason::MaxLen,
-            );
+            self.let_go(st, entry.message.as_ref(), entry.stored, DeathReason::MaxLen);
         }
     }
 }

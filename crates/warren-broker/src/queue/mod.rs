@@ -62,9 +62,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use dead_letter::DeadLetter;
 pub use dead_letter::DeathReason;
 pub use entry::{Entry, QueueLimits, StoreKey};
+use dead_letter::DeadLetter;
 use paging::Unwritten;
 use ready::Ready;
 
@@ -430,14 +430,7 @@ impl Queue {
             return;
         }
         let over_limit = stored.is_some() && self.over_memory_window(&st, message, true);
-        self.enqueue(
-            &mut st,
-            message,
-            seq,
-            stored,
-            ticket.filter(|_| stored.is_some()),
-            over_limit,
-        );
+        self.enqueue(&mut st, message, seq, stored, ticket.filter(|_| stored.is_some()), over_limit);
     }
 
     /// Drop every ready message; returns how many.

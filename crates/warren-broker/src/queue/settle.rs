@@ -33,12 +33,7 @@ impl Queue {
         for entry in entries {
             n += 1;
             if !st.deleted {
-                self.let_go(
-                    &mut st,
-                    entry.message.as_ref(),
-                    entry.stored,
-                    DeathReason::Rejected,
-                );
+                self.let_go(&mut st, entry.message.as_ref(), entry.stored, DeathReason::Rejected);
             }
         }
         st.unacked = st.unacked.saturating_sub(n);

@@ -16,17 +16,10 @@ use crate::error::Exception;
 
 /// Something released in order once the store has synced its ticket.
 pub(super) enum Pending {
-    Confirm {
-        seq: u64,
-        ticket: Option<Ticket>,
-    },
+    Confirm { seq: u64, ticket: Option<Ticket> },
     /// A publish a queue refused at its length limit: nacked in its turn.
-    Rejected {
-        seq: u64,
-    },
-    CommitOk {
-        ticket: Option<Ticket>,
-    },
+    Rejected { seq: u64 },
+    CommitOk { ticket: Option<Ticket> },
 }
 
 impl Pending {

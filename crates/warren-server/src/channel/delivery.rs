@@ -146,11 +146,7 @@ pub(crate) enum Settle {
 impl Settle {
     /// The settlement of a nack or reject with this `requeue` flag.
     pub(crate) fn rejection(requeue: bool) -> Settle {
-        if requeue {
-            Settle::Requeue
-        } else {
-            Settle::Reject
-        }
+        if requeue { Settle::Requeue } else { Settle::Reject }
     }
 }
 

@@ -22,10 +22,7 @@ pub(super) enum TxOp {
     /// The deliveries an ack, nack or reject named. As in RabbitMQ they leave the unacked
     /// list at once (an unknown tag fails then, not at commit); commit settles them,
     /// rollback and channel close put them back.
-    Settle {
-        items: Vec<Unacked>,
-        how: Settle,
-    },
+    Settle { items: Vec<Unacked>, how: Settle },
 }
 
 impl Channel {
