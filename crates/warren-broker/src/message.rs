@@ -1,5 +1,5 @@
 //! Messages as the broker holds them: routing data, the properties as published (raw bytes)
-//! with the two facts the broker acts on (persistence, expiration), and the body.
+//! with the facts the broker acts on (persistence, expiration, priority), and the body.
 //!
 //! A published message is wrapped in one `Arc<Message>` and shared by every queue it is
 //! routed to; the body is a `Bytes` slice of the connection's read buffer, so a fanout to
@@ -24,6 +24,8 @@ pub struct Message {
     pub persistent: bool,
     /// The per-message TTL from the `expiration` property, in ms (validated).
     pub expiration: Option<u64>,
+    /// The `priority` property (0 when unset); a queue clamps it to its `x-max-priority`.
+    pub priority: u8,
     /// Properties exactly as published (flags and list), passed through to consumers.
     pub raw_properties: Bytes,
     /// The body.
@@ -69,6 +71,7 @@ impl Message {
             routing_key,
             persistent,
             expiration,
+            priority: properties.priority().unwrap_or(0),
             raw_properties,
             body,
             timestamp_ms,
@@ -131,6 +134,7 @@ impl Message {
             routing_key,
             persistent: *properties.delivery_mode() == Some(2),
             expiration: expiration_ms(&properties).ok().flatten(),
+            priority: properties.priority().unwrap_or(0),
             raw_properties,
             body: bytes,
             timestamp_ms,

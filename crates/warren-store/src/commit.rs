@@ -729,3 +729,23 @@ mod tests {
         assert!(seen.iter().all(|frontier| frontier.synced < first_failed));
     }
 }
+
+#[cfg(test)]
+mod index_entry_tests {
+    use super::IndexEntry;
+
+    #[test]
+    fn index_entry_round_trips() {
+        let entry = IndexEntry {
+            priority: 7,
+            body_len: 0x0102_0304,
+        };
+        assert_eq!(IndexEntry::decode(&entry.encode()), entry);
+    }
+
+    #[test]
+    fn an_empty_old_format_index_value_reads_as_priority_zero() {
+        assert_eq!(IndexEntry::decode(&[]), IndexEntry::default());
+        assert_eq!(IndexEntry::decode(&[]).priority, 0);
+    }
+}

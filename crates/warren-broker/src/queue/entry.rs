@@ -46,6 +46,9 @@ pub struct Entry {
     /// When the message expires (ms since the Unix epoch; `u64::MAX` = never, or not
     /// known until its body is paged in).
     pub expires_at: u64,
+    /// Priority in this queue: the message's `priority` property clamped to the queue's
+    /// `x-max-priority` (0 without either); decides its level in the ready list.
+    pub priority: u8,
 }
 
 /// A message's key in the store.

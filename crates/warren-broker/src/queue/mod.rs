@@ -9,7 +9,10 @@
 //!
 //! Messages are kept in publish order as [`Entry`]s with a per-queue sequence number; a
 //! requeued message goes back to its original position (found by sequence number) with
-//! `redelivered` set. Persistent messages on durable queues are written to the store
+//! `redelivered` set. A queue with `x-max-priority` keeps one such order per priority
+//! level and delivers the highest level first (see `ready.rs`); a message's priority is
+//! clamped to the maximum at publish and stored in the store's index, so recovery rebuilds
+//! the levels. Persistent messages on durable queues are written to the store
 //! under `(store id, seq)`; acks delete them.
 //!
 //! Redelivered after a crash: before a stored message with a seq above the queue's delivered
@@ -27,15 +30,17 @@
 //! messages are written to a per-process "transient" key space for that, wiped at start);
 //! dispatch pages bodies back in, a batch at a time, as they near the head.
 //!
-//! The design leaves room for the extensions to come: per-priority sub-queues replace
-//! `ready`, TTL expiry walks entries by sequence, dead-lettering hooks where entries are
-//! dropped, max-length trims the head; single active consumer restricts `pick_consumer`.
+//! Priorities live in the ready list's levels (`ready.rs`), TTL expiry walks entries from
+//! the head (`expiry.rs`), dead-lettering hooks where entries are dropped
+//! (`dead_letter.rs`), length limits trim the head or refuse the newest (`limits.rs`), and
+//! single active consumer restricts the consumer pick (`single_active.rs`).
 //!
 //! # Layout
 //!
 //! - `mod.rs`: [`Queue`], its declared [`QueueSpec`] and locked state; publish, recovery,
 //!   purge, delete and the counts.
 //! - `entry.rs`: [`Entry`] (a message's place in the queue), [`StoreKey`], [`QueueLimits`].
+//! - `ready.rs`: the ready list in delivery order (seq order, or per-priority levels).
 //! - `dispatch.rs`: consumers (consume, cancel), dispatch to them, `basic.get`, and the
 //!   delivered watermark raised before a stored message leaves.
 //! - `settle.rs`: what comes back from consumers: acks, rejects, requeues, undelivered
@@ -45,6 +50,11 @@
 //! - `single_active.rs`: `x-single-active-consumer`: which consumer is active, who
 //!   takes over.
 //! - `expiry.rs`: message TTL (only the head expires; one timer per queue) and `x-expires`.
+//! - `limits.rs`: `x-max-length`/`x-max-length-bytes` and the `x-overflow` modes.
+//! - `dead_letter.rs`: dead lettering: the x-death rewrite, cycle detection, the one-batch
+//!   move into the target queues.
+//! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
+//!   released.
 
 mod dead_letter;
 mod dispatch;
@@ -182,6 +192,7 @@ impl Queue {
         home: Weak<VHost>,
     ) -> Self {
         let args = QueueArgs::parse(&spec.arguments);
+        let ready = Ready::new(args.max_priority);
         Self {
             limited: args.has_length_limit(),
             home,
@@ -195,6 +206,7 @@ impl Queue {
             memory,
             args,
             state: Mutex::new(QueueState {
+                ready,
                 next_seq: 1,
                 last_used: crate::message::now_ms(),
                 ..QueueState::default()
@@ -207,7 +219,8 @@ impl Queue {
         &self.spec.name
     }
 
-    /// Restore recovered messages (index only; bodies paged in on demand), in order. Those
+    /// Restore recovered messages (index only; bodies paged in on demand), in seq order,
+    /// each into its priority level (from the stored index entry). Those
     /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
     /// and come back `redelivered`.
     pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) {
@@ -230,6 +243,7 @@ impl Queue {
                 size: 0,
                 body_len: index.body_len,
                 expires_at: u64::MAX,
+                priority: index.priority.min(self.args.max_priority),
             });
             st.next_seq = st.next_seq.max(seq + 1);
         }
@@ -318,9 +332,15 @@ impl Queue {
     /// What the store's index keeps of `message` in this queue.
     pub(super) fn index_entry(&self, message: &Message) -> IndexEntry {
         IndexEntry {
-            priority: 0,
+            priority: self.priority_of(message),
             body_len: message.body.len() as u32,
         }
+    }
+
+    /// `message`'s priority in this queue: its `priority` property clamped to
+    /// `x-max-priority` (0 on a queue without one).
+    pub(super) fn priority_of(&self, message: &Message) -> u8 {
+        message.priority.min(self.args.max_priority)
     }
 
     /// Put a message whose store write (if any) was submitted as `put_ticket` into the
@@ -345,7 +365,9 @@ impl Queue {
             // Set after the first dispatch attempt: a message with TTL 0 is still
             // delivered if a consumer can take it at once.
             expires_at: u64::MAX,
+            priority: self.priority_of(message),
         };
+        let priority = entry.priority;
         let page_out = match put_ticket {
             Some(ticket) if over_limit && !st.ready.is_empty() => {
                 self.page_out(st, ticket, seq, message)
@@ -364,7 +386,7 @@ impl Queue {
         }
         let expires_at = self.expiry_of(message);
         if expires_at != u64::MAX {
-            if let Some(entry) = st.ready.find_mut(seq) {
+            if let Some(entry) = st.ready.find_mut(seq, priority) {
                 entry.expires_at = expires_at;
             }
             self.expire_head(st, crate::message::now_ms());

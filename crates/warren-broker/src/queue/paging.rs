@@ -4,7 +4,8 @@
 //! keeps only the index entry of a new message and leaves its body in the store: a
 //! persistent body is there already; a transient one is written to the queue's transient key
 //! space (wiped at start). Dispatch pages bodies back in near the head, up to
-//! `page_in_batch` at a time, in one forward scan of the store. A body paged out
+//! `page_in_batch` at a time, in one forward scan of the store (of the ready list's head
+//! run: for a priority queue, the head level, whose seqs ascend; see `ready.rs`). A body paged out
 //! before its store write landed is served from the `unwritten` list meanwhile.
 
 use std::collections::VecDeque;
