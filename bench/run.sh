@@ -8,7 +8,7 @@
 # Options:
 #   --quick                 short run (see above)
 #   --runs N                runs per broker, alternating brokers A B A B (default 2)
-#   --scenarios "S1 S5"     subset (default S1..S7)
+#   --scenarios "S1 S5"     subset (default S1..S9)
 #   --out FILE              report path (default BENCHMARKS.md at the repository root)
 #   --no-build              use the release binaries already built
 #   --warren-only           do not look for RabbitMQ / GarageMQ
@@ -17,20 +17,28 @@
 #   RABBITMQ_PORT (5673), GARAGEMQ_PORT (5674), WARREN_PORT (5672, or a free port if taken),
 #   AMQP_USER/AMQP_PASS (guest/guest), PAUSE (3 s between scenarios), WARREN_LOG_LEVEL (warn),
 #   CARGO_TARGET_DIR (default ~/.cache/warren-target, as scripts/test), RESULTS (raw JSON/log dir, default /tmp/...)
+#   BENCH_WARREN_BIN / BENCH_PERF_BIN (default the release binaries in CARGO_TARGET_DIR; with --no-build,
+#   e.g. a debug warren to check that scenarios run at all: its figures mean nothing)
 #   Warren's own WARREN_* settings pass through: to measure permission checks with a user
 #   whose patterns are not `.*` (Warren only; warren-perf names everything warren-perf-*):
 #     WARREN_DEFAULT_USER=bench WARREN_DEFAULT_PASS=bench AMQP_USER=bench AMQP_PASS=bench \
 #     WARREN_DEFAULT_PERMISSIONS_CONFIGURE='^warren-perf-' WARREN_DEFAULT_PERMISSIONS_READ='^warren-perf-' \
 #     WARREN_DEFAULT_PERMISSIONS_WRITE='^(warren-perf-|amq\.default$)' bench/run.sh --warren-only
 #
-# Scenarios S1-S7 are those of the shared perf README (same parameters). Raw results: one
-# JSON per broker/run/scenario plus its stderr log in $RESULTS.
+# Scenarios S1-S7 are those of the shared perf README (same parameters). S8 and S9 are ours:
+#   S8  S2 with every message rejected: consumers basic.nack(requeue=false) per 100, the
+#       queue dead-letters into a fanout DLX whose queue a second consumer drains (auto-ack);
+#       reports the main consume rate and the dead-letter drain rate (warren-perf --nack
+#       --dead-letter).
+#   S9  S1 into a queue with x-max-length 1000 and x-overflow drop-head (warren-perf
+#       --queue-args): the publisher outruns the consumer, so the head is dropped.
+# Raw results: one JSON per broker/run/scenario plus its stderr log in $RESULTS.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 RUNS=2
-SCENARIOS="S1 S2 S3 S4 S5 S6 S7"
+SCENARIOS="S1 S2 S3 S4 S5 S6 S7 S8 S9"
 OUT=$ROOT/BENCHMARKS.md
 BUILD=1
 OTHERS=1
@@ -44,7 +52,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --warren-only) OTHERS=0 ;;
         --report-only) REPORT_ONLY=$2; shift ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -54,8 +62,8 @@ PAUSE=${PAUSE:-3}
 USER_=${AMQP_USER:-guest}
 PASS_=${AMQP_PASS:-guest}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/warren-target}
-WARREN_BIN=$CARGO_TARGET_DIR/release/warren
-PERF_BIN=$CARGO_TARGET_DIR/release/warren-perf
+WARREN_BIN=${BENCH_WARREN_BIN:-$CARGO_TARGET_DIR/release/warren}
+PERF_BIN=${BENCH_PERF_BIN:-$CARGO_TARGET_DIR/release/warren-perf}
 RESULTS=${RESULTS:-/tmp/warren-bench/$(date +%Y%m%d-%H%M%S)-$MODE}
 command -v python3 >/dev/null || { echo "python3 is needed to write the report" >&2; exit 1; }
 FAILED=0
@@ -137,6 +145,8 @@ scenario_args() {
         S5) echo "--time $T --warmup $W --rate 10000 --auto-ack" ;;
         S6) echo "--time $T --warmup $W --queues 100 --producers 100 --consumers 100 --producer-connections 10 --consumer-connections 10 --auto-ack --max-lag 1000" ;;
         S7) echo "--backlog $BACKLOG --durable --persistent --confirm 1000 --qos 1000 --multi-ack 100 --size 1024" ;;
+        S8) echo "--time $T --warmup $W --qos 1000 --multi-ack 100 --nack --dead-letter" ;;
+        S9) echo "--time $T --warmup $W --auto-ack --queue-args x-max-length=1000,x-overflow=drop-head" ;;
         *) return 1 ;;
     esac
 }
@@ -154,6 +164,7 @@ scenario_args() {
     echo "kernel=$(uname -r)"
     echo "rustc=$(rustc --version 2>/dev/null)"
     echo "commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null)$(cd "$ROOT" && git diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+    echo "warren_bin=$WARREN_BIN"
     echo "brokers=$BROKERS"
     echo "scenarios=$SCENARIOS"
     echo "invocation=bench/run.sh $([ $QUICK = 1 ] && echo --quick) --runs $RUNS --scenarios \"$SCENARIOS\""
@@ -210,6 +221,10 @@ if r.get("mode") == "backlog":
     s = f"publish {r.get('pub_rate')}/s drain {r.get('cons_rate')}/s"
 else:
     s = f"cons {r.get('cons_rate')}/s acc {r.get('acc_rate')}/s p50 {lat.get('p50_us')}us"
+    if r.get("dl_rate") is not None:
+        s += f" dead-lettered {r.get('dl_rate')}/s"
+    if r.get("dropped_estimate") is not None:
+        s += f" dropped {r.get('dropped_estimate')}"
 s += f" broker {b.get('us_per_msg')}us/msg client {(r.get('client') or {}).get('us_per_msg')}us/msg"
 if r.get("errors"):
     s += " ERRORS: " + "; ".join(r["errors"])[:200]
@@ -240,6 +255,8 @@ titles = {
     "S5": "latency at 10k msg/s",
     "S6": "100 queues, 100p/100c on 10+10 conns, max-lag 1000",
     "S7": f"backlog {int(meta['backlog']):,} persistent 1 KiB: publish, then drain",
+    "S8": "S2, every message nacked into a DLX, DLQ drained (cons / dead-letter drain)",
+    "S9": "S1 into x-max-length 1000, drop-head",
 }
 names = {"warren": "Warren", "rabbitmq": "RabbitMQ", "garagemq": "GarageMQ"}
 
@@ -290,6 +307,8 @@ other = [b for b in brokers if b != "warren"]
 ref = "rabbitmq" if "rabbitmq" in brokers else (other[0] if other else None)
 
 data = {b: {s: load(b, s) for s in scen} for b in brokers}
+bin_ = meta.get("warren_bin", "")
+build = "release build" if bin_ == "" or bin_.endswith("/release/warren") else f"binary {bin_}, not the release build: figures not comparable"
 L = []
 L.append("# Warren benchmarks")
 L.append("")
@@ -298,7 +317,7 @@ L.append(f"Generated by `{meta['invocation']}` on {meta['date']} ({meta['mode']}
          f"{meta['runs']} runs per broker, brokers alternating; medians of the runs without errors).")
 L.append("")
 L.append(f"Machine: {meta['nproc']} cores ({meta['cpu']}), {meta['mem_gib']} GiB RAM, kernel {meta['kernel']}, {meta['rustc']}. "
-         f"Warren commit {meta['commit']} (release build). Load generator: `warren-perf` (crates/warren-perf), "
+         f"Warren commit {meta['commit']} ({build}). Load generator: `warren-perf` (crates/warren-perf), "
          "the same binary for every broker, on the same cores as the broker.")
 L.append("")
 def server_of(b):
@@ -310,10 +329,13 @@ def server_of(b):
 for b in brokers:
     L.append(f"- {names.get(b, b)}: {server_of(b)} ({meta.get('broker_' + b, '')})")
 L.append("")
-L.append("Scenarios are those of the shared perf README (S1–S7, same parameters). "
+L.append("Scenarios S1–S7 are those of the shared perf README (same parameters); S8 is S2 with "
+         "every message nacked (requeue=false) into a dead-letter exchange whose queue a second "
+         "consumer drains, S9 is S1 into a queue with x-max-length 1000 and drop-head (bench/run.sh --help). "
          "msg/s is consumed messages per second (S4: deliveries summed over the 10 consumers; "
-         "S7: publish rate with confirms / drain rate). bµs/msg is broker CPU time per consumed "
-         "message (S7: per message, publish + drain): the most noise-robust efficiency figure. "
+         "S7: publish rate with confirms / drain rate; S8: main queue / dead-letter queue). "
+         "bµs/msg is broker CPU time per consumed message of the main queues "
+         "(S7: per message, publish + drain): the most noise-robust efficiency figure. "
          "Ratios are Warren ÷ reference: higher is better for msg/s, lower is better for latency, "
          "µs/msg and memory.")
 L.append("")
@@ -330,6 +352,12 @@ for ref in other:
             orr = f"{fmt(med(o, 'pub_rate'))} / {fmt(med(o, 'cons_rate'))}"
             rr = f"{ratio(med(w, 'pub_rate'), med(o, 'pub_rate'))} / {ratio(med(w, 'cons_rate'), med(o, 'cons_rate'))}"
             wl = ol = "–"
+        elif s == "S8":
+            wr = f"{fmt(med(w, 'cons_rate'))} / {fmt(med(w, 'dl_rate'))}"
+            orr = f"{fmt(med(o, 'cons_rate'))} / {fmt(med(o, 'dl_rate'))}"
+            rr = f"{ratio(med(w, 'cons_rate'), med(o, 'cons_rate'))} / {ratio(med(w, 'dl_rate'), med(o, 'dl_rate'))}"
+            wl = f"{ms(med(w, 'latency', 'p50_us'))} / {ms(med(w, 'latency', 'p99_us'))}"
+            ol = f"{ms(med(o, 'latency', 'p50_us'))} / {ms(med(o, 'latency', 'p99_us'))}"
         else:
             wr, orr = fmt(med(w, "cons_rate")), fmt(med(o, "cons_rate"))
             rr = ratio(med(w, "cons_rate"), med(o, "cons_rate"))
@@ -341,8 +369,10 @@ for ref in other:
     L.append("")
 
 if other:
-    L.append("In the open-loop scenarios (S1, S2, S4) publishers outrun consumers and backlogs grow, so "
-             "their latency is the age of a growing backlog, not a latency figure; S5 is the latency test.")
+    L.append("In the open-loop scenarios (S1, S2, S4, S8) publishers outrun consumers and backlogs grow, so "
+             "their latency is the age of a growing backlog, not a latency figure; S5 is the latency test. "
+             "In S9 the length limit caps the backlog: the latency is that of a queue of at most 1000 "
+             "messages, and the messages dropped from its head are in the per-run notes.")
     L.append("")
 
 L.append("## Every run")
@@ -363,6 +393,10 @@ for b in brokers:
             if r.get("mode") == "backlog":
                 notes.append(f"publish {r.get('pub_s')} s, drain {r.get('drain_s')} s, depth after publish "
                              f"{r.get('depth_after_publish')}, RSS after publish {r.get('broker_rss_after_publish_mb')} MB")
+            if r.get("dl_rate") is not None:
+                notes.append(f"dead-lettered {fmt(r.get('dl_rate'))}/s ({r.get('dead_lettered')} in the window)")
+            if r.get("dropped_estimate") is not None:
+                notes.append(f"dropped by the length limit ≈ {r.get('dropped_estimate'):,}")
             if r.get("zero_consume_seconds"):
                 notes.append(f"{r['zero_consume_seconds']} s with no delivery")
             if r.get("zero_confirm_seconds"):

@@ -288,13 +288,14 @@ impl SetupConn {
         }
     }
 
-    /// queue.declare; returns the message count.
+    /// queue.declare with `arguments`; returns the message count.
     pub async fn queue_declare(
         &mut self,
         ch: u16,
         name: &str,
         durable: bool,
         passive: bool,
+        arguments: FieldTable,
     ) -> Result<u32> {
         match self
             .call(
@@ -306,7 +307,7 @@ impl SetupConn {
                     exclusive: false,
                     auto_delete: false,
                     nowait: false,
-                    arguments: FieldTable::default(),
+                    arguments,
                 })),
             )
             .await?

@@ -11,7 +11,8 @@ use clap::Parser;
 ///
 /// Producers put a monotonic nanosecond timestamp in the first 8 bytes of each body;
 /// consumers (same process) turn it into end-to-end latency. Queues and exchanges are
-/// named `<prefix>-q<i>` / `<prefix>-fanout` / `<prefix>-topic` and deleted at the end.
+/// named `<prefix>-q<i>` / `<prefix>-fanout` / `<prefix>-topic` (with --dead-letter also
+/// `<prefix>-dlx` / `<prefix>-dlq`) and deleted at the end.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "warren-perf", version)]
 pub struct Config {
@@ -45,6 +46,21 @@ pub struct Config {
     /// Consume with no-ack.
     #[arg(long)]
     pub auto_ack: bool,
+    /// Consumers settle with basic.nack(requeue=false) instead of basic.ack (batched as
+    /// --multi-ack says): every message is rejected, and dead-lettered when its queue has a
+    /// dead-letter exchange (see --dead-letter).
+    #[arg(long, conflicts_with = "auto_ack")]
+    pub nack: bool,
+    /// Give every queue the dead-letter exchange `<prefix>-dlx` (fanout), bound to the queue
+    /// `<prefix>-dlq`, which one more consumer (auto-ack, own connection) drains; its rate
+    /// is reported as `dl_rate` (time mode only).
+    #[arg(long)]
+    pub dead_letter: bool,
+    /// Arguments for the run's queues, `KEY=VALUE` (repeat the flag or separate with
+    /// commas); a value that parses as an integer is sent as a signed 64-bit integer, any
+    /// other as a string. E.g. `--queue-args x-max-length=1000,x-overflow=drop-head`.
+    #[arg(long, value_name = "KEY=VALUE", value_delimiter = ',', value_parser = parse_queue_arg)]
+    pub queue_args: Vec<QueueArg>,
     /// Publish with delivery-mode 2.
     #[arg(long)]
     pub persistent: bool,
@@ -132,7 +148,32 @@ impl Config {
         if self.threads == 0 {
             bail!("--threads must be at least 1");
         }
+        if self.nack && self.auto_ack {
+            bail!("--nack needs manual acknowledgements (not --auto-ack)");
+        }
+        if self.dead_letter && self.backlog > 0 {
+            bail!("--dead-letter works in time mode only (not --backlog)");
+        }
+        if self.dead_letter
+            && self
+                .queue_args
+                .iter()
+                .any(|a| a.key == "x-dead-letter-exchange")
+        {
+            bail!("--dead-letter sets x-dead-letter-exchange itself; leave it out of --queue-args");
+        }
         Ok(())
+    }
+
+    /// Whether the queue arguments let the broker drop messages (length limits, TTL): then
+    /// a gap in a producer's sequence is the limit at work, not a lost message.
+    pub fn queues_may_drop(&self) -> bool {
+        self.queue_args.iter().any(|a| {
+            matches!(
+                a.key.as_str(),
+                "x-max-length" | "x-max-length-bytes" | "x-message-ttl"
+            )
+        })
     }
 
     pub fn prefix(&self) -> String {
@@ -143,5 +184,98 @@ impl Config {
                 .unwrap_or(0);
             format!("warren-perf-{}-{ms}", std::process::id())
         })
+    }
+}
+
+/// One `--queue-args` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueArg {
+    pub key: String,
+    pub value: QueueArgValue,
+}
+
+/// The value of a queue argument as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueArgValue {
+    /// A signed 64-bit integer (field type `l`).
+    Int(i64),
+    /// A long string (field type `S`).
+    Str(String),
+}
+
+fn parse_queue_arg(s: &str) -> Result<QueueArg, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    if key.is_empty() {
+        return Err(format!("empty key in {s:?}"));
+    }
+    let value = match value.parse::<i64>() {
+        Ok(n) => QueueArgValue::Int(n),
+        Err(_) => QueueArgValue::Str(value.to_string()),
+    };
+    Ok(QueueArg {
+        key: key.to_string(),
+        value,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_args_parse_integers_and_strings_comma_separated_or_repeated() {
+        let cfg = Config::parse_from([
+            "warren-perf",
+            "--queue-args",
+            "x-max-length=1000,x-overflow=drop-head",
+            "--queue-args",
+            "x-max-priority=-1",
+        ]);
+        assert_eq!(
+            cfg.queue_args,
+            vec![
+                QueueArg {
+                    key: "x-max-length".into(),
+                    value: QueueArgValue::Int(1000)
+                },
+                QueueArg {
+                    key: "x-overflow".into(),
+                    value: QueueArgValue::Str("drop-head".into())
+                },
+                QueueArg {
+                    key: "x-max-priority".into(),
+                    value: QueueArgValue::Int(-1)
+                },
+            ]
+        );
+        assert!(cfg.queues_may_drop());
+        assert!(Config::try_parse_from(["warren-perf", "--queue-args", "novalue"]).is_err());
+        assert!(Config::try_parse_from(["warren-perf", "--queue-args", "=1"]).is_err());
+    }
+
+    #[test]
+    fn nack_needs_manual_acks_and_dead_letter_needs_time_mode() {
+        assert!(Config::try_parse_from(["warren-perf", "--nack", "--auto-ack"]).is_err());
+        let backlog = Config::parse_from(["warren-perf", "--dead-letter", "--backlog", "10"]);
+        assert!(backlog.validate().is_err());
+        let own_dlx = Config::parse_from([
+            "warren-perf",
+            "--dead-letter",
+            "--queue-args",
+            "x-dead-letter-exchange=x",
+        ]);
+        assert!(own_dlx.validate().is_err());
+        let s8 = Config::parse_from([
+            "warren-perf",
+            "--qos",
+            "1000",
+            "--multi-ack",
+            "100",
+            "--nack",
+            "--dead-letter",
+        ]);
+        assert!(s8.validate().is_ok() && !s8.queues_may_drop());
     }
 }

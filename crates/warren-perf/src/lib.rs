@@ -11,7 +11,7 @@
 //!
 //! - `config`: the command-line options ([`Config`]).
 //! - `client`: TCP connect, handshake and the synchronous set-up methods.
-//! - `wire`: pre-encoded publishes, the frame scanner, ack frames, confirm tracking.
+//! - `wire`: pre-encoded publishes, the frame scanner, ack and nack frames, confirm tracking.
 //! - `run`: topology, the producer/consumer loops, the measured window, the JSON report.
 //! - `procfs`: CPU time and RSS of the broker (and of ourselves) from `/proc`.
 

@@ -4,8 +4,10 @@
 //! Per producer connection there is one writer task (copies pre-encoded publishes into a
 //! buffer, one `write_all` per batch) and one reader task (counts confirms). Per
 //! consumer connection one task reads with a 1 MiB buffer, walks the frames, records
-//! latency and writes the acks it owes after each read. Counters shared with the
-//! orchestrator are updated once per batch / per read, not per message.
+//! latency and writes the acks (or, with --nack, the rejections) it owes after each read.
+//! With --dead-letter the queues dead-letter into `<prefix>-dlx` -> `<prefix>-dlq`, which
+//! one more consumer connection drains and counts separately (`dead_lettered`). Counters
+//! shared with the orchestrator are updated once per batch / per read, not per message.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -13,6 +15,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use amq_protocol::types::{AMQPValue, FieldTable};
 use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
@@ -24,7 +27,7 @@ use tokio::task::JoinHandle;
 use crate::client::{
     BrokerClose, SetupConn, Target, connection_close_frame, connection_close_ok_frame,
 };
-use crate::config::Config;
+use crate::config::{Config, QueueArgValue};
 use crate::procfs::{self, PeakRss, ProcSample};
 use crate::wire::{self, ConfirmTracker, PublishTemplate};
 
@@ -47,6 +50,8 @@ struct Shared {
     confirmed: AtomicU64,
     nacked: AtomicU64,
     consumed: AtomicU64,
+    /// Consumed from the dead-letter queue (--dead-letter).
+    dead_lettered: AtomicU64,
     blocked: AtomicU64,
     /// Messages missing in a producer's sequence when a later one arrived.
     seq_gaps: AtomicU64,
@@ -95,6 +100,13 @@ impl Names {
     fn queue(&self, i: usize) -> String {
         format!("{}-q{i}", self.prefix)
     }
+    /// The dead-letter exchange (fanout) and queue of --dead-letter.
+    fn dlx(&self) -> String {
+        format!("{}-dlx", self.prefix)
+    }
+    fn dlq(&self) -> String {
+        format!("{}-dlq", self.prefix)
+    }
     fn exchange(&self, cfg: &Config) -> Option<(String, &'static str)> {
         if cfg.fanout {
             Some((format!("{}-fanout", self.prefix), "fanout"))
@@ -132,6 +144,7 @@ pub async fn run(cfg: Config) -> Result<Value> {
         confirmed: AtomicU64::new(0),
         nacked: AtomicU64::new(0),
         consumed: AtomicU64::new(0),
+        dead_lettered: AtomicU64::new(0),
         blocked: AtomicU64::new(0),
         seq_gaps: AtomicU64::new(0),
         seq_late: AtomicU64::new(0),
@@ -178,7 +191,8 @@ pub async fn run(cfg: Config) -> Result<Value> {
 
     let mut errors: Vec<String> = shared.errors.lock().map(|e| e.clone()).unwrap_or_default();
     let (gaps, late) = (shared.seq_gaps.load(Relaxed), shared.seq_late.load(Relaxed));
-    if gaps > 0 {
+    // With a length limit or TTL on the queues, gaps are messages the broker dropped.
+    if gaps > 0 && !cfg.queues_may_drop() {
         errors.push(format!(
             "{gaps} messages missing from their producer's sequence (lost, or late: see seq_late_or_duplicate)"
         ));
@@ -203,7 +217,13 @@ pub async fn run(cfg: Config) -> Result<Value> {
         );
         obj.insert("seq_gaps".into(), json!(gaps));
         obj.insert("seq_late_or_duplicate".into(), json!(late));
-        obj.insert("lost_estimate".into(), json!(gaps.saturating_sub(late)));
+        if cfg.queues_may_drop() {
+            // Gaps are what the queue's length limit or TTL dropped.
+            obj.insert("lost_estimate".into(), json!(0));
+            obj.insert("dropped_estimate".into(), json!(gaps.saturating_sub(late)));
+        } else {
+            obj.insert("lost_estimate".into(), json!(gaps.saturating_sub(late)));
+        }
     }
     Ok(report)
 }
@@ -229,9 +249,36 @@ async fn declare_topology(
     admin: &mut SetupConn,
     ch: u16,
 ) -> Result<()> {
+    let mut arguments = FieldTable::default();
+    for arg in &cfg.queue_args {
+        let value = match &arg.value {
+            QueueArgValue::Int(n) => AMQPValue::LongLongInt(*n),
+            QueueArgValue::Str(s) => AMQPValue::LongString(s.as_str().into()),
+        };
+        arguments.insert(arg.key.as_str().into(), value);
+    }
+    if cfg.dead_letter {
+        let (dlx, dlq) = (names.dlx(), names.dlq());
+        admin
+            .exchange_declare(ch, &dlx, "fanout", cfg.durable)
+            .await
+            .with_context(|| format!("exchange.declare {dlx}"))?;
+        admin
+            .queue_declare(ch, &dlq, cfg.durable, false, FieldTable::default())
+            .await
+            .with_context(|| format!("queue.declare {dlq}"))?;
+        admin
+            .queue_bind(ch, &dlq, &dlx, "")
+            .await
+            .with_context(|| format!("queue.bind {dlq}"))?;
+        arguments.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(dlx.as_str().into()),
+        );
+    }
     for i in 0..cfg.queues {
         admin
-            .queue_declare(ch, &names.queue(i), cfg.durable, false)
+            .queue_declare(ch, &names.queue(i), cfg.durable, false, arguments.clone())
             .await
             .with_context(|| format!("queue.declare {}", names.queue(i)))?;
     }
@@ -279,6 +326,16 @@ async fn cleanup(cfg: &Config, names: &Names, admin: &mut SetupConn) -> usize {
                 Err(_) => return deleted,
             },
         }
+    }
+    if cfg.dead_letter {
+        // After the queues that dead-letter into them.
+        if admin.queue_delete(ch, &names.dlq()).await.is_err() {
+            match admin.open_channel().await {
+                Ok(c) => ch = c,
+                Err(_) => return deleted,
+            }
+        }
+        let _ = admin.exchange_delete(ch, &names.dlx()).await;
     }
     deleted
 }
@@ -341,13 +398,43 @@ async fn start_consumers(
         let (cfg, shared) = (cfg.clone(), shared.clone());
         handles.push(tokio::spawn(async move {
             let mut hist = new_histogram().ok();
-            if let Err(e) = consumer_loop(&cfg, &shared, conn, chans, &mut hist).await {
+            if let Err(e) = consumer_loop(&cfg, &shared, conn, chans, &mut hist, Role::Main).await {
                 shared.task_failed(&shared.stop_cons, format!("consumer connection {c}: {e:#}"));
             }
             hist
         }));
     }
+    if cfg.dead_letter {
+        handles.push(start_dead_letter_consumer(cfg, target, shared, names).await?);
+    }
     Ok(handles)
+}
+
+/// The --dead-letter drain: one auto-ack consumer on `<prefix>-dlq`, on its own
+/// connection, counted in `dead_lettered` (no latency, no sequence check).
+async fn start_dead_letter_consumer(
+    cfg: &Arc<Config>,
+    target: &Target,
+    shared: &Arc<Shared>,
+    names: &Names,
+) -> Result<JoinHandle<Option<Histogram<u64>>>> {
+    let mut conn = SetupConn::open(target, "warren-perf-dead-letter").await?;
+    let ch = conn.open_channel().await?;
+    conn.basic_consume(ch, &names.dlq(), "dl", true)
+        .await
+        .with_context(|| format!("basic.consume on {}", names.dlq()))?;
+    let chans = vec![ConsumerChan {
+        channel: ch,
+        ..ConsumerChan::default()
+    }];
+    let (cfg, shared) = (cfg.clone(), shared.clone());
+    Ok(tokio::spawn(async move {
+        if let Err(e) = consumer_loop(&cfg, &shared, conn, chans, &mut None, Role::DeadLetter).await
+        {
+            shared.task_failed(&shared.stop_cons, format!("dead-letter consumer: {e:#}"));
+        }
+        None
+    }))
 }
 
 /// Open the producer connections and channels; the tasks wait for `start`.
@@ -707,12 +794,20 @@ struct ConsumerChan {
     last_seq: Vec<u64>,
 }
 
+/// What a consumer connection reads: the run's queues, or the dead-letter queue.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Main,
+    DeadLetter,
+}
+
 async fn consumer_loop(
     cfg: &Config,
     shared: &Shared,
     conn: SetupConn,
     mut chans: Vec<ConsumerChan>,
     hist: &mut Option<Histogram<u64>>,
+    role: Role,
 ) -> Result<()> {
     let (mut stream, pending, frame_max) = conn.into_parts();
     let max_channel = chans.iter().map(|c| c.channel).max().unwrap_or(0) as usize;
@@ -727,9 +822,13 @@ async fn consumer_loop(
     let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut stop = shared.stop_cons.subscribe();
     let mut closing: Option<Instant> = None;
-    let manual = !cfg.auto_ack;
-    let multiple = cfg.multi_ack > 1;
-    let timestamps = cfg.size >= 8;
+    let manual = !cfg.auto_ack && role == Role::Main;
+    let settle = Settle {
+        nack: cfg.nack,
+        every: cfg.multi_ack,
+        multiple: cfg.multi_ack > 1,
+    };
+    let timestamps = cfg.size >= 8 && role == Role::Main;
     loop {
         let now = now_ns();
         let measuring = shared.measuring.load(Relaxed);
@@ -771,7 +870,7 @@ async fn consumer_loop(
                         .ok_or_else(|| anyhow!("short content header"))?;
                     c.first_body = true;
                     if c.remaining == 0 {
-                        complete(c, &mut out, &mut got, manual, cfg.multi_ack, multiple);
+                        complete(c, &mut out, &mut got, manual, settle);
                     }
                 }
                 wire::FRAME_BODY => {
@@ -804,7 +903,7 @@ async fn consumer_loop(
                     }
                     c.remaining = c.remaining.saturating_sub(f.payload.len() as u64);
                     if c.remaining == 0 {
-                        complete(c, &mut out, &mut got, manual, cfg.multi_ack, multiple);
+                        complete(c, &mut out, &mut got, manual, settle);
                     }
                 }
                 wire::FRAME_HEARTBEAT => wire::push_heartbeat(&mut out),
@@ -815,7 +914,9 @@ async fn consumer_loop(
             shared.seq_gaps.fetch_add(gaps, Relaxed);
             shared.seq_late.fetch_add(late, Relaxed);
         }
-        if got > 0 && closing.is_none() {
+        if got > 0 && closing.is_none() && role == Role::DeadLetter {
+            shared.dead_lettered.fetch_add(got, Relaxed);
+        } else if got > 0 && closing.is_none() {
             shared.consumed.fetch_add(got, Relaxed);
             for c in chans.iter_mut() {
                 if c.fresh > 0 {
@@ -860,21 +961,28 @@ async fn consumer_loop(
     }
 }
 
-#[inline]
-fn complete(
-    c: &mut ConsumerChan,
-    out: &mut Vec<u8>,
-    got: &mut u64,
-    manual: bool,
-    multi_ack: u32,
+/// How a manual-ack consumer settles its deliveries.
+#[derive(Clone, Copy)]
+struct Settle {
+    /// basic.nack(requeue=false) instead of basic.ack.
+    nack: bool,
+    /// Settle every N deliveries.
+    every: u32,
     multiple: bool,
-) {
+}
+
+#[inline]
+fn complete(c: &mut ConsumerChan, out: &mut Vec<u8>, got: &mut u64, manual: bool, settle: Settle) {
     *got += 1;
     c.fresh += 1;
     if manual {
         c.unacked += 1;
-        if c.unacked >= multi_ack {
-            wire::push_ack(out, c.channel, c.tag, multiple);
+        if c.unacked >= settle.every {
+            if settle.nack {
+                wire::push_nack(out, c.channel, c.tag, settle.multiple);
+            } else {
+                wire::push_ack(out, c.channel, c.tag, settle.multiple);
+            }
             c.unacked = 0;
         }
     }
@@ -886,6 +994,7 @@ struct Mark {
     published: u64,
     confirmed: u64,
     consumed: u64,
+    dead_lettered: u64,
     broker: Option<ProcSample>,
     client: Option<ProcSample>,
     system_s: Option<f64>,
@@ -897,6 +1006,7 @@ fn mark(cfg: &Config, shared: &Shared) -> Mark {
         published: shared.published.load(Relaxed),
         confirmed: shared.confirmed.load(Relaxed),
         consumed: shared.consumed.load(Relaxed),
+        dead_lettered: shared.dead_lettered.load(Relaxed),
         broker: cfg.broker_pid.and_then(procfs::sample),
         client: procfs::sample(std::process::id()),
         system_s: procfs::system_busy_s(),
@@ -972,6 +1082,11 @@ fn config_json(cfg: &Config) -> Value {
         "auto_ack": cfg.auto_ack, "persistent": cfg.persistent, "durable": cfg.durable,
         "confirm": cfg.confirm, "fanout": cfg.fanout, "topic": cfg.topic, "time": cfg.time,
         "warmup": cfg.warmup, "backlog": cfg.backlog, "max_lag": cfg.max_lag,
+        "nack": cfg.nack, "dead_letter": cfg.dead_letter,
+        "queue_args": cfg.queue_args.iter().map(|a| match &a.value {
+            QueueArgValue::Int(n) => (a.key.clone(), json!(n)),
+            QueueArgValue::Str(s) => (a.key.clone(), json!(s)),
+        }).collect::<serde_json::Map<_, _>>(),
         "producer_connections": cfg.producer_connections,
         "consumer_connections": cfg.consumer_connections, "threads": cfg.threads,
     })
@@ -1126,6 +1241,7 @@ async fn time_mode(
     let published = m1.published - m0.published;
     let confirmed = m1.confirmed - m0.confirmed;
     let consumed = m1.consumed - m0.consumed;
+    let dead_lettered = m1.dead_lettered - m0.dead_lettered;
     let acc_rate = match (d0, d1) {
         (Some(a), Some(b)) => {
             let div = if cfg.fanout { cfg.queues as f64 } else { 1.0 };
@@ -1141,6 +1257,14 @@ async fn time_mode(
     // kernel buffers megabytes), so only "nothing moved at all" is an error.
     if cfg.consumers > 0 && consumed == 0 && !shared.failed.load(Relaxed) {
         shared.fail("no message was consumed in the measured window".to_string());
+    }
+    if cfg.dead_letter
+        && cfg.nack
+        && consumed > 0
+        && dead_lettered == 0
+        && !shared.failed.load(Relaxed)
+    {
+        shared.fail("no message was dead-lettered in the measured window".to_string());
     }
     if cfg.consumers == 0 && cfg.producers > 0 && published == 0 && !shared.failed.load(Relaxed) {
         shared.fail("no message was published in the measured window".to_string());
@@ -1159,6 +1283,8 @@ async fn time_mode(
         "pub_rate": (published as f64 / secs).round() as u64,
         "confirm_rate": (cfg.confirm > 0).then(|| (confirmed as f64 / secs).round() as u64),
         "cons_rate": (consumed as f64 / secs).round() as u64,
+        "dead_lettered": cfg.dead_letter.then_some(dead_lettered),
+        "dl_rate": cfg.dead_letter.then(|| (dead_lettered as f64 / secs).round() as u64),
         "acc_rate": acc_rate,
         "depth_start": d0,
         "depth_end": d1,
@@ -1260,8 +1386,10 @@ async fn backlog_mode(
             depth_after.map_or("?".into(), |d| d.to_string())
         );
     }
+    // A length limit or TTL may leave fewer: then the drain takes what is there.
     if let Some(d) = depth_after
         && d != expected
+        && !cfg.queues_may_drop()
         && !shared.failed.load(Relaxed)
     {
         shared.fail(format!(

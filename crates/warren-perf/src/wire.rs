@@ -153,6 +153,20 @@ pub fn push_ack(out: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: bo
     out.push(FRAME_END);
 }
 
+/// `basic.nack(delivery_tag, multiple, requeue = false)` as a frame.
+#[inline]
+pub fn push_nack(out: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: bool) {
+    out.push(FRAME_METHOD);
+    out.extend_from_slice(&channel.to_be_bytes());
+    out.extend_from_slice(&13u32.to_be_bytes());
+    out.extend_from_slice(&60u16.to_be_bytes());
+    out.extend_from_slice(&120u16.to_be_bytes());
+    out.extend_from_slice(&delivery_tag.to_be_bytes());
+    // Bit 0 multiple, bit 1 requeue (clear: dead-letter or drop).
+    out.push(u8::from(multiple));
+    out.push(FRAME_END);
+}
+
 /// A heartbeat frame.
 pub fn push_heartbeat(out: &mut Vec<u8>) {
     out.extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
@@ -360,6 +374,27 @@ mod tests {
         assert_eq!(n, out.len());
         assert_eq!(f.method_id(), Some(BASIC_ACK));
         assert_eq!(confirm_tag(f.payload), Some((42, true)));
+    }
+
+    #[test]
+    fn nack_frame_rejects_without_requeue() {
+        let mut out = Vec::new();
+        push_nack(&mut out, 3, 99, true);
+        let (f, n) = next_frame(&out, 4096).unwrap().unwrap();
+        assert_eq!(n, out.len());
+        assert_eq!((f.channel, f.method_id()), (3, Some(BASIC_NACK)));
+        assert_eq!(confirm_tag(f.payload), Some((99, true)));
+        // Bits: multiple set, requeue clear.
+        assert_eq!(f.payload.last(), Some(&0b01));
+        let decoded = amq_protocol::protocol::parse_class(f.payload).unwrap().1;
+        match decoded {
+            amq_protocol::protocol::AMQPClass::Basic(
+                amq_protocol::protocol::basic::AMQPMethod::Nack(m),
+            ) => {
+                assert!(m.multiple && !m.requeue && m.delivery_tag == 99);
+            }
+            other => panic!("not a basic.nack: {other:?}"),
+        }
     }
 
     #[test]

@@ -167,6 +167,61 @@ fn topic_routing_and_spread_connections_with_max_lag_run_clean() {
 }
 
 #[test]
+fn nacked_messages_are_dead_lettered_and_drained_by_the_dead_letter_consumer() {
+    let broker = TestBroker::start();
+    let report = run(config(
+        &broker.url(),
+        &[
+            "--time",
+            "1",
+            "--warmup",
+            "0.3",
+            "--qos",
+            "200",
+            "--multi-ack",
+            "10",
+            "--nack",
+            "--dead-letter",
+            "--rate",
+            "2000",
+        ],
+    ));
+    assert_clean(&report);
+    assert!(report["consumed"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(report["dead_lettered"].as_u64().unwrap() > 0, "{report:#}");
+    assert!(report["dl_rate"].as_u64().unwrap() > 0, "{report:#}");
+    assert_eq!(report["config"]["nack"], true, "{report:#}");
+}
+
+#[test]
+fn queue_args_length_limit_drops_the_head_and_the_drain_takes_what_is_left() {
+    let broker = TestBroker::start();
+    let report = run(config(
+        &broker.url(),
+        &[
+            "--backlog",
+            "100",
+            "--confirm",
+            "50",
+            "--auto-ack",
+            "--queue-args",
+            "x-max-length=10,x-overflow=drop-head",
+        ],
+    ));
+    assert_clean(&report);
+    assert_eq!(report["depth_after_publish"], 10, "{report:#}");
+    assert_eq!(report["consumed"], 10, "{report:#}");
+    // The survivors are the last 10 of the sequence: 90 dropped, none lost.
+    assert_eq!(report["dropped_estimate"], 90, "{report:#}");
+    assert_eq!(report["lost_estimate"], 0, "{report:#}");
+    assert_eq!(
+        report["config"]["queue_args"],
+        serde_json::json!({"x-max-length": 10, "x-overflow": "drop-head"}),
+        "{report:#}"
+    );
+}
+
+#[test]
 fn unknown_vhost_fails_the_run_with_the_brokers_close_reason() {
     let broker = TestBroker::start();
     let url = broker.url().replace("/%2f", "/no-such-vhost");

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -525,6 +526,214 @@ func updateSecret() {
 	check(count(q) == 0, "round trip after update-secret")
 }
 
+func sortedKeys(t amqp.Table) []string {
+	keys := make([]string, 0, len(t))
+	for k := range t {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func deathsOf(h amqp.Table) []amqp.Table {
+	v, ok := h["x-death"]
+	if !ok {
+		return nil
+	}
+	arr, ok := v.([]interface{})
+	check(ok, "x-death is %T, not an array", v)
+	out := make([]amqp.Table, 0, len(arr))
+	for _, e := range arr {
+		t, ok := e.(amqp.Table)
+		check(ok, "x-death entry is %T, not a table", e)
+		out = append(out, t)
+	}
+	return out
+}
+
+func deadLetterXDeath() {
+	c := mainCh()
+	ex, dlx := unique("go-dl-src"), unique("go-dlx")
+	must(c.ExchangeDeclare(ex, "direct", false, false, false, false, nil))
+	must(c.ExchangeDeclare(dlx, "fanout", false, false, false, false, nil))
+	work, err := c.QueueDeclare(unique("go-work"), false, false, false, false,
+		amqp.Table{"x-dead-letter-exchange": dlx})
+	must(err)
+	dlq := queue(false, false, false)
+	must(c.QueueBind(work.Name, "k1", ex, false, nil))
+	must(c.QueueBind(work.Name, "k2", ex, false, nil))
+	must(c.QueueBind(dlq, "", dlx, false, nil))
+	publish(c, ex, "k1", amqp.Publishing{Expiration: "60000",
+		Headers: amqp.Table{"CC": []interface{}{"k2"}, "app": "x"}, Body: []byte("dl")})
+	d, ok := getWait(c, work.Name, false)
+	check(ok, "message not routed")
+	must(d.Reject(false))
+	d, ok = getWait(c, dlq, true)
+	check(ok, "nothing dead-lettered")
+	check(string(d.Body) == "dl" && d.Exchange == dlx && d.RoutingKey == "k1",
+		"%s %s %q", d.Exchange, d.RoutingKey, d.Body)
+	check(d.Expiration == "", "expiration %q kept", d.Expiration)
+	h := d.Headers
+	check(reflect.DeepEqual(sortedKeys(h), []string{"CC", "app", "x-death", "x-first-death-exchange",
+		"x-first-death-queue", "x-first-death-reason"}), "header keys %v", sortedKeys(h))
+	check(reflect.DeepEqual(h["CC"], []interface{}{"k2"}) && h["app"] == "x", "headers %v", h)
+	check(h["x-first-death-reason"] == "rejected" && h["x-first-death-queue"] == work.Name &&
+		h["x-first-death-exchange"] == ex, "x-first-death-* %v", h)
+	deaths := deathsOf(h)
+	check(len(deaths) == 1, "x-death %v", deaths)
+	x := deaths[0]
+	check(reflect.DeepEqual(sortedKeys(x), []string{"count", "exchange", "original-expiration", "queue",
+		"reason", "routing-keys", "time"}), "x-death keys %v", sortedKeys(x))
+	// count is a long field: amqp091-go gives an int64.
+	check(x["count"] == int64(1), "count %v (%T)", x["count"], x["count"])
+	check(x["reason"] == "rejected" && x["queue"] == work.Name && x["exchange"] == ex, "x-death %v", x)
+	check(reflect.DeepEqual(x["routing-keys"], []interface{}{"k1", "k2"}), "routing-keys %v", x["routing-keys"])
+	check(x["original-expiration"] == "60000", "original-expiration %v", x["original-expiration"])
+	t, ok := x["time"].(time.Time)
+	check(ok && time.Since(t).Abs() < 5*time.Minute, "time %v (%T)", x["time"], x["time"])
+
+	dlx2 := unique("go-dlx-direct")
+	must(c.ExchangeDeclare(dlx2, "direct", false, false, false, false, nil))
+	work2, err := c.QueueDeclare(unique("go-work"), false, false, false, false,
+		amqp.Table{"x-dead-letter-exchange": dlx2, "x-dead-letter-routing-key": "dead"})
+	must(err)
+	dlq2 := queue(false, false, false)
+	must(c.QueueBind(work2.Name, "k3", ex, false, nil))
+	must(c.QueueBind(dlq2, "dead", dlx2, false, nil))
+	publish(c, ex, "k3", amqp.Publishing{Headers: amqp.Table{"CC": []interface{}{"k4"}}, Body: []byte("dl2")})
+	d, ok = getWait(c, work2.Name, false)
+	check(ok, "message not routed (DLRK)")
+	must(d.Nack(false, false))
+	d, ok = getWait(c, dlq2, true)
+	check(ok, "nothing dead-lettered (DLRK)")
+	_, hasCC := d.Headers["CC"]
+	check(d.RoutingKey == "dead" && !hasCC, "%s %v", d.RoutingKey, d.Headers)
+	x = deathsOf(d.Headers)[0]
+	_, hasExp := x["original-expiration"]
+	check(reflect.DeepEqual(x["routing-keys"], []interface{}{"k3", "k4"}) && !hasExp, "x-death %v", x)
+	for _, q := range []string{work.Name, dlq, work2.Name, dlq2} {
+		_, err := c.QueueDelete(q, false, false, false)
+		must(err)
+	}
+	for _, e := range []string{ex, dlx, dlx2} {
+		must(c.ExchangeDelete(e, false, false))
+	}
+}
+
+func deadLetterTTLRetryLoop() {
+	c := mainCh()
+	work, retry := unique("go-work"), unique("go-retry")
+	_, err := c.QueueDeclare(work, false, false, false, false,
+		amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": retry})
+	must(err)
+	_, err = c.QueueDeclare(retry, false, false, false, false, amqp.Table{"x-message-ttl": int32(50),
+		"x-dead-letter-exchange": "", "x-dead-letter-routing-key": work})
+	must(err)
+	publish(c, "", work, body("retry"))
+	for n := int64(1); n <= 3; n++ {
+		var d amqp.Delivery
+		ok := false
+		for deadline := time.Now().Add(10 * time.Second); !ok && time.Now().Before(deadline); {
+			if d, ok = getWait(c, work, false); !ok {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		check(ok, "round %d: message did not come back", n)
+		var got []string
+		for _, x := range deathsOf(d.Headers) {
+			got = append(got, fmt.Sprintf("%v/%v/%#v", x["queue"], x["reason"], x["count"]))
+		}
+		var want []string
+		if n > 1 {
+			want = []string{fmt.Sprintf("%s/expired/%#v", retry, n-1), fmt.Sprintf("%s/rejected/%#v", work, n-1)}
+		}
+		check(reflect.DeepEqual(got, want), "round %d: x-death %v", n, got)
+		must(d.Reject(false))
+	}
+	for _, q := range []string{work, retry} {
+		_, err := c.QueueDelete(q, false, false, false)
+		must(err)
+	}
+}
+
+func maxLengthRejectPublish() {
+	c, err := conn.Channel()
+	must(err)
+	defer c.Close()
+	must(c.Confirm(false))
+	q, err := c.QueueDeclare(unique("go-maxlen"), false, false, false, false,
+		amqp.Table{"x-max-length": int32(2), "x-overflow": "reject-publish"})
+	must(err)
+	var acks []bool
+	for _, b := range []string{"m1", "m2", "m3"} {
+		conf, err := c.PublishWithDeferredConfirmWithContext(context.Background(), "", q.Name, false, false, body(b))
+		must(err)
+		acked := make(chan bool, 1)
+		go func() { acked <- conf.Wait() }()
+		select {
+		case ack := <-acked:
+			acks = append(acks, ack)
+		case <-time.After(5 * time.Second):
+			panic(fmt.Errorf("no confirm for %s", b))
+		}
+	}
+	check(reflect.DeepEqual(acks, []bool{true, true, false}), "confirms (true = ack) %v", acks)
+	check(count(q.Name) == 2, "count %d", count(q.Name))
+	_, err = c.QueueDelete(q.Name, false, false, false)
+	must(err)
+
+	m := mainCh()
+	q2, err := m.QueueDeclare(unique("go-drophead"), false, false, false, false,
+		amqp.Table{"x-max-length": int32(2), "x-overflow": "drop-head"})
+	must(err)
+	for _, b := range []string{"d1", "d2", "d3"} {
+		publish(m, "", q2.Name, body(b))
+	}
+	check(eventually(func() bool { return count(q2.Name) == 2 }), "count %d", count(q2.Name))
+	var got []string
+	for i := 0; i < 2; i++ {
+		d, ok := getWait(m, q2.Name, true)
+		check(ok, "queue empty after %v", got)
+		got = append(got, string(d.Body))
+	}
+	check(reflect.DeepEqual(got, []string{"d2", "d3"}), "got %v", got)
+	_, err = m.QueueDelete(q2.Name, false, false, false)
+	must(err)
+}
+
+func priorityOrder() {
+	c := mainCh()
+	q, err := c.QueueDeclare(unique("go-prio"), false, false, false, false, amqp.Table{"x-max-priority": int32(10)})
+	must(err)
+	type msg struct {
+		body     string
+		priority uint8
+	}
+	sent := []msg{{"p1", 1}, {"p5a", 5}, {"p9", 9}, {"p0", 0}, {"p5b", 5}, {"p200", 200}}
+	for _, m := range sent {
+		publish(c, "", q.Name, amqp.Publishing{Priority: m.priority, Body: []byte(m.body)})
+	}
+	check(eventually(func() bool { return count(q.Name) == len(sent) }), "count %d", count(q.Name))
+	deliveries, err := c.Consume(q.Name, "", false, false, false, false, nil)
+	must(err)
+	var got []msg
+	timeout := time.After(10 * time.Second)
+	for len(got) < len(sent) {
+		select {
+		case d := <-deliveries:
+			got = append(got, msg{string(d.Body), d.Priority})
+			must(d.Ack(false))
+		case <-timeout:
+			panic(fmt.Errorf("timed out after %v", got))
+		}
+	}
+	// Above x-max-priority counts as the max; FIFO within one priority.
+	want := []msg{{"p200", 200}, {"p9", 9}, {"p5a", 5}, {"p5b", 5}, {"p1", 1}, {"p0", 0}}
+	check(reflect.DeepEqual(got, want), "order %v", got)
+	_, err = c.QueueDelete(q.Name, false, false, false)
+	must(err)
+}
+
 func closeCleanly() {
 	closed := conn.NotifyClose(make(chan *amqp.Error, 1))
 	must(mainCh().Close())
@@ -585,6 +794,10 @@ func main() {
 		{"tx_commit_rollback", transactions},
 		{"headers_nested_roundtrip", headersRoundtrip},
 		{"large_message_roundtrip", largeMessage},
+		{"dead_letter_x_death", deadLetterXDeath},
+		{"dead_letter_ttl_retry_loop", deadLetterTTLRetryLoop},
+		{"max_length_reject_publish", maxLengthRejectPublish},
+		{"priority_order", priorityOrder},
 		{"close_crossing_server_close", closeCrossingServerClose},
 		{"update_secret", updateSecret},
 		{"close_cleanly", closeCleanly},

@@ -462,6 +462,185 @@ public class WarrenJavaClient {
         c.queueDelete(q);
     }
 
+    static GetResponse getOne(Channel c, String q, boolean autoAck) throws Exception {
+        GetResponse[] got = new GetResponse[1];
+        eventually(() -> {
+            try {
+                got[0] = c.basicGet(q, autoAck);
+            } catch (IOException e) {
+                throw new RuntimeException(e);
+            }
+            return got[0] != null;
+        });
+        check(got[0] != null, "no message in " + q);
+        return got[0];
+    }
+
+    /** A header value as a String: the client hands longstr fields over as LongString. */
+    static String str(Object v) {
+        check(v instanceof LongString, "not a longstr: " + v + " (" + (v == null ? null : v.getClass()) + ")");
+        return v.toString();
+    }
+
+    static List<String> strs(Object v) {
+        check(v instanceof List, "not an array: " + v);
+        List<String> out = new ArrayList<>();
+        for (Object o : (List<?>) v) out.add(str(o));
+        return out;
+    }
+
+    @SuppressWarnings("unchecked")
+    static List<Map<String, Object>> deaths(Map<String, Object> headers) {
+        Object v = headers == null ? null : headers.get("x-death");
+        if (v == null) return Collections.emptyList();
+        check(v instanceof List, "x-death is not an array: " + v);
+        return (List<Map<String, Object>>) v;
+    }
+
+    static void deadLetterXDeath() throws Exception {
+        Channel c = main();
+        String ex = unique("java-dl-src"), dlx = unique("java-dlx");
+        c.exchangeDeclare(ex, BuiltinExchangeType.DIRECT);
+        c.exchangeDeclare(dlx, BuiltinExchangeType.FANOUT);
+        String work = unique("java-work"), dlq = unique("java-dlq");
+        c.queueDeclare(work, false, false, false, Map.of("x-dead-letter-exchange", dlx));
+        c.queueDeclare(dlq, false, false, false, null);
+        c.queueBind(work, ex, "k1");
+        c.queueBind(work, ex, "k2");
+        c.queueBind(dlq, dlx, "");
+        Map<String, Object> headers = new HashMap<>();
+        headers.put("CC", Arrays.asList("k2"));
+        headers.put("app", "x");
+        c.basicPublish(ex, "k1", new AMQP.BasicProperties.Builder()
+                .expiration("60000").headers(headers).build(), b("dl"));
+        c.basicReject(getOne(c, work, false).getEnvelope().getDeliveryTag(), false);
+        GetResponse r = getOne(c, dlq, true);
+        check(s(r.getBody()).equals("dl"), "body");
+        check(r.getEnvelope().getExchange().equals(dlx) && r.getEnvelope().getRoutingKey().equals("k1"),
+                "envelope " + r.getEnvelope());
+        check(r.getProps().getExpiration() == null, "expiration " + r.getProps().getExpiration());
+        Map<String, Object> h = r.getProps().getHeaders();
+        check(h.keySet().equals(new java.util.HashSet<>(Arrays.asList("CC", "app", "x-death",
+                "x-first-death-exchange", "x-first-death-queue", "x-first-death-reason"))), "headers " + h);
+        check(strs(h.get("CC")).equals(Arrays.asList("k2")) && str(h.get("app")).equals("x"), "headers " + h);
+        check(str(h.get("x-first-death-reason")).equals("rejected")
+                && str(h.get("x-first-death-queue")).equals(work)
+                && str(h.get("x-first-death-exchange")).equals(ex), "x-first-death-* " + h);
+        List<Map<String, Object>> ds = deaths(h);
+        check(ds.size() == 1, "x-death " + ds);
+        Map<String, Object> d = ds.get(0);
+        check(d.keySet().equals(new java.util.HashSet<>(Arrays.asList("count", "reason", "queue", "time",
+                "exchange", "routing-keys", "original-expiration"))), "x-death keys " + d.keySet());
+        // count is a long field: the client gives a Long.
+        check(Long.valueOf(1).equals(d.get("count")), "count " + d.get("count") + " "
+                + (d.get("count") == null ? null : d.get("count").getClass()));
+        check(str(d.get("reason")).equals("rejected") && str(d.get("queue")).equals(work)
+                && str(d.get("exchange")).equals(ex), "x-death " + d);
+        check(strs(d.get("routing-keys")).equals(Arrays.asList("k1", "k2")), "routing-keys " + d);
+        check(str(d.get("original-expiration")).equals("60000"), "original-expiration " + d);
+        check(d.get("time") instanceof Date
+                && Math.abs(((Date) d.get("time")).getTime() - System.currentTimeMillis()) < 300_000,
+                "time " + d.get("time"));
+
+        String dlx2 = unique("java-dlx-direct"), work2 = unique("java-work"), dlq2 = unique("java-dlq");
+        c.exchangeDeclare(dlx2, BuiltinExchangeType.DIRECT);
+        c.queueDeclare(work2, false, false, false,
+                Map.of("x-dead-letter-exchange", dlx2, "x-dead-letter-routing-key", "dead"));
+        c.queueDeclare(dlq2, false, false, false, null);
+        c.queueBind(work2, ex, "k3");
+        c.queueBind(dlq2, dlx2, "dead");
+        c.basicPublish(ex, "k3", new AMQP.BasicProperties.Builder()
+                .headers(Map.of("CC", Arrays.asList("k4"))).build(), b("dl2"));
+        c.basicNack(getOne(c, work2, false).getEnvelope().getDeliveryTag(), false, false);
+        r = getOne(c, dlq2, true);
+        check(r.getEnvelope().getRoutingKey().equals("dead"), "routing key " + r.getEnvelope());
+        check(!r.getProps().getHeaders().containsKey("CC"), "CC kept: " + r.getProps().getHeaders());
+        d = deaths(r.getProps().getHeaders()).get(0);
+        check(strs(d.get("routing-keys")).equals(Arrays.asList("k3", "k4")), "routing-keys " + d);
+        check(!d.containsKey("original-expiration"), "x-death " + d);
+        for (String q : new String[] {work, dlq, work2, dlq2}) c.queueDelete(q);
+        for (String x : new String[] {ex, dlx, dlx2}) c.exchangeDelete(x);
+    }
+
+    static void deadLetterTtlRetryLoop() throws Exception {
+        Channel c = main();
+        String work = unique("java-work"), retry = unique("java-retry");
+        c.queueDeclare(work, false, false, false,
+                Map.of("x-dead-letter-exchange", "", "x-dead-letter-routing-key", retry));
+        c.queueDeclare(retry, false, false, false, Map.of("x-message-ttl", 50,
+                "x-dead-letter-exchange", "", "x-dead-letter-routing-key", work));
+        c.basicPublish("", work, null, b("retry"));
+        for (int n = 1; n <= 3; n++) {
+            GetResponse r = null;
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (r == null && System.nanoTime() < deadline) {
+                r = c.basicGet(work, false);
+                if (r == null) Thread.sleep(20);
+            }
+            check(r != null, "round " + n + ": message did not come back");
+            List<String> got = new ArrayList<>();
+            for (Map<String, Object> d : deaths(r.getProps().getHeaders())) {
+                got.add(str(d.get("queue")) + "/" + str(d.get("reason")) + "/" + d.get("count")
+                        + "/" + d.get("count").getClass().getSimpleName());
+            }
+            List<String> want = n == 1 ? Collections.emptyList() : Arrays.asList(
+                    retry + "/expired/" + (n - 1) + "/Long", work + "/rejected/" + (n - 1) + "/Long");
+            check(got.equals(want), "round " + n + ": x-death " + got);
+            c.basicReject(r.getEnvelope().getDeliveryTag(), false);
+        }
+        c.queueDelete(work);
+        c.queueDelete(retry);
+    }
+
+    static void maxLengthRejectPublish() throws Exception {
+        Channel c = conn.createChannel();
+        c.confirmSelect();
+        String q = unique("java-maxlen");
+        c.queueDeclare(q, false, false, false, Map.of("x-max-length", 2, "x-overflow", "reject-publish"));
+        List<Boolean> acked = new ArrayList<>();
+        for (String body : new String[] {"m1", "m2", "m3"}) {
+            c.basicPublish("", q, null, b(body));
+            acked.add(c.waitForConfirms(5000));
+        }
+        check(acked.equals(Arrays.asList(true, true, false)), "confirms (true = ack) " + acked);
+        check(count(q) == 2, "count " + count(q));
+        c.queueDelete(q);
+        c.close();
+        Channel m = main();
+        String q2 = unique("java-drophead");
+        m.queueDeclare(q2, false, false, false, Map.of("x-max-length", 2, "x-overflow", "drop-head"));
+        for (String body : new String[] {"d1", "d2", "d3"}) m.basicPublish("", q2, null, b(body));
+        check(eventually(() -> countQuietly(q2) == 2), "count " + countQuietly(q2));
+        String first = s(m.basicGet(q2, true).getBody()), second = s(m.basicGet(q2, true).getBody());
+        check(first.equals("d2") && second.equals("d3"), "got " + first + ", " + second);
+        m.queueDelete(q2);
+    }
+
+    static void priorityOrder() throws Exception {
+        Channel c = main();
+        String q = unique("java-prio");
+        c.queueDeclare(q, false, false, false, Map.of("x-max-priority", 10));
+        Object[][] sent = {{"p1", 1}, {"p5a", 5}, {"p9", 9}, {"p0", 0}, {"p5b", 5}, {"p200", 200}, {"none", null}};
+        for (Object[] m : sent) {
+            c.basicPublish("", q, new AMQP.BasicProperties.Builder().priority((Integer) m[1]).build(),
+                    b((String) m[0]));
+        }
+        check(eventually(() -> countQuietly(q) == sent.length), "count " + countQuietly(q));
+        Collector col = new Collector(c);
+        String tag = c.basicConsume(q, true, col);
+        List<String> got = new ArrayList<>();
+        for (int i = 0; i < sent.length; i++) {
+            Object[] d = col.got.poll(5, TimeUnit.SECONDS);
+            check(d != null, "timed out after " + got);
+            got.add(s((byte[]) d[2]) + "/" + ((AMQP.BasicProperties) d[1]).getPriority());
+        }
+        c.basicCancel(tag);
+        // Above x-max-priority counts as the max; no priority counts as 0; FIFO within one.
+        check(got.equals(Arrays.asList("p200/200", "p9/9", "p5a/5", "p5b/5", "p1/1", "p0/0", "none/null")),
+                "order " + got);
+        c.queueDelete(q);
+    }
+
     static void closeCleanly() throws Exception {
         main().close();
         conn.close();
@@ -490,6 +669,10 @@ public class WarrenJavaClient {
             {"tx_commit_rollback", (Scenario) WarrenJavaClient::transactions},
             {"headers_nested_roundtrip", (Scenario) WarrenJavaClient::headersRoundtrip},
             {"large_message_roundtrip", (Scenario) WarrenJavaClient::largeMessage},
+            {"dead_letter_x_death", (Scenario) WarrenJavaClient::deadLetterXDeath},
+            {"dead_letter_ttl_retry_loop", (Scenario) WarrenJavaClient::deadLetterTtlRetryLoop},
+            {"max_length_reject_publish", (Scenario) WarrenJavaClient::maxLengthRejectPublish},
+            {"priority_order", (Scenario) WarrenJavaClient::priorityOrder},
             {"close_cleanly", (Scenario) WarrenJavaClient::closeCleanly},
         };
         ExecutorService exec = Executors.newSingleThreadExecutor(r -> {

@@ -315,6 +315,172 @@ async function largeMessage() {
   await ch.queueDelete(q);
 }
 
+async function getOne(ch, q, opts = { noAck: false }) {
+  const msg = await eventually(() => ch.basicGet(q, opts));
+  check(msg, `no message in ${q}`);
+  return msg;
+}
+
+async function declare(args) {
+  const ok = await (await main()).queueDeclare(unique("cloudamqp"), { durable: false }, args);
+  return ok.name;
+}
+
+async function deadLetterXDeath() {
+  const ch = await main();
+  const ex = unique("cloudamqp-dl-src");
+  const dlx = unique("cloudamqp-dlx");
+  await ch.exchangeDeclare(ex, "direct", { durable: false });
+  await ch.exchangeDeclare(dlx, "fanout", { durable: false });
+  const work = await declare({ "x-dead-letter-exchange": dlx });
+  const dlq = await declare({});
+  await ch.queueBind(work, ex, "k1");
+  await ch.queueBind(work, ex, "k2");
+  await ch.queueBind(dlq, dlx, "");
+  await ch.basicPublish(ex, "k1", "dl", { expiration: "60000", headers: { CC: ["k2"], app: "x" } });
+  await (await getOne(ch, work)).reject(false);
+  const msg = await getOne(ch, dlq, { noAck: true });
+  check(msg.bodyToString() === "dl", "body");
+  check(msg.exchange === dlx && msg.routingKey === "k1", `${msg.exchange} ${msg.routingKey}`);
+  check(msg.properties.expiration === undefined, `expiration ${msg.properties.expiration}`);
+  const h = msg.properties.headers;
+  assert.deepStrictEqual(Object.keys(h), [
+    "CC",
+    "app",
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+  ]);
+  check(
+    h["x-first-death-reason"] === "rejected" &&
+      h["x-first-death-queue"] === work &&
+      h["x-first-death-exchange"] === ex,
+    JSON.stringify(h),
+  );
+  check(h["x-death"].length === 1, JSON.stringify(h["x-death"]));
+  const d = h["x-death"][0];
+  assert.deepStrictEqual(Object.keys(d), [
+    "count",
+    "reason",
+    "queue",
+    "time",
+    "exchange",
+    "routing-keys",
+    "original-expiration",
+  ]);
+  check(d.count === 1, `count ${d.count}`);
+  check(d.reason === "rejected" && d.queue === work && d.exchange === ex, JSON.stringify(d));
+  assert.deepStrictEqual(d["routing-keys"], ["k1", "k2"]);
+  check(d["original-expiration"] === "60000", `original-expiration ${d["original-expiration"]}`);
+  // The client decodes a timestamp field as a Date.
+  check(d.time instanceof Date && Math.abs(d.time.getTime() - Date.now()) < 300000, `time ${d.time}`);
+
+  const dlx2 = unique("cloudamqp-dlx-direct");
+  await ch.exchangeDeclare(dlx2, "direct", { durable: false });
+  const work2 = await declare({ "x-dead-letter-exchange": dlx2, "x-dead-letter-routing-key": "dead" });
+  const dlq2 = await declare({});
+  await ch.queueBind(work2, ex, "k3");
+  await ch.queueBind(dlq2, dlx2, "dead");
+  await ch.basicPublish(ex, "k3", "dl2", { headers: { CC: ["k4"] } });
+  await (await getOne(ch, work2)).nack(false);
+  const msg2 = await getOne(ch, dlq2, { noAck: true });
+  check(msg2.routingKey === "dead", msg2.routingKey);
+  check(!("CC" in msg2.properties.headers), JSON.stringify(msg2.properties.headers));
+  const d2 = msg2.properties.headers["x-death"][0];
+  assert.deepStrictEqual(d2["routing-keys"], ["k3", "k4"]);
+  check(!("original-expiration" in d2), JSON.stringify(d2));
+  for (const q of [work, dlq, work2, dlq2]) await ch.queueDelete(q);
+  for (const x of [ex, dlx, dlx2]) await ch.exchangeDelete(x);
+}
+
+async function deadLetterTtlRetryLoop() {
+  const ch = await main();
+  const work = unique("cloudamqp-work");
+  const retry = unique("cloudamqp-retry");
+  await ch.queueDeclare(
+    work,
+    { durable: false },
+    { "x-dead-letter-exchange": "", "x-dead-letter-routing-key": retry },
+  );
+  await ch.queueDeclare(
+    retry,
+    { durable: false },
+    { "x-message-ttl": 50, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": work },
+  );
+  await ch.basicPublish("", work, "retry");
+  for (let n = 1; n <= 3; n++) {
+    const msg = await eventually(() => ch.basicGet(work, { noAck: false }), 10000);
+    check(msg, `round ${n}: message did not come back`);
+    const deaths = (msg.properties.headers || {})["x-death"] || [];
+    const want = n === 1 ? [] : [[retry, "expired", n - 1], [work, "rejected", n - 1]];
+    assert.deepStrictEqual(
+      deaths.map((d) => [d.queue, d.reason, d.count]),
+      want,
+    );
+    await msg.reject(false);
+  }
+  await ch.queueDelete(work);
+  await ch.queueDelete(retry);
+}
+
+async function maxLengthRejectPublish() {
+  const ch = await channel();
+  await ch.confirmSelect();
+  const q = unique("cloudamqp-maxlen");
+  await ch.queueDeclare(q, { durable: false }, { "x-max-length": 2, "x-overflow": "reject-publish" });
+  const outcomes = [];
+  for (const body of ["m1", "m2", "m3"]) {
+    outcomes.push(
+      await ch.basicPublish("", q, body).then(
+        () => "ack",
+        () => "nack",
+      ),
+    );
+  }
+  assert.deepStrictEqual(outcomes, ["ack", "ack", "nack"]);
+  check((await count(q)) === 2, "count");
+  await ch.queueDelete(q);
+  await ch.close();
+  const main_ = await main();
+  const q2 = await declare({ "x-max-length": 2, "x-overflow": "drop-head" });
+  for (const body of ["d1", "d2", "d3"]) await main_.basicPublish("", q2, body);
+  check(await eventually(async () => (await count(q2)) === 2), "count after drop-head");
+  const bodies = [];
+  for (let i = 0; i < 2; i++) bodies.push((await main_.basicGet(q2, { noAck: true })).bodyToString());
+  assert.deepStrictEqual(bodies, ["d2", "d3"]);
+  await main_.queueDelete(q2);
+}
+
+async function priorityOrder() {
+  const ch = await main();
+  const q = await declare({ "x-max-priority": 10 });
+  const sent = [["p1", 1], ["p5a", 5], ["p9", 9], ["p0", 0], ["p5b", 5], ["p200", 200], ["none", undefined]];
+  for (const [body, priority] of sent) {
+    await ch.basicPublish("", q, body, priority === undefined ? {} : { priority });
+  }
+  check(await eventually(async () => (await count(q)) === sent.length), "count");
+  const got = [];
+  const consumer = await ch.basicConsume(q, { noAck: false }, async (msg) => {
+    got.push([msg.bodyToString(), msg.properties.priority]);
+    await msg.ack();
+  });
+  await settle(got, sent.length);
+  await consumer.cancel();
+  // Above x-max-priority counts as the max; no priority counts as 0; FIFO within one.
+  // (The client leaves a priority of 0 out of the properties.)
+  assert.deepStrictEqual(got, [
+    ["p200", 200],
+    ["p9", 9],
+    ["p5a", 5],
+    ["p5b", 5],
+    ["p1", 1],
+    ["p0", undefined],
+    ["none", undefined],
+  ]);
+  await ch.queueDelete(q);
+}
+
 async function closeCleanly() {
   await (await main()).close();
   await state.conn.close();
@@ -341,5 +507,9 @@ run([
   ["tx_commit_rollback", transactions],
   ["headers_nested_roundtrip", headersRoundtrip],
   ["large_message_roundtrip", largeMessage],
+  ["dead_letter_x_death", deadLetterXDeath],
+  ["dead_letter_ttl_retry_loop", deadLetterTtlRetryLoop],
+  ["max_length_reject_publish", maxLengthRejectPublish],
+  ["priority_order", priorityOrder],
   ["close_cleanly", closeCleanly],
 ]);

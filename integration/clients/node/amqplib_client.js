@@ -319,6 +319,153 @@ async function largeMessage() {
   await ch.deleteQueue(q);
 }
 
+async function getOne(ch, q, opts = {}) {
+  const msg = await eventually(() => ch.get(q, opts));
+  check(msg, `no message in ${q}`);
+  return msg;
+}
+
+const HEADER_KEYS = [
+  "CC",
+  "app",
+  "x-death",
+  "x-first-death-exchange",
+  "x-first-death-queue",
+  "x-first-death-reason",
+];
+const DEATH_KEYS = ["count", "reason", "queue", "time", "exchange", "routing-keys", "original-expiration"];
+
+async function deadLetterXDeath() {
+  const ch = await main();
+  const ex = unique("amqplib-dl-src");
+  const dlx = unique("amqplib-dlx");
+  await ch.assertExchange(ex, "direct");
+  await ch.assertExchange(dlx, "fanout");
+  const work = await queue({ deadLetterExchange: dlx });
+  const dlq = await queue();
+  await ch.bindQueue(work, ex, "k1");
+  await ch.bindQueue(work, ex, "k2");
+  await ch.bindQueue(dlq, dlx, "");
+  ch.publish(ex, "k1", Buffer.from("dl"), { expiration: 60000, CC: ["k2"], headers: { app: "x" } });
+  ch.reject(await getOne(ch, work), false);
+  const msg = await getOne(ch, dlq, { noAck: true });
+  check(msg.content.toString() === "dl", "body");
+  check(msg.fields.exchange === dlx && msg.fields.routingKey === "k1", JSON.stringify(msg.fields));
+  check(msg.properties.expiration === undefined, `expiration ${msg.properties.expiration}`);
+  const h = msg.properties.headers;
+  assert.deepStrictEqual(Object.keys(h), HEADER_KEYS);
+  assert.deepStrictEqual(h.CC, ["k2"]);
+  check(
+    h["x-first-death-reason"] === "rejected" &&
+      h["x-first-death-queue"] === work &&
+      h["x-first-death-exchange"] === ex,
+    JSON.stringify(h),
+  );
+  check(h["x-death"].length === 1, JSON.stringify(h["x-death"]));
+  const d = h["x-death"][0];
+  assert.deepStrictEqual(Object.keys(d), DEATH_KEYS);
+  // amqplib decodes the long count as a number and tags a timestamp with its type.
+  check(d.count === 1, `count ${d.count}`);
+  check(d.reason === "rejected" && d.queue === work && d.exchange === ex, JSON.stringify(d));
+  assert.deepStrictEqual(d["routing-keys"], ["k1", "k2"]);
+  check(d["original-expiration"] === "60000", `original-expiration ${d["original-expiration"]}`);
+  check(
+    d.time["!"] === "timestamp" && Math.abs(d.time.value - Date.now() / 1000) < 300,
+    `time ${JSON.stringify(d.time)}`,
+  );
+
+  const dlx2 = unique("amqplib-dlx-direct");
+  await ch.assertExchange(dlx2, "direct");
+  const work2 = await queue({ deadLetterExchange: dlx2, deadLetterRoutingKey: "dead" });
+  const dlq2 = await queue();
+  await ch.bindQueue(work2, ex, "k3");
+  await ch.bindQueue(dlq2, dlx2, "dead");
+  ch.publish(ex, "k3", Buffer.from("dl2"), { CC: ["k4"] });
+  ch.nack(await getOne(ch, work2), false, false);
+  const msg2 = await getOne(ch, dlq2, { noAck: true });
+  check(msg2.fields.routingKey === "dead", JSON.stringify(msg2.fields));
+  check(!("CC" in msg2.properties.headers), JSON.stringify(msg2.properties.headers));
+  const d2 = msg2.properties.headers["x-death"][0];
+  assert.deepStrictEqual(d2["routing-keys"], ["k3", "k4"]);
+  check(!("original-expiration" in d2), JSON.stringify(d2));
+  for (const q of [work, dlq, work2, dlq2]) await ch.deleteQueue(q);
+  for (const x of [ex, dlx, dlx2]) await ch.deleteExchange(x);
+}
+
+async function deadLetterTtlRetryLoop() {
+  const ch = await main();
+  const work = unique("amqplib-work");
+  const retry = unique("amqplib-retry");
+  await ch.assertQueue(work, { deadLetterExchange: "", deadLetterRoutingKey: retry });
+  await ch.assertQueue(retry, { messageTtl: 50, deadLetterExchange: "", deadLetterRoutingKey: work });
+  ch.sendToQueue(work, Buffer.from("retry"));
+  for (let n = 1; n <= 3; n++) {
+    const msg = await eventually(() => ch.get(work), 10000);
+    check(msg, `round ${n}: message did not come back`);
+    const deaths = (msg.properties.headers || {})["x-death"] || [];
+    const want = n === 1 ? [] : [[retry, "expired", n - 1], [work, "rejected", n - 1]];
+    assert.deepStrictEqual(
+      deaths.map((d) => [d.queue, d.reason, d.count]),
+      want,
+    );
+    ch.reject(msg, false);
+  }
+  await ch.deleteQueue(work);
+  await ch.deleteQueue(retry);
+}
+
+async function maxLengthRejectPublish() {
+  const ch = await channel(true);
+  const q = unique("amqplib-maxlen");
+  await ch.assertQueue(q, { maxLength: 2, arguments: { "x-overflow": "reject-publish" } });
+  const outcomes = await Promise.all(
+    ["m1", "m2", "m3"].map(
+      (body) =>
+        new Promise((resolve) =>
+          ch.sendToQueue(q, Buffer.from(body), {}, (err) => resolve(err ? "nack" : "ack")),
+        ),
+    ),
+  );
+  assert.deepStrictEqual(outcomes, ["ack", "ack", "nack"]);
+  check((await count(q)) === 2, "count");
+  await ch.deleteQueue(q);
+  await ch.close();
+  const main_ = await main();
+  const q2 = await queue({ maxLength: 2, arguments: { "x-overflow": "drop-head" } });
+  for (const body of ["d1", "d2", "d3"]) main_.sendToQueue(q2, Buffer.from(body));
+  check(await eventually(async () => (await count(q2)) === 2), "count after drop-head");
+  const bodies = [];
+  for (let i = 0; i < 2; i++) bodies.push((await main_.get(q2, { noAck: true })).content.toString());
+  assert.deepStrictEqual(bodies, ["d2", "d3"]);
+  await main_.deleteQueue(q2);
+}
+
+async function priorityOrder() {
+  const ch = await main();
+  const q = await queue({ maxPriority: 10 });
+  const sent = [["p1", 1], ["p5a", 5], ["p9", 9], ["p0", 0], ["p5b", 5], ["p200", 200], ["none", undefined]];
+  for (const [body, priority] of sent) ch.sendToQueue(q, Buffer.from(body), { priority });
+  check(await eventually(async () => (await count(q)) === sent.length), "count");
+  const got = [];
+  const { consumerTag } = await ch.consume(q, (msg) => {
+    got.push([msg.content.toString(), msg.properties.priority]);
+    ch.ack(msg);
+  });
+  await settle(got, sent.length);
+  await ch.cancel(consumerTag);
+  // Above x-max-priority counts as the max; no priority counts as 0; FIFO within one.
+  assert.deepStrictEqual(got, [
+    ["p200", 200],
+    ["p9", 9],
+    ["p5a", 5],
+    ["p5b", 5],
+    ["p1", 1],
+    ["p0", 0],
+    ["none", undefined],
+  ]);
+  await ch.deleteQueue(q);
+}
+
 async function closeCleanly() {
   await (await main()).close();
   let closedWith = "none";
@@ -349,5 +496,9 @@ run([
   ["tx_commit_rollback", transactions],
   ["headers_nested_roundtrip", headersRoundtrip],
   ["large_message_roundtrip", largeMessage],
+  ["dead_letter_x_death", deadLetterXDeath],
+  ["dead_letter_ttl_retry_loop", deadLetterTtlRetryLoop],
+  ["max_length_reject_publish", maxLengthRejectPublish],
+  ["priority_order", priorityOrder],
   ["close_cleanly", closeCleanly],
 ]);

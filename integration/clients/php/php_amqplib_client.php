@@ -372,6 +372,154 @@ function large_message() {
     $c->queue_delete($q);
 }
 
+/** [type, value] pairs of a decoded table or array, in wire order (nested ones stay objects). */
+function typed($collection) {
+    $out = [];
+    foreach ($collection as $k => $tv) { $out[$k] = $tv; }
+    return $out;
+}
+
+function dead_letter_x_death() {
+    $c = main_ch();
+    $ex = unique('php-dl-src');
+    $dlx = unique('php-dlx');
+    $c->exchange_declare($ex, 'direct', false, false, false);
+    $c->exchange_declare($dlx, 'fanout', false, false, false);
+    $work = unique('php-work');
+    $c->queue_declare($work, false, false, false, false, false, new AMQPTable(['x-dead-letter-exchange' => $dlx]));
+    $dlq = queue();
+    $c->queue_bind($work, $ex, 'k1');
+    $c->queue_bind($work, $ex, 'k2');
+    $c->queue_bind($dlq, $dlx);
+    $c->basic_publish(msg('dl', ['expiration' => '60000',
+        'application_headers' => new AMQPTable(['CC' => ['k2'], 'app' => 'x'])]), $ex, 'k1');
+    $m = get_wait($c, $work);
+    check($m !== null, 'message not routed');
+    $m->reject(false);
+    $m = get_wait($c, $dlq, true);
+    check($m !== null, 'nothing dead-lettered');
+    check($m->getBody() === 'dl' && $m->getExchange() === $dlx && $m->getRoutingKey() === 'k1',
+        "{$m->getExchange()} {$m->getRoutingKey()}");
+    check(!$m->has('expiration'), 'expiration kept: ' . json_encode($m->get_properties()));
+    $table = $m->get('application_headers');
+    $h = $table->getNativeData();
+    check(array_keys($h) === ['CC', 'app', 'x-death', 'x-first-death-exchange', 'x-first-death-queue',
+        'x-first-death-reason'], 'header keys ' . json_encode(array_keys($h)));
+    check($h['CC'] === ['k2'] && $h['app'] === 'x', 'headers ' . json_encode($h));
+    check($h['x-first-death-reason'] === 'rejected' && $h['x-first-death-queue'] === $work
+        && $h['x-first-death-exchange'] === $ex, 'x-first-death-* ' . json_encode($h));
+    check(count($h['x-death']) === 1, 'x-death ' . json_encode($h['x-death']));
+    $d = $h['x-death'][0];
+    check(array_keys($d) === ['count', 'reason', 'queue', 'time', 'exchange', 'routing-keys',
+        'original-expiration'], 'x-death keys ' . json_encode(array_keys($d)));
+    check($d['count'] === 1 && $d['reason'] === 'rejected' && $d['queue'] === $work && $d['exchange'] === $ex,
+        'x-death ' . json_encode($d));
+    check($d['routing-keys'] === ['k1', 'k2'], 'routing-keys ' . json_encode($d['routing-keys']));
+    check($d['original-expiration'] === '60000', 'original-expiration ' . json_encode($d));
+    check($d['time'] instanceof DateTime && abs($d['time']->getTimestamp() - time()) < 300,
+        'time ' . json_encode($d['time']));
+    // The wire types: count a signed 64-bit long, time a timestamp.
+    $death = typed(typed(typed($table)['x-death'][1])[0][1]);
+    check($death['count'][0] === AMQPTable::T_INT_LONGLONG, 'count type ' . $death['count'][0]);
+    check($death['time'][0] === AMQPTable::T_TIMESTAMP, 'time type ' . $death['time'][0]);
+
+    $dlx2 = unique('php-dlx-direct');
+    $c->exchange_declare($dlx2, 'direct', false, false, false);
+    $work2 = unique('php-work');
+    $c->queue_declare($work2, false, false, false, false, false, new AMQPTable(
+        ['x-dead-letter-exchange' => $dlx2, 'x-dead-letter-routing-key' => 'dead']));
+    $dlq2 = queue();
+    $c->queue_bind($work2, $ex, 'k3');
+    $c->queue_bind($dlq2, $dlx2, 'dead');
+    $c->basic_publish(msg('dl2', ['application_headers' => new AMQPTable(['CC' => ['k4']])]), $ex, 'k3');
+    $m = get_wait($c, $work2);
+    check($m !== null, 'message not routed (DLRK)');
+    $m->nack(false);
+    $m = get_wait($c, $dlq2, true);
+    check($m !== null, 'nothing dead-lettered (DLRK)');
+    $h = $m->get('application_headers')->getNativeData();
+    check($m->getRoutingKey() === 'dead' && !isset($h['CC']), $m->getRoutingKey() . ' ' . json_encode($h));
+    $d = $h['x-death'][0];
+    check($d['routing-keys'] === ['k3', 'k4'] && !isset($d['original-expiration']), 'x-death ' . json_encode($d));
+    foreach ([$work, $dlq, $work2, $dlq2] as $q) { $c->queue_delete($q); }
+    foreach ([$ex, $dlx, $dlx2] as $x) { $c->exchange_delete($x); }
+}
+
+function dead_letter_ttl_retry_loop() {
+    $c = main_ch();
+    $work = unique('php-work');
+    $retry = unique('php-retry');
+    $c->queue_declare($work, false, false, false, false, false, new AMQPTable(
+        ['x-dead-letter-exchange' => '', 'x-dead-letter-routing-key' => $retry]));
+    $c->queue_declare($retry, false, false, false, false, false, new AMQPTable(
+        ['x-message-ttl' => 50, 'x-dead-letter-exchange' => '', 'x-dead-letter-routing-key' => $work]));
+    $c->basic_publish(msg('retry'), '', $work);
+    for ($n = 1; $n <= 3; $n++) {
+        $m = null;
+        $deadline = microtime(true) + 10;
+        while ($m === null && microtime(true) < $deadline) { $m = get_wait($c, $work); }
+        check($m !== null, "round $n: message did not come back");
+        $h = $m->has('application_headers') ? $m->get('application_headers')->getNativeData() : [];
+        $got = array_map(fn($d) => [$d['queue'], $d['reason'], $d['count']], $h['x-death'] ?? []);
+        $want = $n === 1 ? [] : [[$retry, 'expired', $n - 1], [$work, 'rejected', $n - 1]];
+        check($got === $want, "round $n: x-death " . json_encode($got));
+        $m->reject(false);
+    }
+    $c->queue_delete($work);
+    $c->queue_delete($retry);
+}
+
+function max_length_reject_publish() {
+    global $conn;
+    $c = $conn->channel();
+    $outcomes = [];
+    $c->set_ack_handler(function ($m) use (&$outcomes) { $outcomes[$m->getBody()] = 'ack'; });
+    $c->set_nack_handler(function ($m) use (&$outcomes) { $outcomes[$m->getBody()] = 'nack'; });
+    $c->confirm_select();
+    $q = unique('php-maxlen');
+    $c->queue_declare($q, false, false, false, false, false, new AMQPTable(
+        ['x-max-length' => 2, 'x-overflow' => 'reject-publish']));
+    foreach (['m1', 'm2', 'm3'] as $body) {
+        $c->basic_publish(msg($body), '', $q);
+        $c->wait_for_pending_acks(5);
+    }
+    check($outcomes === ['m1' => 'ack', 'm2' => 'ack', 'm3' => 'nack'], 'confirms ' . json_encode($outcomes));
+    check(count_q($q) === 2, 'count ' . count_q($q));
+    $c->queue_delete($q);
+    $c->close();
+    $m = main_ch();
+    $q2 = unique('php-drophead');
+    $m->queue_declare($q2, false, false, false, false, false, new AMQPTable(
+        ['x-max-length' => 2, 'x-overflow' => 'drop-head']));
+    foreach (['d1', 'd2', 'd3'] as $body) { $m->basic_publish(msg($body), '', $q2); }
+    check(eventually(fn() => count_q($q2) === 2), 'count ' . count_q($q2));
+    $got = [get_wait($m, $q2, true)->getBody(), get_wait($m, $q2, true)->getBody()];
+    check($got === ['d2', 'd3'], 'got ' . json_encode($got));
+    $m->queue_delete($q2);
+}
+
+function priority_order() {
+    $c = main_ch();
+    $q = unique('php-prio');
+    $c->queue_declare($q, false, false, false, false, false, new AMQPTable(['x-max-priority' => 10]));
+    $sent = [['p1', 1], ['p5a', 5], ['p9', 9], ['p0', 0], ['p5b', 5], ['p200', 200], ['none', null]];
+    foreach ($sent as [$body, $priority]) {
+        $c->basic_publish(msg($body, $priority === null ? [] : ['priority' => $priority]), '', $q);
+    }
+    check(eventually(fn() => count_q($q) === count($sent)), 'count ' . count_q($q));
+    $got = [];
+    $tag = $c->basic_consume($q, '', false, false, false, false, function ($m) use (&$got) {
+        $got[] = [$m->getBody(), $m->has('priority') ? $m->get('priority') : null];
+        $m->ack();
+    });
+    settle($c, $got, count($sent));
+    $c->basic_cancel($tag);
+    // Above x-max-priority counts as the max; no priority counts as 0; FIFO within one.
+    $want = [['p200', 200], ['p9', 9], ['p5a', 5], ['p5b', 5], ['p1', 1], ['p0', 0], ['none', null]];
+    check($got === $want, 'order ' . json_encode($got));
+    $c->queue_delete($q);
+}
+
 function close_cleanly() {
     global $conn;
     main_ch()->close();
@@ -399,6 +547,10 @@ $scenarios = [
     'tx_commit_rollback' => 'transactions',
     'headers_nested_roundtrip' => 'headers_roundtrip',
     'large_message_roundtrip' => 'large_message',
+    'dead_letter_x_death' => 'dead_letter_x_death',
+    'dead_letter_ttl_retry_loop' => 'dead_letter_ttl_retry_loop',
+    'max_length_reject_publish' => 'max_length_reject_publish',
+    'priority_order' => 'priority_order',
     'close_cleanly' => 'close_cleanly',
 ];
 $failed = 0;

@@ -1,8 +1,11 @@
 """Client-compatibility scenarios with aio-pika (asyncio, on aiormq). AMQP_URL names the broker."""
 
 import asyncio
+import datetime
+import time
 
 import aio_pika
+import aio_pika.patterns
 import aiormq.exceptions
 from aio_pika import DeliveryMode, ExchangeType, Message
 
@@ -332,6 +335,164 @@ async def large_message():
     await q.delete(if_unused=False, if_empty=False)
 
 
+async def dead_letter_x_death():
+    ch = await main_channel()
+    ex = await ch.declare_exchange(unique("aiopika-dl-src"), ExchangeType.DIRECT)
+    dlx = await ch.declare_exchange(unique("aiopika-dlx"), ExchangeType.FANOUT)
+    work = await queue(arguments={"x-dead-letter-exchange": dlx.name})
+    dlq = await queue()
+    await work.bind(ex, routing_key="k1")
+    await work.bind(ex, routing_key="k2")
+    await dlq.bind(dlx)
+    await ex.publish(Message(b"dl", expiration=60, headers={"CC": ["k2"], "app": "x"}),
+                     routing_key="k1")
+    msg = await work.get(timeout=5)
+    await msg.reject(requeue=False)
+    check(await eventually(lambda: _eq(count(dlq.name), 1)), "nothing dead-lettered")
+    msg = await dlq.get(no_ack=True)
+    check(msg.body == b"dl" and msg.exchange == dlx.name and msg.routing_key == "k1",
+          f"{msg.exchange} {msg.routing_key} {msg.body!r}")
+    check(msg.expiration is None, f"expiration {msg.expiration!r} kept")
+    h = msg.headers
+    check(list(h) == ["CC", "app", "x-death", "x-first-death-exchange", "x-first-death-queue",
+                      "x-first-death-reason"], f"header keys {list(h)}")
+    check(h["x-first-death-reason"] == "rejected" and h["x-first-death-queue"] == work.name
+          and h["x-first-death-exchange"] == ex.name, f"{h}")
+    check(len(h["x-death"]) == 1, f"{h['x-death']}")
+    d = h["x-death"][0]
+    check(list(d) == ["count", "reason", "queue", "time", "exchange", "routing-keys",
+                      "original-expiration"], f"x-death keys {list(d)}")
+    check(d["count"] == 1 and type(d["count"]) is int, f"count {d['count']!r}")
+    check(d["reason"] == "rejected" and d["queue"] == work.name and d["exchange"] == ex.name,
+          f"{d}")
+    check(d["routing-keys"] == ["k1", "k2"], f"routing-keys {d['routing-keys']}")
+    check(d["original-expiration"] == "60000", f"{d['original-expiration']!r}")
+    check(isinstance(d["time"], datetime.datetime), f"time {d['time']!r}")
+    check(abs(d["time"].timestamp() - time.time()) < 300, f"time {d['time']}")
+
+    dlx2 = await ch.declare_exchange(unique("aiopika-dlx-direct"), ExchangeType.DIRECT)
+    work2 = await queue(arguments={"x-dead-letter-exchange": dlx2.name,
+                                   "x-dead-letter-routing-key": "dead"})
+    dlq2 = await queue()
+    await work2.bind(ex, routing_key="k3")
+    await dlq2.bind(dlx2, routing_key="dead")
+    await ex.publish(Message(b"dl2", headers={"CC": ["k4"]}), routing_key="k3")
+    msg = await work2.get(timeout=5)
+    await msg.nack(requeue=False)
+    check(await eventually(lambda: _eq(count(dlq2.name), 1)), "nothing dead-lettered (DLRK)")
+    msg = await dlq2.get(no_ack=True)
+    check(msg.routing_key == "dead" and "CC" not in msg.headers, f"{msg.routing_key} {msg.headers}")
+    d = msg.headers["x-death"][0]
+    check(d["routing-keys"] == ["k3", "k4"] and "original-expiration" not in d, f"{d}")
+    for q in (work, dlq, work2, dlq2):
+        await q.delete(if_unused=False, if_empty=False)
+    for x in (ex, dlx, dlx2):
+        await x.delete()
+
+
+async def dead_letter_ttl_retry_loop():
+    ch = await main_channel()
+    work_name, retry_name = unique("aiopika-work"), unique("aiopika-retry")
+    work = await ch.declare_queue(work_name, arguments={
+        "x-dead-letter-exchange": "", "x-dead-letter-routing-key": retry_name})
+    retry = await ch.declare_queue(retry_name, arguments={
+        "x-message-ttl": 50, "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": work_name})
+    await publish(work_name, b"retry")
+    for n in range(1, 4):
+        msg = None
+        for _ in range(500):
+            msg = await work.get(fail=False)
+            if msg is not None:
+                break
+            await asyncio.sleep(0.02)
+        check(msg is not None, f"round {n}: message did not come back")
+        deaths = (msg.headers or {}).get("x-death", [])
+        want = [] if n == 1 else [(retry_name, "expired", n - 1), (work_name, "rejected", n - 1)]
+        check([(d["queue"], d["reason"], d["count"]) for d in deaths] == want,
+              f"round {n}: {deaths}")
+        check(all(type(d["count"]) is int for d in deaths), f"{deaths}")
+        await msg.reject(requeue=False)
+    await work.delete(if_unused=False, if_empty=False)
+    await retry.delete(if_unused=False, if_empty=False)
+
+
+async def max_length_reject_publish():
+    ch = await chan(publisher_confirms=True)
+    q = await ch.declare_queue(unique("aiopika-maxlen"),
+                               arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+    outcomes = []
+    for body in (b"m1", b"m2", b"m3"):
+        try:
+            confirm = await ch.default_exchange.publish(Message(body), routing_key=q.name)
+            outcomes.append(type(confirm).__name__)
+        except aio_pika.exceptions.DeliveryError as e:
+            outcomes.append(type(e.frame).__name__)
+    check(outcomes == ["Ack", "Ack", "Nack"], f"confirms {outcomes}")
+    check(await count(q.name) == 2, "count")
+    await q.delete(if_unused=False, if_empty=False)
+    await ch.close()
+    q2 = await queue(arguments={"x-max-length": 2, "x-overflow": "drop-head"})
+    for i in (1, 2, 3):
+        await publish(q2.name, b"d%d" % i)
+    check(await eventually(lambda: _eq(count(q2.name), 2)), "count after drop-head")
+    bodies = [(await q2.get(no_ack=True)).body for _ in range(2)]
+    check(bodies == [b"d2", b"d3"], f"{bodies}")
+    await q2.delete(if_unused=False, if_empty=False)
+
+
+async def priority_order():
+    q = await queue(arguments={"x-max-priority": 10})
+    sent = [(b"p1", 1), (b"p5a", 5), (b"p9", 9), (b"p0", 0), (b"p5b", 5), (b"p200", 200),
+            (b"none", None)]
+    for body, prio in sent:
+        await publish(q.name, body, priority=prio)
+    check(await eventually(lambda: _eq(count(q.name), len(sent))), "count")
+    got = []
+    async with q.iterator() as it:
+        async for msg in it:
+            got.append((msg.body, msg.priority))
+            await msg.ack()
+            if len(got) == len(sent):
+                break
+    # Above x-max-priority counts as the max; FIFO within one priority; aio-pika sends
+    # priority 0 when none is given.
+    check(got == [(b"p200", 200), (b"p9", 9), (b"p5a", 5), (b"p5b", 5), (b"p1", 1),
+                  (b"p0", 0), (b"none", 0)], f"order {got}")
+    await q.delete(if_unused=False, if_empty=False)
+
+
+async def rpc_pattern():
+    ch = await chan()
+    rpc = await aio_pika.patterns.RPC.create(ch)
+    name = unique("aiopika-rpc")
+
+    async def multiply(*, x, y):
+        return x * y
+
+    await rpc.register(name, multiply, auto_delete=True)
+    check(await rpc.call(name, kwargs={"x": 6, "y": 7}) == 42, "rpc result")
+    results = await asyncio.gather(*[rpc.call(name, kwargs={"x": i, "y": 2}) for i in range(10)])
+    check(results == [i * 2 for i in range(10)], f"{results}")
+    await rpc.close()
+    await ch.close()
+
+
+async def json_rpc_pattern():
+    ch = await chan()
+    rpc = await aio_pika.patterns.JsonRPC.create(ch)
+    name = unique("aiopika-jsonrpc")
+
+    async def echo(*, payload):
+        return {"echo": payload, "n": len(payload)}
+
+    await rpc.register(name, echo, auto_delete=True)
+    got = await rpc.call(name, kwargs={"payload": ["a", 1, {"b": None}]})
+    check(got == {"echo": ["a", 1, {"b": None}], "n": 3}, f"{got}")
+    await rpc.close()
+    await ch.close()
+
+
 async def close_cleanly():
     await (await main_channel()).close()
     await state["conn"].close()
@@ -359,5 +520,11 @@ if __name__ == "__main__":
         ("tx_commit_rollback", transactions),
         ("headers_nested_roundtrip", headers_roundtrip),
         ("large_message_roundtrip", large_message),
+        ("dead_letter_x_death", dead_letter_x_death),
+        ("dead_letter_ttl_retry_loop", dead_letter_ttl_retry_loop),
+        ("max_length_reject_publish", max_length_reject_publish),
+        ("priority_order", priority_order),
+        ("rpc_pattern", rpc_pattern),
+        ("json_rpc_pattern", json_rpc_pattern),
         ("close_cleanly", close_cleanly),
     ])

@@ -8,11 +8,11 @@ import sys
 import tempfile
 import time
 
-from runner import check, run, unique
+from runner import check, eventually, run, unique
 
 os.environ.setdefault("CELERY_QUEUE", unique("celery"))
 
-from celery_tasks import QUEUE, add, app, boom, slow  # noqa: E402
+from celery_tasks import QUEUE, add, app, boom, record, slow  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 state = {"workers": []}
@@ -49,6 +49,33 @@ def stop_all():
             proc.kill()
             proc.wait()
         os.unlink(proc.log)
+
+
+def queue_prioritised_tasks():
+    """Before any worker runs: tasks with priorities 1, 5, 9, 0, 5 and 12 (above the
+    queue's x-max-priority of 10, so it counts as 10) wait in the task queue."""
+    marker = state["priority_marker"] = tempfile.NamedTemporaryFile(
+        prefix="celery-priority-", delete=False).name
+    state["priority_results"] = [
+        record.apply_async((marker, tag), priority=priority)
+        for tag, priority in [("p1", 1), ("p5a", 5), ("p9", 9), ("p0", 0), ("p5b", 5),
+                              ("p12", 12)]
+    ]
+    with app.connection_for_write() as conn:
+        def ready():
+            return conn.default_channel.queue_declare(QUEUE, passive=True)[1]
+        check(eventually(lambda: ready() == 6), f"{ready()} tasks queued")
+
+
+def priority_order():
+    """The worker (prefetch 1) ran the queued tasks by priority, FIFO within one."""
+    results = state["priority_results"]
+    check([r.get(timeout=30) for r in results] == ["p1", "p5a", "p9", "p0", "p5b", "p12"],
+          "results")
+    with open(state["priority_marker"]) as f:
+        order = f.read().split()
+    os.unlink(state["priority_marker"])
+    check(order == ["p12", "p9", "p5a", "p5b", "p1", "p0"], f"ran in order {order}")
 
 
 def worker_ready():
@@ -117,7 +144,9 @@ def shutdown():
 if __name__ == "__main__":
     try:
         run([
+            ("tasks_queued_with_priorities", queue_prioritised_tasks),
             ("worker_ready_control_ping", worker_ready),
+            ("task_priority_order", priority_order),
             ("task_acks_late_result_round_trip", task_result_round_trip),
             ("task_exception_round_trip", task_exception_round_trip),
             ("many_tasks", many_tasks),

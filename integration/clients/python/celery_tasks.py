@@ -21,6 +21,10 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     broker_heartbeat=10,
     result_expires=300,
+    # The task queue is a priority queue (x-max-priority); apply_async(priority=...) sets
+    # the message priority.
+    task_queue_max_priority=10,
+    task_default_priority=0,
 )
 
 
@@ -41,3 +45,11 @@ def slow(self, seconds, marker):
         f.write("started\n")
     time.sleep(seconds)
     return {"redelivered": bool(self.request.delivery_info.get("redelivered"))}
+
+
+@app.task(acks_late=True)
+def record(marker, tag):
+    """Append `tag` to the marker file: the order tasks ran in."""
+    with open(marker, "a") as f:
+        f.write(f"{tag}\n")
+    return tag

@@ -4,6 +4,7 @@ kombu's own API is used where it has the operation; where it does not (transacti
 kombu channel is used directly: it is py-amqp's Channel, the wire client under test.
 """
 
+import datetime
 import socket
 import time
 
@@ -332,6 +333,116 @@ def large_message():
     q.delete()
 
 
+def dead_letter_x_death():
+    ex = Exchange(unique("kombu-dl-src"), type="direct", channel=channel())
+    dlx = Exchange(unique("kombu-dlx"), type="fanout", channel=channel())
+    ex.declare()
+    dlx.declare()
+    work = Queue(unique("kombu-work"), ex, routing_key="k1", channel=channel(),
+                 queue_arguments={"x-dead-letter-exchange": dlx.name})
+    work.declare()
+    work.bind_to(ex, routing_key="k2")
+    dlq = Queue(unique("kombu-dlq"), dlx, channel=channel())
+    dlq.declare()
+    publish("k1", b"dl", exchange=ex, expiration=60, headers={"CC": ["k2"], "app": "x"})
+    msg = work.get()
+    check(msg is not None, "message not routed")
+    msg.reject(requeue=False)
+    check(eventually(lambda: count(dlq.name) == 1), f"dead-letter queue holds {count(dlq.name)}")
+    msg = dlq.get(no_ack=True)
+    check(msg.body == b"dl" and msg.delivery_info["exchange"] == dlx.name
+          and msg.delivery_info["routing_key"] == "k1", f"{msg.delivery_info}")
+    check("expiration" not in msg.properties, f"expiration kept: {msg.properties}")
+    h = msg.headers
+    check(list(h) == ["CC", "app", "x-death", "x-first-death-exchange", "x-first-death-queue",
+                      "x-first-death-reason"], f"header keys {list(h)}")
+    check(h["x-first-death-reason"] == "rejected" and h["x-first-death-queue"] == work.name
+          and h["x-first-death-exchange"] == ex.name, f"{h}")
+    check(len(h["x-death"]) == 1, f"{h['x-death']}")
+    d = h["x-death"][0]
+    check(list(d) == ["count", "reason", "queue", "time", "exchange", "routing-keys",
+                      "original-expiration"], f"x-death keys {list(d)}")
+    check(d["count"] == 1 and type(d["count"]) is int, f"count {d['count']!r}")
+    check(d["reason"] == "rejected" and d["queue"] == work.name and d["exchange"] == ex.name,
+          f"{d}")
+    check(d["routing-keys"] == ["k1", "k2"], f"routing-keys {d['routing-keys']}")
+    check(d["original-expiration"] == "60000", f"{d['original-expiration']!r}")
+    check(isinstance(d["time"], datetime.datetime), f"time {d['time']!r}")
+
+    dlx2 = Exchange(unique("kombu-dlx-direct"), type="direct", channel=channel())
+    dlx2.declare()
+    work2 = Queue(unique("kombu-work"), ex, routing_key="k3", channel=channel(),
+                  queue_arguments={"x-dead-letter-exchange": dlx2.name,
+                                   "x-dead-letter-routing-key": "dead"})
+    work2.declare()
+    dlq2 = Queue(unique("kombu-dlq"), dlx2, routing_key="dead", channel=channel())
+    dlq2.declare()
+    publish("k3", b"dl2", exchange=ex, headers={"CC": ["k4"]})
+    work2.get().reject(requeue=False)
+    check(eventually(lambda: count(dlq2.name) == 1), "nothing dead-lettered (DLRK)")
+    msg = dlq2.get(no_ack=True)
+    check(msg.delivery_info["routing_key"] == "dead" and "CC" not in msg.headers,
+          f"{msg.delivery_info} {msg.headers}")
+    d = msg.headers["x-death"][0]
+    check(d["routing-keys"] == ["k3", "k4"] and "original-expiration" not in d, f"{d}")
+    for q in (work, dlq, work2, dlq2):
+        q.delete()
+    for x in (ex, dlx, dlx2):
+        x.delete()
+
+
+def max_length_reject_publish():
+    conn = connect(transport_options={"confirm_publish": True})
+    try:
+        ch = conn.channel()
+        q = Queue(unique("kombu-maxlen"), channel=ch, max_length=2,
+                  queue_arguments={"x-overflow": "reject-publish"})
+        q.declare()
+        producer = Producer(ch)
+        for body in (b"m1", b"m2"):
+            producer.publish(body, routing_key=q.name, serializer=None,
+                             content_type="application/data")
+        try:
+            producer.publish(b"m3", routing_key=q.name, serializer=None,
+                             content_type="application/data")
+            raise AssertionError("third publish over x-max-length was confirmed")
+        except amqp.exceptions.MessageNacked:
+            pass
+        check(count(q.name) == 2, f"count {count(q.name)}")
+        q.delete()
+    finally:
+        conn.release()
+    q2 = Queue(unique("kombu-drophead"), channel=channel(), max_length=2)
+    q2.declare()
+    for i in (1, 2, 3):
+        publish(q2.name, b"d%d" % i)
+    check(eventually(lambda: count(q2.name) == 2), f"count {count(q2.name)}")
+    bodies = [q2.get(no_ack=True).body for _ in range(2)]
+    check(bodies == [b"d2", b"d3"], f"{bodies}")
+    q2.delete()
+
+
+def priority_order():
+    q = Queue(unique("kombu-prio"), channel=channel(), max_priority=10)
+    q.declare()
+    sent = [(b"p1", 1), (b"p5a", 5), (b"p9", 9), (b"p0", 0), (b"p5b", 5), (b"p200", 200)]
+    for body, prio in sent:
+        publish(q.name, body, priority=prio)
+    check(eventually(lambda: count(q.name) == len(sent)), f"count {count(q.name)}")
+    got = []
+    consumer = Consumer(channel(), queues=[q], callbacks=[
+        lambda body, m: (got.append((body, m.properties.get("priority"))), m.ack())])
+    consumer.consume()
+    deadline = time.monotonic() + 5
+    while len(got) < len(sent) and time.monotonic() < deadline:
+        drain(state["conn"], 0.1)
+    consumer.cancel()
+    # Above x-max-priority counts as the max; FIFO within one priority.
+    check(got == [(b"p200", 200), (b"p9", 9), (b"p5a", 5), (b"p5b", 5), (b"p1", 1),
+                  (b"p0", 0)], f"order {got}")
+    q.delete()
+
+
 def close_cleanly():
     channel().close()
     state["conn"].release()
@@ -360,5 +471,8 @@ if __name__ == "__main__":
         ("tx_commit_rollback", transactions),
         ("headers_nested_roundtrip", headers_roundtrip),
         ("large_message_roundtrip", large_message),
+        ("dead_letter_x_death", dead_letter_x_death),
+        ("max_length_reject_publish", max_length_reject_publish),
+        ("priority_order", priority_order),
         ("close_cleanly", close_cleanly),
     ])

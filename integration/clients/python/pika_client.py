@@ -1,5 +1,6 @@
 """Client-compatibility scenarios with pika (BlockingConnection). AMQP_URL names the broker."""
 
+import datetime
 import time
 
 import pika
@@ -312,6 +313,164 @@ def large_message():
     check(got == body, f"body of {len(got or b'')} bytes differs")
     ch.queue_delete(q)
 
+def dead_letter_x_death():
+    ex, dlx = unique("pika-dl-src"), unique("pika-dlx")
+    ch = reopen()
+    ch.exchange_declare(exchange=ex, exchange_type="direct")
+    ch.exchange_declare(exchange=dlx, exchange_type="fanout")
+    work = queue(arguments={"x-dead-letter-exchange": dlx})
+    dlq = queue()
+    ch.queue_bind(work, ex, routing_key="k1")
+    ch.queue_bind(work, ex, routing_key="k2")
+    ch.queue_bind(dlq, dlx)
+    publish("k1", b"dl", exchange=ex, expiration="60000", headers={"CC": ["k2"], "app": "x"})
+    method, _, _ = ch.basic_get(work)
+    check(method is not None, "message not routed to the work queue")
+    ch.basic_reject(method.delivery_tag, requeue=False)
+    check(eventually(lambda: count(dlq) == 1), f"dead-letter queue holds {count(dlq)}")
+    method, props, body = ch.basic_get(dlq, auto_ack=True)
+    check(body == b"dl", f"body {body!r}")
+    check(method.exchange == dlx and method.routing_key == "k1", f"{method}")
+    check(props.expiration is None, f"expiration {props.expiration!r} kept")
+    headers = props.headers
+    # RabbitMQ sorts the header table it rewrites.
+    check(list(headers) == ["CC", "app", "x-death", "x-first-death-exchange",
+                            "x-first-death-queue", "x-first-death-reason"],
+          f"header keys {list(headers)}")
+    check(headers["CC"] == ["k2"] and headers["app"] == "x", f"headers {headers}")
+    check(headers["x-first-death-reason"] == "rejected"
+          and headers["x-first-death-queue"] == work
+          and headers["x-first-death-exchange"] == ex, f"x-first-death-* {headers}")
+    deaths = headers["x-death"]
+    check(isinstance(deaths, list) and len(deaths) == 1, f"x-death {deaths!r}")
+    death = deaths[0]
+    check(list(death) == ["count", "reason", "queue", "time", "exchange", "routing-keys",
+                          "original-expiration"], f"x-death keys {list(death)}")
+    check(death["count"] == 1 and isinstance(death["count"], int), f"count {death['count']!r}")
+    check(death["reason"] == "rejected" and death["queue"] == work and death["exchange"] == ex,
+          f"x-death {death}")
+    check(death["routing-keys"] == ["k1", "k2"], f"routing-keys {death['routing-keys']}")
+    check(death["original-expiration"] == "60000", f"{death['original-expiration']!r}")
+    check(isinstance(death["time"], datetime.datetime), f"time {death['time']!r}")
+    age = abs(datetime.datetime.now(datetime.timezone.utc).timestamp()
+              - death["time"].replace(tzinfo=datetime.timezone.utc).timestamp())
+    check(age < 300, f"time {death['time']} is not now")
+
+    # With x-dead-letter-routing-key: routed by that key, CC header dropped.
+    dlx2 = unique("pika-dlx-direct")
+    ch.exchange_declare(exchange=dlx2, exchange_type="direct")
+    work2 = queue(arguments={"x-dead-letter-exchange": dlx2,
+                             "x-dead-letter-routing-key": "dead"})
+    dlq2 = queue()
+    ch.queue_bind(work2, ex, routing_key="k3")
+    ch.queue_bind(dlq2, dlx2, routing_key="dead")
+    publish("k3", b"dl2", exchange=ex, headers={"CC": ["k4"]})
+    method, _, _ = ch.basic_get(work2)
+    ch.basic_nack(method.delivery_tag, requeue=False)
+    check(eventually(lambda: count(dlq2) == 1), f"dead-letter queue holds {count(dlq2)}")
+    method, props, _ = ch.basic_get(dlq2, auto_ack=True)
+    check(method.exchange == dlx2 and method.routing_key == "dead", f"{method}")
+    check("CC" not in props.headers, f"CC kept: {props.headers}")
+    death = props.headers["x-death"][0]
+    check(death["routing-keys"] == ["k3", "k4"], f"routing-keys {death['routing-keys']}")
+    check("original-expiration" not in death, f"{death}")
+    for q in (work, dlq, work2, dlq2):
+        ch.queue_delete(q)
+    for x in (ex, dlx, dlx2):
+        ch.exchange_delete(x)
+
+
+def dead_letter_ttl_retry_loop():
+    work, retry = unique("pika-work"), unique("pika-retry")
+    ch = reopen()
+    ch.queue_declare(queue=work, arguments={"x-dead-letter-exchange": "",
+                                            "x-dead-letter-routing-key": retry})
+    ch.queue_declare(queue=retry, arguments={"x-message-ttl": 50,
+                                             "x-dead-letter-exchange": "",
+                                             "x-dead-letter-routing-key": work})
+    publish(work, b"retry")
+    rounds = 3
+    for n in range(1, rounds + 1):
+        got = None
+        deadline = time.monotonic() + 10
+        while got is None and time.monotonic() < deadline:
+            method, props, body = ch.basic_get(work)
+            if method is not None:
+                got = (method, props)
+            else:
+                time.sleep(0.02)
+        check(got is not None, f"round {n}: message did not come back")
+        method, props = got
+        deaths = (props.headers or {}).get("x-death", [])
+        if n > 1:
+            check([(d["queue"], d["reason"]) for d in deaths]
+                  == [(retry, "expired"), (work, "rejected")], f"round {n}: {deaths}")
+            check([d["count"] for d in deaths] == [n - 1, n - 1], f"round {n}: {deaths}")
+            check(all(isinstance(d["count"], int) for d in deaths), f"{deaths}")
+            check(deaths[0]["exchange"] == "" and deaths[0]["routing-keys"] == [retry],
+                  f"{deaths[0]}")
+            check(props.headers["x-first-death-reason"] == "rejected"
+                  and props.headers["x-first-death-queue"] == work, f"{props.headers}")
+            # RabbitMQ writes a message's first x-death entry in the order count, reason,
+            # queue, time, exchange, routing-keys; an entry added or updated while the
+            # array exists has its keys sorted.
+            first_order = ["count", "reason", "queue", "time", "exchange", "routing-keys"]
+            want_keys = [sorted(first_order), first_order if n == 2 else sorted(first_order)]
+            check([list(d) for d in deaths] == want_keys,
+                  f"round {n}: x-death keys {[list(d) for d in deaths]}")
+        else:
+            check(not deaths, f"fresh message has x-death {deaths}")
+        ch.basic_reject(method.delivery_tag, requeue=False)
+    ch.queue_delete(work)
+    ch.queue_delete(retry)
+
+
+def max_length_reject_publish():
+    c = conn.channel()
+    c.confirm_delivery()
+    q = queue(arguments={"x-max-length": 2, "x-overflow": "reject-publish"})
+    c.basic_publish("", q, b"m1")
+    c.basic_publish("", q, b"m2")
+    try:
+        c.basic_publish("", q, b"m3")
+        raise AssertionError("third publish over x-max-length was confirmed")
+    except pika.exceptions.NackError:
+        pass  # pika raises NackError (with no message list) when the broker nacks
+    check(count(q) == 2, f"count {count(q)}")
+    c.close()
+    bodies = [reopen().basic_get(q, auto_ack=True)[2] for _ in range(2)]
+    check(bodies == [b"m1", b"m2"], f"{bodies}")
+    # drop-head: the oldest message makes room.
+    q2 = queue(arguments={"x-max-length": 2})
+    for i in (1, 2, 3):
+        publish(q2, b"d%d" % i)
+    check(eventually(lambda: count(q2) == 2), f"count {count(q2)}")
+    bodies = [ch.basic_get(q2, auto_ack=True)[2] for _ in range(3)]
+    check(bodies == [b"d2", b"d3", None], f"{bodies}")
+    ch.queue_delete(q)
+    ch.queue_delete(q2)
+
+
+def priority_order():
+    q = queue(arguments={"x-max-priority": 10})
+    sent = [(b"p1", 1), (b"p5a", 5), (b"p9", 9), (b"p0", 0), (b"p5b", 5), (b"p200", 200),
+            (b"none", None)]
+    for body, prio in sent:
+        publish(q, body, priority=prio)
+    check(eventually(lambda: count(q) == len(sent)), f"count {count(q)}")
+    got = []
+    for method, props, body in ch.consume(q, auto_ack=False, inactivity_timeout=5):
+        check(method is not None, f"timed out after {got}")
+        got.append((body, props.priority))
+        ch.basic_ack(method.delivery_tag)
+        if len(got) == len(sent):
+            break
+    ch.cancel()
+    # Above x-max-priority counts as the max; no priority counts as 0; FIFO within one.
+    check(got == [(b"p200", 200), (b"p9", 9), (b"p5a", 5), (b"p5b", 5), (b"p1", 1),
+                  (b"p0", 0), (b"none", None)], f"order {got}")
+    ch.queue_delete(q)
+
 
 def close_cleanly():
     reopen().close()
@@ -340,5 +499,9 @@ if __name__ == "__main__":
         ("tx_commit_rollback", transactions),
         ("headers_nested_roundtrip", headers_roundtrip),
         ("large_message_roundtrip", large_message),
+        ("dead_letter_x_death", dead_letter_x_death),
+        ("dead_letter_ttl_retry_loop", dead_letter_ttl_retry_loop),
+        ("max_length_reject_publish", max_length_reject_publish),
+        ("priority_order", priority_order),
         ("close_cleanly", close_cleanly),
     ])
