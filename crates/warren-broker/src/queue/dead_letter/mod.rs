@@ -28,15 +28,19 @@
 //! (queues at their limits dead-lettering into each other with a rejection in the loop,
 //! which RabbitMQ's cycle detection lets through) is cut after `MAX_ROUNDS` rounds.
 //!
+//! # Layout
+//!
+//! - `mod.rs`: letting go, the flush loop and the one-batch move.
+//! - `rewrite.rs`: the message a dead letter becomes (`x-death` and friends) and the cycle
+//!   check.
+//! - `raw.rs`: header tables and properties as bytes, in their order.
+//!
 //! Dead lettering is at-most-once across a broker crash for messages that are not
 //! persistent or whose target is not durable, as in RabbitMQ's classic queues.
 
 use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
-use amq_protocol::protocol::BasicProperties;
-use amq_protocol::protocol::basic::{gen_properties, parse_properties};
-use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use bytes::Bytes;
 use warren_store::{Store, WriteOp};
 
@@ -44,6 +48,10 @@ use super::{Queue, QueueState, StoreKey};
 use crate::arguments::DeadLetterTarget;
 use crate::message::Message;
 use crate::vhost::VHost;
+use rewrite::{is_cycle, rewrite};
+
+mod raw;
+mod rewrite;
 
 /// Why a message was dead-lettered (the `reason` of its `x-death` record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,311 +315,5 @@ impl Batch {
                 seq: key.seq,
             });
         }
-    }
-}
-
-/// A message as it leaves for the dead-letter exchange.
-#[derive(Debug)]
-pub(crate) struct Rewritten {
-    /// The new message: exchange = the dead-letter exchange, routing key = the first of
-    /// `routing_keys`, new properties, the same body.
-    pub(crate) message: Message,
-    /// The keys it is routed with: the dead-letter routing key, or the message's own
-    /// routing key and its `CC` keys.
-    pub(crate) routing_keys: Vec<String>,
-    /// Its headers (for headers exchanges and the cycle check).
-    pub(crate) headers: Option<FieldTable>,
-}
-
-impl Rewritten {
-    fn deaths(&self) -> Option<&[AMQPValue]> {
-        match self.headers.as_ref()?.inner().get(X_DEATH) {
-            Some(AMQPValue::FieldArray(deaths)) => Some(deaths.as_slice()),
-            _ => None,
-        }
-    }
-}
-
-const X_DEATH: &str = "x-death";
-
-/// Rewrite `message`, let go by `queue` for `reason`, as RabbitMQ 3.10's
-/// `rabbit_dead_letter:make_msg` does. `now_ms` is the wall clock (the record's `time` is
-/// in seconds, and the new message's TTL in its next queue counts from it).
-pub(crate) fn rewrite(
-    message: &Message,
-    reason: DeathReason,
-    queue: &str,
-    target: &DeadLetterTarget,
-    now_ms: u64,
-) -> Result<Rewritten, String> {
-    let properties = match parse_properties(&message.raw_properties[..]) {
-        Ok((_, properties)) => properties,
-        Err(_) => return Err("its stored properties do not parse".into()),
-    };
-    let mut headers = properties.headers().clone().unwrap_or_default();
-    // The keys it was routed with: the routing key and its CC (and BCC, which Warren
-    // removes at publish: see the README) keys.
-    let mut death_keys = vec![message.routing_key.as_str().to_owned()];
-    death_keys.extend(header_routes(&headers));
-    let mut info = FieldTable::default();
-    info.insert("reason".into(), long_string(reason.as_str()));
-    info.insert("queue".into(), long_string(queue));
-    info.insert("time".into(), AMQPValue::Timestamp(now_ms / 1000));
-    info.insert("exchange".into(), long_string(message.exchange.as_str()));
-    info.insert(
-        "routing-keys".into(),
-        AMQPValue::FieldArray(FieldArray::from(
-            death_keys
-                .iter()
-                .map(|k| long_string(k))
-                .collect::<Vec<_>>(),
-        )),
-    );
-    if let Some(expiration) = properties.expiration() {
-        info.insert(
-            "original-expiration".into(),
-            long_string(expiration.as_str()),
-        );
-    }
-    update_x_death(&mut headers, info, queue, reason.as_str(), message);
-    let routing_keys = match &target.routing_key {
-        Some(key) => {
-            headers = without(&headers, "CC");
-            vec![key.as_str().to_owned()]
-        }
-        None => death_keys,
-    };
-    let properties = without_expiration(&properties).with_headers(headers.clone());
-    let raw_properties = encode_properties(&properties)?;
-    let routing_key = ShortString::from(routing_keys[0].as_str());
-    Ok(Rewritten {
-        message: Message {
-            exchange: ShortString::from(&*target.exchange),
-            routing_key,
-            expiration: None,
-            raw_properties,
-            timestamp_ms: now_ms,
-            ..message.clone()
-        },
-        routing_keys,
-        headers: Some(headers),
-    })
-}
-
-/// RabbitMQ's `update_x_death_header`.
-fn update_x_death(
-    headers: &mut FieldTable,
-    mut info: FieldTable,
-    queue: &str,
-    reason: &str,
-    message: &Message,
-) {
-    match headers.inner().get(X_DEATH) {
-        None => {
-            // The first death also gets its own top-level headers.
-            headers.insert("x-first-death-reason".into(), long_string(reason));
-            headers.insert("x-first-death-queue".into(), long_string(queue));
-            headers.insert(
-                "x-first-death-exchange".into(),
-                long_string(message.exchange.as_str()),
-            );
-            info.insert("count".into(), AMQPValue::LongLongInt(1));
-            headers.insert(
-                X_DEATH.into(),
-                AMQPValue::FieldArray(vec![AMQPValue::FieldTable(info)].into()),
-            );
-        }
-        Some(AMQPValue::FieldArray(tables)) => {
-            let grouped = group_by_queue_and_reason(tables.as_slice());
-            let (matches, others): (Vec<AMQPValue>, Vec<AMQPValue>) = grouped
-                .into_iter()
-                .partition(|t| table_of(t).is_some_and(|t| same_event(t, queue, reason)));
-            let first = match matches.into_iter().next().as_ref().and_then(table_of) {
-                None => {
-                    info.insert("count".into(), AMQPValue::LongLongInt(1));
-                    info
-                }
-                Some(matched) => increment_count(matched),
-            };
-            let mut deaths = vec![AMQPValue::FieldTable(first)];
-            deaths.extend(others);
-            headers.insert(X_DEATH.into(), AMQPValue::FieldArray(deaths.into()));
-        }
-        Some(other) => {
-            tracing::warn!(
-                kind = crate::arguments::type_name(other),
-                "message has an x-death header that is not an array; resetting it"
-            );
-            info.insert("count".into(), AMQPValue::LongLongInt(1));
-            headers.insert(
-                X_DEATH.into(),
-                AMQPValue::FieldArray(vec![AMQPValue::FieldTable(info)].into()),
-            );
-        }
-    }
-}
-
-/// RabbitMQ's `group_by_queue_and_reason`: one table per (queue, reason), the first of
-/// each with the count of the group if it had none. As in RabbitMQ 3.10 the result comes
-/// out in reverse order of first appearance when there are two tables or more.
-fn group_by_queue_and_reason(tables: &[AMQPValue]) -> Vec<AMQPValue> {
-    if tables.len() <= 1 {
-        return tables.to_vec();
-    }
-    let key = |t: &AMQPValue| {
-        table_of(t).map(|t| (field(t, "queue").cloned(), field(t, "reason").cloned()))
-    };
-    let mut seen = Vec::new();
-    let mut grouped: Vec<AMQPValue> = Vec::new();
-    for table in tables {
-        let k = key(table);
-        let matching: Vec<&AMQPValue> = tables.iter().filter(|t| key(t) == k).collect();
-        let augmented = match matching.first().and_then(|t| table_of(t)) {
-            Some(first) if field(first, "count").is_none() => {
-                let mut first = first.clone();
-                first.insert(
-                    "count".into(),
-                    AMQPValue::LongLongInt(matching.len() as i64),
-                );
-                AMQPValue::FieldTable(first)
-            }
-            _ => matching
-                .first()
-                .map_or_else(|| table.clone(), |t| (*t).clone()),
-        };
-        if grouped.is_empty() {
-            grouped.push(augmented);
-        } else if !seen.contains(&k) {
-            grouped.insert(0, augmented);
-        }
-        seen.push(k);
-    }
-    grouped
-}
-
-fn increment_count(table: &FieldTable) -> FieldTable {
-    let mut table = table.clone();
-    let count = field(&table, "count")
-        .and_then(crate::arguments::integer)
-        .unwrap_or(0);
-    table.insert("count".into(), AMQPValue::LongLongInt(count + 1));
-    table
-}
-
-fn same_event(table: &FieldTable, queue: &str, reason: &str) -> bool {
-    is_string(field(table, "queue"), queue) && is_string(field(table, "reason"), reason)
-}
-
-/// RabbitMQ's `is_cycle`: the message's deaths up to the last one in `queue` contain no
-/// rejection (and nothing that is not a table), so routing it to `queue` again would loop
-/// without a client ever deciding anything.
-pub(crate) fn is_cycle(queue: &str, deaths: &[AMQPValue]) -> bool {
-    let Some(at) = deaths
-        .iter()
-        .position(|d| table_of(d).is_some_and(|t| is_string(field(t, "queue"), queue)))
-    else {
-        return false;
-    };
-    deaths[..=at].iter().all(|d| match table_of(d) {
-        Some(t) => !is_string(field(t, "reason"), "rejected"),
-        None => false,
-    })
-}
-
-fn table_of(value: &AMQPValue) -> Option<&FieldTable> {
-    match value {
-        AMQPValue::FieldTable(t) => Some(t),
-        _ => None,
-    }
-}
-
-fn field<'a>(table: &'a FieldTable, key: &str) -> Option<&'a AMQPValue> {
-    table.inner().get(key)
-}
-
-/// Whether `value` is the long string `expected` (RabbitMQ compares `{longstr, Bin}`).
-fn is_string(value: Option<&AMQPValue>, expected: &str) -> bool {
-    matches!(value, Some(AMQPValue::LongString(s)) if s.as_bytes() == expected.as_bytes())
-}
-
-fn long_string(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
-}
-
-/// The CC and BCC keys in a message's headers (RabbitMQ's `header_routes`: arrays of long
-/// strings; other elements are skipped).
-fn header_routes(headers: &FieldTable) -> Vec<String> {
-    let mut keys = Vec::new();
-    for name in ["CC", "BCC"] {
-        if let Some(AMQPValue::FieldArray(routes)) = headers.inner().get(name) {
-            keys.extend(routes.as_slice().iter().filter_map(|v| match v {
-                AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into()),
-                _ => None,
-            }));
-        }
-    }
-    keys
-}
-
-fn without(headers: &FieldTable, key: &str) -> FieldTable {
-    let mut kept = FieldTable::default();
-    for (k, v) in headers.inner() {
-        if k.as_str() != key {
-            kept.insert(k.clone(), v.clone());
-        }
-    }
-    kept
-}
-
-/// The same properties without `expiration` (amq-protocol has no way to unset one).
-fn without_expiration(p: &BasicProperties) -> BasicProperties {
-    let mut out = BasicProperties::default();
-    if let Some(v) = p.content_type() {
-        out = out.with_content_type(v.clone());
-    }
-    if let Some(v) = p.content_encoding() {
-        out = out.with_content_encoding(v.clone());
-    }
-    if let Some(v) = p.headers() {
-        out = out.with_headers(v.clone());
-    }
-    if let Some(v) = p.delivery_mode() {
-        out = out.with_delivery_mode(*v);
-    }
-    if let Some(v) = p.priority() {
-        out = out.with_priority(*v);
-    }
-    if let Some(v) = p.correlation_id() {
-        out = out.with_correlation_id(v.clone());
-    }
-    if let Some(v) = p.reply_to() {
-        out = out.with_reply_to(v.clone());
-    }
-    if let Some(v) = p.message_id() {
-        out = out.with_message_id(v.clone());
-    }
-    if let Some(v) = p.timestamp() {
-        out = out.with_timestamp(*v);
-    }
-    if let Some(v) = p.kind() {
-        out = out.with_type(v.clone());
-    }
-    if let Some(v) = p.user_id() {
-        out = out.with_user_id(v.clone());
-    }
-    if let Some(v) = p.app_id() {
-        out = out.with_app_id(v.clone());
-    }
-    if let Some(v) = p.cluster_id() {
-        out = out.with_cluster_id(v.clone());
-    }
-    out
-}
-
-fn encode_properties(properties: &BasicProperties) -> Result<Bytes, String> {
-    use amq_protocol::frame::WriteContext;
-    match gen_properties(properties)(WriteContext::from(Vec::with_capacity(64))) {
-        Ok(ctx) => Ok(Bytes::from(ctx.into_inner().0)),
-        Err(e) => Err(format!("cannot encode its properties: {e}")),
     }
 }
