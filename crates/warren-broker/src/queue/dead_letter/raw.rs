@@ -286,6 +286,7 @@ fn walk(properties: &[u8], mut each: impl FnMut(u16, &[u8])) -> Result<(), Malfo
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

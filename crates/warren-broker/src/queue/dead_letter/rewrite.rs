@@ -279,6 +279,7 @@ fn header_routes(headers: &FieldTable) -> Vec<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
