@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use core_support::raw::{RawClient, RawFrame, frame, method, short};
-use core_support::{assert_channel_error, error_text, reply_code, wait_until};
+use core_support::{assert_channel_error, error_text, reply_code, then_sync, wait_until};
 use lapin::options::{BasicGetOptions, BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
@@ -812,22 +812,20 @@ async fn only_a_user_tagged_impersonator_may_publish_with_another_user_id() {
         .await
         .unwrap();
     let ch = plain.create_channel().await.unwrap();
-    ch.basic_publish(
-        "".into(),
-        "imp".into(),
-        BasicPublishOptions::default(),
-        b"x",
-        as_other,
-    )
-    .await
-    .unwrap();
-    let closed = ch
-        .queue_declare(
+    // The close may reach lapin before a following method is sent: then_sync takes the
+    // reason from the connection's events in that case.
+    let closed = then_sync(
+        &plain,
+        &ch,
+        ch.basic_publish(
+            "".into(),
             "imp".into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
-        .await;
+            BasicPublishOptions::default(),
+            b"x",
+            as_other,
+        ),
+    )
+    .await;
     assert_eq!(
         error_text(&closed),
         "PRECONDITION_FAILED - user_id property set to 'someone-else' but authenticated user was 'plain-user'"
