@@ -807,7 +807,14 @@ async fn run<R: AsyncRead + Unpin>(
             }
             read = reader.fill(), if !outbox_full && !blocked => {
                 match read {
-                    Ok(true) => conn.handle_frames(&mut reader, &mut throttle, config),
+                    Ok(true) => {
+                        conn.handle_frames(&mut reader, &mut throttle, config);
+                        // Let the tasks this read woke run before the next read: a consumer
+                        // woken by these publishes waits in this worker's LIFO slot, which
+                        // no other worker may steal, so a publisher whose socket is never
+                        // empty would otherwise starve it until its budget runs out.
+                        tokio::task::yield_now().await;
+                    }
                     Ok(false) => {
                         debug!("client closed the socket");
                         conn.done = true;
