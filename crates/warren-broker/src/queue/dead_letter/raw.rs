@@ -219,20 +219,29 @@ const PRIORITY: u16 = 0x0800;
 const EXPIRATION: u16 = 0x0100;
 const TIMESTAMP: u16 = 0x0040;
 
-/// The header table in published basic-property bytes (flags then values), if any.
-pub(super) fn headers(properties: &[u8]) -> Result<Option<RawTable>, Malformed> {
-    let mut found = None;
-    walk(properties, |flag, value| {
-        if flag == HEADERS {
-            found = Some(RawTable::parse(value).map(|(table, _)| table));
-        }
+/// The header table and the `expiration` value in published basic-property bytes (flags
+/// then values), each if present.
+pub(super) fn headers_and_expiration(
+    properties: &[u8],
+) -> Result<(Option<RawTable>, Option<Vec<u8>>), Malformed> {
+    let (mut headers, mut expiration) = (None, None);
+    walk(properties, |flag, value| match flag {
+        HEADERS => headers = Some(RawTable::parse(value).map(|(table, _)| table)),
+        EXPIRATION => expiration = value.get(1..).map(<[u8]>::to_vec),
+        _ => {}
     })?;
-    found.transpose()
+    Ok((headers.transpose()?, expiration))
 }
 
-/// `properties` with the header table replaced by `headers` and `expiration` removed;
-/// every other property keeps its bytes.
-pub(super) fn replace_headers(properties: &[u8], headers: &RawTable) -> Result<Vec<u8>, Malformed> {
+/// The header table in published basic-property bytes, if any.
+#[cfg(test)]
+pub(super) fn headers(properties: &[u8]) -> Result<Option<RawTable>, Malformed> {
+    headers_and_expiration(properties).map(|(headers, _)| headers)
+}
+
+/// `properties` with the header table replaced by `headers` (an encoded table: length, then
+/// fields) and `expiration` removed; every other property keeps its bytes.
+pub(super) fn replace_headers(properties: &[u8], headers: &[u8]) -> Result<Vec<u8>, Malformed> {
     let (flags, _) = properties.split_first_chunk::<2>().ok_or(Malformed)?;
     let flags = u16::from_be_bytes(*flags);
     let new_flags = (flags | HEADERS) & !EXPIRATION;
@@ -241,7 +250,7 @@ pub(super) fn replace_headers(properties: &[u8], headers: &RawTable) -> Result<V
     let mut written = false;
     walk(properties, |flag, value| {
         if flag <= HEADERS && !written {
-            headers.encode(&mut out);
+            out.extend_from_slice(headers);
             written = true;
         }
         if flag != HEADERS && flag != EXPIRATION {
@@ -249,7 +258,7 @@ pub(super) fn replace_headers(properties: &[u8], headers: &RawTable) -> Result<V
         }
     })?;
     if !written {
-        headers.encode(&mut out);
+        out.extend_from_slice(headers);
     }
     Ok(out)
 }
@@ -326,6 +335,12 @@ mod tests {
         assert!(RawTable::parse(&bytes[..3]).is_err());
     }
 
+    fn encoded(table: &RawTable) -> Vec<u8> {
+        let mut out = Vec::new();
+        table.encode(&mut out);
+        out
+    }
+
     /// content-type "t", headers {z: 1}, delivery-mode 2, expiration "5", app-id "a".
     fn published() -> Vec<u8> {
         let mut p = Vec::new();
@@ -348,7 +363,7 @@ mod tests {
         let mut table = RawTable::default();
         table.store("y", long_string(b"new"));
         table.store("x", long(7));
-        let out = replace_headers(&published(), &table).unwrap();
+        let out = replace_headers(&published(), &encoded(&table)).unwrap();
         let (_, props) = parse_properties(&out[..]).unwrap();
         assert_eq!(props.content_type().as_ref().map(|s| s.as_str()), Some("t"));
         assert_eq!(*props.delivery_mode(), Some(2));
@@ -367,7 +382,7 @@ mod tests {
         assert_eq!(headers(&p).unwrap(), None);
         let mut table = RawTable::default();
         table.store("k", long(1));
-        let out = replace_headers(&p, &table).unwrap();
+        let out = replace_headers(&p, &encoded(&table)).unwrap();
         let (_, props) = parse_properties(&out[..]).unwrap();
         assert_eq!(*props.priority(), Some(9));
         assert_eq!(*props.timestamp(), Some(42));
@@ -378,6 +393,6 @@ mod tests {
     fn truncated_properties_are_malformed() {
         let p = published();
         assert!(headers(&p[..p.len() - 1]).is_err());
-        assert!(replace_headers(&p[..1], &RawTable::default()).is_err());
+        assert!(replace_headers(&p[..1], &encoded(&RawTable::default())).is_err());
     }
 }

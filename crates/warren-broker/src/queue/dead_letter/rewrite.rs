@@ -9,7 +9,6 @@
 //! entry with `count` first and the rest in RabbitMQ's order, an updated entry sorted,
 //! the others and every untouched value byte for byte.
 
-use amq_protocol::protocol::basic::parse_properties;
 use amq_protocol::types::parsing::parse_field_table;
 use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use bytes::Bytes;
@@ -54,19 +53,13 @@ pub(crate) fn rewrite(
     now_ms: u64,
 ) -> Result<Rewritten, String> {
     let malformed = |_| "its stored properties do not parse".to_string();
-    let properties = match parse_properties(&message.raw_properties[..]) {
-        Ok((_, properties)) => properties,
-        Err(_) => return Err("its stored properties do not parse".into()),
-    };
-    let mut headers = raw::headers(&message.raw_properties)
-        .map_err(malformed)?
-        .unwrap_or_default();
+    let (headers, expiration) =
+        raw::headers_and_expiration(&message.raw_properties).map_err(malformed)?;
+    let mut headers = headers.unwrap_or_default();
     // The keys it was routed with: the routing key and its CC (and BCC, which Warren
     // removes at publish: see the README) keys.
     let mut death_keys = vec![message.routing_key.as_str().to_owned()];
-    if let Some(table) = properties.headers() {
-        death_keys.extend(header_routes(table));
-    }
+    death_keys.extend(header_routes(&headers));
     let keys: Vec<Vec<u8>> = death_keys
         .iter()
         .map(|k| raw::long_string(k.as_bytes()))
@@ -80,11 +73,8 @@ pub(crate) fn rewrite(
         raw::long_string(message.exchange.as_str().as_bytes()),
     );
     info.store("routing-keys", raw::array(&keys));
-    if let Some(expiration) = properties.expiration() {
-        info.store(
-            "original-expiration",
-            raw::long_string(expiration.as_str().as_bytes()),
-        );
+    if let Some(expiration) = expiration {
+        info.store("original-expiration", raw::long_string(&expiration));
     }
     update_x_death(&mut headers, info, queue, reason.as_str(), message);
     let routing_keys = match &target.routing_key {
@@ -94,10 +84,10 @@ pub(crate) fn rewrite(
         }
         None => death_keys,
     };
-    let raw_properties =
-        raw::replace_headers(&message.raw_properties, &headers).map_err(malformed)?;
     let mut table_bytes = Vec::new();
     headers.encode(&mut table_bytes);
+    let raw_properties =
+        raw::replace_headers(&message.raw_properties, &table_bytes).map_err(malformed)?;
     let parsed = match parse_field_table(&table_bytes[..]) {
         Ok((_, table)) => table,
         Err(_) => return Err("its rewritten headers do not parse".into()),
@@ -265,10 +255,10 @@ fn is_string(value: Option<&AMQPValue>, expected: &str) -> bool {
 
 /// The CC and BCC keys in a message's headers (RabbitMQ's `header_routes`: arrays of long
 /// strings; other elements are skipped).
-fn header_routes(headers: &FieldTable) -> Vec<String> {
+fn header_routes(headers: &RawTable) -> Vec<String> {
     let mut keys = Vec::new();
     for name in ["CC", "BCC"] {
-        if let Some(AMQPValue::FieldArray(routes)) = headers.inner().get(name) {
+        if let Some(AMQPValue::FieldArray(routes)) = headers.get(name) {
             keys.extend(routes.as_slice().iter().filter_map(|v| match v {
                 AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into()),
                 _ => None,
@@ -282,6 +272,7 @@ fn header_routes(headers: &FieldTable) -> Vec<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use amq_protocol::protocol::basic::parse_properties;
 
     /// Properties with `expiration` "60000" and headers {z: 1, CC: ["k2"]} in that order.
     fn message() -> Message {
