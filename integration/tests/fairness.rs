@@ -10,29 +10,24 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod core_support;
+mod raw_support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueDeclareOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 use warren_integration::TestBroker;
-use warren_integration::raw::{RawClient, frame, method, short};
+use warren_integration::raw::{RawClient, frame};
 
 /// One publish of a 16-byte body to `queue` on channel 1: method, header, body frames.
 fn one_publish(queue: &str) -> Vec<u8> {
-    let mut args = 0u16.to_be_bytes().to_vec();
-    args.extend(short(""));
-    args.extend(short(queue));
-    args.push(0);
-    let mut out = frame(1, 1, &method(60, 40, &args));
-    let mut header = 60u16.to_be_bytes().to_vec();
-    header.extend_from_slice(&0u16.to_be_bytes());
-    header.extend_from_slice(&16u64.to_be_bytes());
-    header.extend_from_slice(&0u16.to_be_bytes());
-    out.extend(frame(2, 1, &header));
+    let mut out = raw_support::basic_publish(1, queue);
+    out.extend(raw_support::content_header(1, 16));
     out.extend(frame(3, 1, &[7u8; 16]));
     out
 }
@@ -50,18 +45,7 @@ async fn a_flooding_publisher_does_not_starve_the_consumer_of_a_drop_head_queue(
     ch.queue_declare(queue.into(), QueueDeclareOptions::default(), args)
         .await
         .unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            queue.into(),
-            "c".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let mut consumer = core_support::consume(&ch, queue, true).await;
     let consumed = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&consumed);
     tokio::spawn(async move {
@@ -79,7 +63,7 @@ async fn a_flooding_publisher_does_not_starve_the_consumer_of_a_drop_head_queue(
     let (stop_publisher, count) = (Arc::clone(&stop), Arc::clone(&published));
     let publisher = std::thread::spawn(move || {
         let mut c = RawClient::open(addr, 0);
-        c.send(&frame(1, 1, &method(20, 10, &short(""))));
+        c.send(&raw_support::channel_open(1));
         let _open_ok = c.read_frame().expect("channel.open-ok");
         let batch: Vec<u8> = (0..2000).flat_map(|_| one_publish(queue)).collect();
         while !stop_publisher.load(Ordering::Relaxed) {
