@@ -22,13 +22,14 @@ use crate::access::{
     UserLimits, VhostLimits,
 };
 use crate::alarms::{AlarmConfig, AlarmMonitor, Alarms};
-use crate::connections::{ConnectionHandle, Connections};
+use crate::connections::{ConnectionDetails, ConnectionHandle, Connections};
 use crate::consumer::ConnectionId;
 use crate::definitions::{Definitions, DefinitionsError};
 use crate::error::BrokerError;
 use crate::exchange::ExchangeSpec;
 use crate::memory::MessageMemory;
 use crate::queue::{QueueLimits, TRANSIENT_ID_BASE};
+use crate::stats::Stats;
 use crate::vhost::{BindingDef, QueueDef, VHost};
 
 /// Broker-wide settings.
@@ -65,6 +66,9 @@ pub struct BrokerConfig {
     pub store_options: StoreOptions,
     /// Resource alarm thresholds (memory high watermark, disk free limit).
     pub alarms: AlarmConfig,
+    /// How often the statistics sampler runs once started (RabbitMQ's
+    /// `collect_statistics_interval`, 5 s); see `stats/`.
+    pub stats_interval: std::time::Duration,
 }
 
 impl Default for BrokerConfig {
@@ -87,6 +91,7 @@ impl Default for BrokerConfig {
             message_memory: 256 * 1024 * 1024,
             store_options: StoreOptions::default(),
             alarms: AlarmConfig::default(),
+            stats_interval: crate::stats::DEFAULT_INTERVAL,
         }
     }
 }
@@ -150,6 +155,10 @@ pub struct Broker {
     config: BrokerConfig,
     next_connection: AtomicU64,
     alarms: Arc<Alarms>,
+    /// Counters, churn and their sampled history.
+    stats: Arc<Stats>,
+    /// When the broker opened.
+    started: Instant,
     /// Samples memory and disk while the broker lives (stopped when it is dropped).
     _alarm_monitor: AlarmMonitor,
 }
@@ -175,10 +184,13 @@ impl Broker {
         let access = Arc::new(Access::open(store.clone())?);
         let alarms = Alarms::new(data_dir, &config.alarms);
         let alarm_monitor = alarms.start_monitor(config.alarms.check_interval);
+        let stats = Arc::new(Stats::new(config.stats_interval));
         let broker = Broker {
             vhosts: DashMap::new(),
             access,
-            connections: Arc::new(Connections::default()),
+            connections: Arc::new(Connections::new(Arc::clone(&stats))),
+            stats,
+            started,
             store,
             memory: Arc::new(MessageMemory::new(config.message_memory)),
             config,
@@ -387,10 +399,26 @@ impl Broker {
             self.config.queue_limits,
             Arc::clone(&self.memory),
             Arc::clone(&self.access),
+            Arc::clone(&self.stats),
         );
         self.vhosts
             .insert(Arc::clone(&vhost.name), Arc::clone(&vhost));
         vhost
+    }
+
+    /// Counters, churn and their sampled history (see `stats/`).
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// How long the broker has been open.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// Every vhost.
+    pub fn vhost_list(&self) -> Vec<Arc<VHost>> {
+        self.all_vhosts()
     }
 
     /// The access registry (vhosts, users, permissions, limits, policies, parameters).
@@ -471,7 +499,7 @@ impl Broker {
         id: ConnectionId,
         user: &str,
         vhost_name: &str,
-        peer: std::net::SocketAddr,
+        details: ConnectionDetails,
         client_id: Option<String>,
     ) -> Result<OpenedConnection, BrokerError> {
         let (vhost_limits, user_limits) = self.access.read(|state| {
@@ -488,7 +516,7 @@ impl Broker {
         let access = ConnectionAccess::new(Arc::clone(&self.access), user, vhost_name, client_id);
         let handle =
             self.connections
-                .register(id, user, vhost_name, peer, vhost_limits, user_limits)?;
+                .register(id, user, vhost_name, details, vhost_limits, user_limits)?;
         let mut access = access;
         if !access.get().may_open_vhost() {
             return Err(BrokerError::NotAllowed(format!(

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use amq_protocol::types::ShortString;
+use amq_protocol::types::{FieldTable, ShortString};
 use tokio::sync::mpsc;
 
 use crate::queue::{Entry, Queue};
@@ -130,6 +130,8 @@ pub struct Consumer {
     pub credit: Arc<ChannelCredit>,
     /// Where deliveries go.
     pub sink: Arc<ConnectionSink>,
+    /// The basic.consume arguments (for the management API's consumer list).
+    pub arguments: FieldTable,
 }
 
 impl Consumer {
@@ -158,7 +160,14 @@ impl Consumer {
             cancelled: AtomicBool::new(false),
             credit,
             sink,
+            arguments: FieldTable::default(),
         }
+    }
+
+    /// The same consumer with its basic.consume `arguments` kept for listing.
+    pub fn with_arguments(mut self, arguments: FieldTable) -> Self {
+        self.arguments = arguments;
+        self
     }
 
     /// Whether the queue may hand this consumer one more message now.

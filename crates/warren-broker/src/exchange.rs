@@ -10,6 +10,8 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use warren_router::{BindingTable, Destination, ExchangeKind};
 
+use crate::stats::MessageCounters;
+
 /// A binding destination: a queue or an exchange, by name.
 pub type Dest = Destination<Arc<str>, Arc<str>>;
 
@@ -43,6 +45,8 @@ pub struct Exchange {
     pub alternate: Option<Arc<str>>,
     /// Bindings from this exchange.
     pub bindings: RwLock<BindingTable<Dest>>,
+    /// `publish_in` / `publish_out`, added by publishing channels once per batch.
+    pub stats: MessageCounters,
 }
 
 impl Exchange {
@@ -60,6 +64,7 @@ impl Exchange {
             kind,
             alternate,
             bindings: RwLock::new(BindingTable::new(kind)),
+            stats: MessageCounters::default(),
             spec,
         }
     }

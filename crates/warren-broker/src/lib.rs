@@ -28,7 +28,10 @@
 //! - `consumer.rs`: [`Consumer`], credit and the connection sink.
 //! - `consumer_args.rs`: [`ConsumerArgs`], basic.consume arguments (`x-priority`).
 //! - `message.rs`: [`Message`] and its stored form.
+//! - `field_json.rs`: AMQP field tables as the management API's JSON.
 //! - `sender_selected.rs`: the `CC` / `BCC` headers (extra routing keys).
+//! - `stats/`: [`Stats`]: message counters per queue, exchange, channel, vhost and
+//!   broker, churn, socket counters, and the sampler that keeps their history for rates.
 //! - `error.rs`: [`BrokerError`].
 
 pub mod access;
@@ -41,17 +44,22 @@ mod consumer_args;
 pub mod definitions;
 mod error;
 mod exchange;
+pub mod field_json;
 mod memory;
 mod message;
 mod queue;
 pub mod sender_selected;
+pub mod stats;
 mod vhost;
 
 pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
 pub use alarms::{AlarmConfig, AlarmSet, AlarmStatus, Alarms, DiskFreeLimit, MemoryWatermark};
 pub use arguments::{DeadLetterTarget, Overflow, QueueArgs, exchange_argument};
 pub use broker::{AuthError, Broker, BrokerConfig, OpenError, OpenedConnection};
-pub use connections::{ChannelSlot, CloseRequest, ConnectionHandle, ConnectionInfo, Connections};
+pub use connections::{
+    ChannelInfo, ChannelSlot, CloseRequest, ConnectionDetails, ConnectionHandle, ConnectionInfo,
+    Connections, TlsDetails,
+};
 pub use consumer::{
     ChannelCredit, ConnectionId, ConnectionSink, Consumer, ConsumerEvent, SINK_HIGH_WATER,
 };
@@ -62,6 +70,7 @@ pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};
 pub use message::{Message, now_ms};
 pub use queue::{DeathReason, Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
+pub use stats::Stats;
 pub use vhost::{DeclaredQueue, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost, generate_name};
 pub use warren_router::{Destination, ExchangeKind};
 pub use warren_store::{Durability, Store, StoreOptions, Ticket, TicketStatus};

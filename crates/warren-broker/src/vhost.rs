@@ -20,6 +20,7 @@ use crate::exchange::{Dest, Exchange, ExchangeSpec};
 use crate::memory::MessageMemory;
 use crate::message::Message;
 use crate::queue::{Queue, QueueLimits, QueueSpec};
+use crate::stats::{Churn, MessageCounters, Stats};
 
 const SEP: char = '\u{1f}';
 
@@ -99,6 +100,10 @@ pub struct VHost {
     deleted: std::sync::atomic::AtomicBool,
     /// This vhost, for tasks it spawns (queue expiry).
     me: Weak<VHost>,
+    /// Message counters of the vhost's channels (added per batch, as the broker's totals).
+    pub stats: MessageCounters,
+    /// The broker's statistics (queue churn).
+    broker_stats: Arc<Stats>,
 }
 
 fn def_key(vhost: &str, name: &str) -> String {
@@ -113,6 +118,7 @@ impl VHost {
         limits: QueueLimits,
         memory: Arc<MessageMemory>,
         access: Arc<Access>,
+        broker_stats: Arc<Stats>,
     ) -> Arc<Self> {
         let vhost = Arc::new_cyclic(|me| Self {
             name: Arc::from(name),
@@ -125,6 +131,8 @@ impl VHost {
             access,
             deleted: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
+            stats: MessageCounters::default(),
+            broker_stats,
         });
         // As RabbitMQ's, each vhost has `amq.rabbitmq.trace` (internal, topic): the
         // firehose tracer's exchange, which gets nothing while tracing is off (RabbitMQ's
@@ -578,6 +586,7 @@ impl VHost {
                 self.check_queue_equivalent(&existing, &declare)?;
             }
             existing.touch();
+            self.broker_stats.churn.bump(Churn::QueueDeclared);
             return Ok(DeclaredQueue {
                 message_count: existing.message_count(),
                 consumer_count: existing.consumer_count(),
@@ -628,6 +637,7 @@ impl VHost {
                 drop(e);
                 self.check_exclusive(&existing, connection)?;
                 self.check_queue_equivalent(&existing, &declare)?;
+                self.broker_stats.churn.bump(Churn::QueueDeclared);
                 return Ok(DeclaredQueue {
                     message_count: existing.message_count(),
                     consumer_count: existing.consumer_count(),
@@ -654,6 +664,8 @@ impl VHost {
                 &value,
             )?;
         }
+        self.broker_stats.churn.bump(Churn::QueueDeclared);
+        self.broker_stats.churn.bump(Churn::QueueCreated);
         Ok(DeclaredQueue {
             queue,
             message_count: 0,
@@ -792,6 +804,7 @@ impl VHost {
             .is_some();
         let result = queue.delete();
         if removed {
+            self.broker_stats.churn.bump(Churn::QueueDeleted);
             self.remove_bindings_to(&Destination::Queue(Arc::clone(queue.name())))?;
             if queue.store_id != 0 {
                 self.store

@@ -64,9 +64,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, warn};
+use warren_broker::stats::{IoCounters, Stats};
 use warren_broker::{
-    AuthError, Broker, ConnectionAccess, ConnectionHandle, ConnectionSink, ConsumerEvent,
-    Durability, OpenedConnection, VHost,
+    AuthError, Broker, ConnectionAccess, ConnectionDetails, ConnectionHandle, ConnectionSink,
+    ConsumerEvent, Durability, OpenedConnection, TlsDetails, VHost,
 };
 use warren_protocol::{
     AMQPClass, AMQPValue, FieldTable, Frame, FrameDecoder, LongString, PROTOCOL_HEADER,
@@ -97,6 +98,8 @@ pub(crate) struct ConnCtx {
     /// The clock (ms since the epoch) read once per batch of queue events: the delivery
     /// time of the batch's deliveries, for the consumer timeout.
     pub now_ms: u64,
+    /// The broker's statistics (channels add their batch counts to its totals).
+    pub broker_stats: Arc<Stats>,
 }
 
 impl ConnCtx {
@@ -136,8 +139,10 @@ pub(crate) async fn serve_plain(
     async move {
         let deadline = tokio::time::Instant::now() + config.handshake_timeout;
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
         let (rd, wr) = stream.into_split();
-        serve(rd, wr, None, peer, deadline, id, broker, config, shutdown).await;
+        let ends = Ends { peer, local };
+        serve(rd, wr, None, ends, deadline, id, broker, config, shutdown).await;
     }
     .instrument(span)
     .await
@@ -157,6 +162,7 @@ pub(crate) async fn serve_tls(
     async move {
         let deadline = tokio::time::Instant::now() + config.handshake_timeout;
         let _ = stream.set_nodelay(true);
+        let local = stream.local_addr().unwrap_or(peer);
         let stream = match tokio::time::timeout_at(deadline, tls.acceptor.accept(stream)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
@@ -182,13 +188,17 @@ pub(crate) async fn serve_tls(
             client_cert = ?client_cert,
             "TLS established"
         );
+        let details = tls_details(session);
         let (rd, wr) = tokio::io::split(stream);
-        let secure = Secure { client_cert };
+        let secure = Secure {
+            client_cert,
+            details,
+        };
         serve(
             rd,
             wr,
             Some(secure),
-            peer,
+            Ends { peer, local },
             deadline,
             id,
             broker,
@@ -205,6 +215,63 @@ pub(crate) async fn serve_tls(
 struct Secure {
     /// The user name of the verified client certificate, or why there is none.
     client_cert: Result<String, CertLoginError>,
+    /// The session, for the management API.
+    details: TlsDetails,
+}
+
+/// The socket's two ends.
+#[derive(Debug, Clone, Copy)]
+struct Ends {
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+/// The TLS session as RabbitMQ's management API names it (`tlsv1.3`, `aes_256_gcm`,
+/// `sha384`, key exchange `any` for TLS 1.3), with the client certificate's subject.
+fn tls_details(session: &rustls::ServerConnection) -> TlsDetails {
+    let protocol = match session.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "tlsv1.3".to_owned(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "tlsv1.2".to_owned(),
+        Some(other) => format!("{other:?}").to_lowercase(),
+        None => String::new(),
+    };
+    let suite = session
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()))
+        .unwrap_or_default();
+    let (key_exchange, cipher, hash) = split_suite(&suite);
+    let cert = session.peer_certificates().and_then(|c| c.first());
+    let subject =
+        cert.and_then(|c| tls::cert_login_name(c, tls::CertLoginFrom::DistinguishedName).ok());
+    TlsDetails {
+        protocol,
+        cipher,
+        key_exchange,
+        hash,
+        peer_cert_subject: subject,
+        peer_cert_issuer: None,
+        peer_cert_validity: None,
+    }
+}
+
+/// `TLS13_AES_256_GCM_SHA384` -> (`any`, `aes_256_gcm`, `sha384`);
+/// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256` -> (`ecdhe_rsa`, `aes_128_gcm`, `sha256`).
+fn split_suite(suite: &str) -> (String, String, String) {
+    let lower = suite.to_lowercase();
+    let (kx, rest) = match lower.strip_prefix("tls13_") {
+        Some(rest) => ("any".to_owned(), rest.to_owned()),
+        None => {
+            let body = lower.strip_prefix("tls_").unwrap_or(&lower);
+            match body.split_once("_with_") {
+                Some((kx, rest)) => (kx.to_owned(), rest.to_owned()),
+                None => (String::new(), body.to_owned()),
+            }
+        }
+    };
+    match rest.rsplit_once('_') {
+        Some((cipher, hash)) => (kx, cipher.to_owned(), hash.to_owned()),
+        None => (kx, rest, String::new()),
+    }
 }
 
 /// Serve a connection (either kind) from the AMQP header on.
@@ -213,7 +280,7 @@ async fn serve<R, W>(
     rd: R,
     wr: W,
     secure: Option<Secure>,
-    peer: SocketAddr,
+    ends: Ends,
     deadline: tokio::time::Instant,
     id: u64,
     broker: Arc<Broker>,
@@ -224,13 +291,15 @@ async fn serve<R, W>(
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let outbox = Arc::new(Outbox::default());
-    let writer = tokio::spawn(writer::run(wr, Arc::clone(&outbox)));
+    let io = Arc::new(IoCounters::default());
+    let writer = tokio::spawn(writer::run(wr, Arc::clone(&outbox), Arc::clone(&io)));
     let mut reader = Reader {
         rd,
         buf: BytesMut::new(),
         read_size: MIN_READ,
         decoder: FrameDecoder::new(config.frame_max),
         last_read: Instant::now(),
+        io,
     };
     let handshake = tokio::time::timeout_at(
         deadline,
@@ -239,7 +308,7 @@ async fn serve<R, W>(
             &outbox,
             &broker,
             &config,
-            peer,
+            ends,
             id,
             secure.as_ref(),
         ),
@@ -275,6 +344,8 @@ struct Reader<R> {
     read_size: usize,
     decoder: FrameDecoder,
     last_read: Instant,
+    /// Socket counters (one relaxed add per read).
+    io: Arc<IoCounters>,
 }
 
 impl<R: AsyncRead + Unpin> Reader<R> {
@@ -289,6 +360,7 @@ impl<R: AsyncRead + Unpin> Reader<R> {
         let spare = self.buf.capacity() - self.buf.len();
         let n = self.rd.read_buf(&mut self.buf).await?;
         self.last_read = Instant::now();
+        self.io.received(n);
         if n == spare {
             self.read_size = (self.read_size * 2).min(MAX_READ);
         } else if n < self.read_size / 4 {
@@ -382,10 +454,11 @@ async fn handshake<R: AsyncRead + Unpin>(
     outbox: &Outbox,
     broker: &Broker,
     config: &ServerConfig,
-    peer: SocketAddr,
+    ends: Ends,
     id: u64,
     secure: Option<&Secure>,
 ) -> Result<Option<Handshake>, HandshakeError> {
+    let peer = ends.peer;
     while reader.buf.len() < PROTOCOL_HEADER.len() {
         if !reader.fill().await? {
             return Ok(None);
@@ -440,6 +513,7 @@ async fn handshake<R: AsyncRead + Unpin>(
     };
     let failure_close =
         client_capability(&start_ok.client_properties, "authentication_failure_close");
+    let client_properties = warren_broker::field_json::table_json(&start_ok.client_properties);
     let name = start_ok.mechanism.as_str();
     let Some(mechanism) = SaslMechanism::from_name(name).filter(|m| offered.contains(m)) else {
         warn!(%peer, mechanism = name, offered = %mechanisms, "login refused: authentication mechanism not offered");
@@ -534,11 +608,25 @@ async fn handshake<R: AsyncRead + Unpin>(
     else {
         return Ok(None);
     };
+    let details = ConnectionDetails {
+        name: format!("{} -> {}", ends.peer, ends.local),
+        peer,
+        local: ends.local,
+        protocol: "AMQP 0-9-1".to_owned(),
+        auth_mechanism: mechanism.clone(),
+        client_properties: client_properties.clone(),
+        tls: secure.map(|s| s.details.clone()),
+        frame_max,
+        channel_max,
+        heartbeat: tune_ok.heartbeat,
+        connected_at: warren_broker::now_ms(),
+        io: Arc::clone(&reader.io),
+    };
     let opened = match broker.open_connection(
         id,
         &user,
         open.virtual_host.as_str(),
-        peer,
+        details,
         client_id,
     ) {
         Ok(opened) => opened,
@@ -754,6 +842,7 @@ async fn run<R: AsyncRead + Unpin>(
             cancel_notify: hs.cancel_notify,
             max_message_size: broker.config().max_message_size,
             now_ms: warren_broker::now_ms(),
+            broker_stats: Arc::clone(broker.stats()),
         },
         broker: Arc::clone(&broker),
         login: hs.login,
@@ -781,6 +870,7 @@ async fn run<R: AsyncRead + Unpin>(
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut event_batch: Vec<ConsumerEvent> = Vec::new();
     let mut throttle = Throttle::new(Arc::clone(broker.alarms()), hs.blocked_notify);
+    let mut was_blocked = false;
 
     while !conn.done {
         let outbox_full = outbox.is_full();
@@ -878,6 +968,14 @@ async fn run<R: AsyncRead + Unpin>(
         let snapshot: Durability = *durability.borrow_and_update();
         for channel in conn.channels.values_mut() {
             channel.release_confirms(&snapshot, &mut conn.ctx);
+            channel.flush_stats(&conn.ctx);
+        }
+        if throttle.is_blocked() != was_blocked {
+            was_blocked = throttle.is_blocked();
+            conn.handle
+                .info()
+                .blocked
+                .store(was_blocked, std::sync::atomic::Ordering::Relaxed);
         }
         if !conn.ctx.out.is_empty() {
             sent_since_tick = true;
@@ -967,6 +1065,10 @@ impl Connection {
         self.release_channels();
         self.ctx.send(0, close_method(&e));
         self.phase = Phase::Closing(Instant::now() + config.close_timeout);
+        self.handle
+            .info()
+            .closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Close (406) every open channel whose oldest unacked delivery is older than
@@ -1140,7 +1242,7 @@ impl Connection {
             }
             let slot = self
                 .handle
-                .open_channel(self.broker.user_limits(&self.ctx.user))
+                .open_channel(id, self.broker.user_limits(&self.ctx.user))
                 .map_err(|e| Exception::from(e).on(class_id, method_id))?;
             self.channels.insert(id, Channel::new(id, &self.ctx, slot));
             self.ctx.send(

@@ -89,6 +89,7 @@ impl Outbox {
 pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut socket: W,
     outbox: Arc<Outbox>,
+    io: Arc<warren_broker::stats::IoCounters>,
 ) -> std::io::Result<()> {
     let mut local: Vec<u8> = Vec::new();
     loop {
@@ -104,6 +105,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             continue;
         }
         let result = socket.write_all(&local).await;
+        io.sent(local.len());
         outbox.pending.fetch_sub(local.len(), Ordering::Release);
         outbox.drained.notify_waiters();
         if let Err(e) = result {

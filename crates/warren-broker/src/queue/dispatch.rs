@@ -12,6 +12,7 @@ use std::sync::Arc;
 use super::{DELIVERED_LEASE, DeathReason, Entry, Queue, QueueState};
 use crate::consumer::{Consumer, ConsumerEvent};
 use crate::error::BrokerError;
+use crate::stats::Counter;
 
 impl Queue {
     /// Hand ready messages to consumers with credit.
@@ -53,6 +54,12 @@ impl Queue {
             // (`auto_acked`), so a message whose consumer vanished in between can come back.
             if !consumer.no_ack {
                 st.unacked += 1;
+                self.stats.add(Counter::Deliver, 1);
+            } else {
+                self.stats.add(Counter::DeliverNoAck, 1);
+            }
+            if entry.redelivered {
+                self.stats.add(Counter::Redeliver, 1);
             }
             self.note_delivery(st, &entry);
             let sink = Arc::clone(&consumer.sink);
@@ -203,7 +210,10 @@ impl Queue {
             if st.ready.front().is_some_and(|e| e.message.is_none()) {
                 self.page_in(&mut st);
             }
-            let mut entry = st.ready.pop_front()?;
+            let Some(mut entry) = st.ready.pop_front() else {
+                self.stats.add(Counter::GetEmpty, 1);
+                return None;
+            };
             if entry.message.is_none() {
                 self.forget(&entry);
                 continue;
@@ -219,10 +229,15 @@ impl Queue {
                 continue;
             }
             self.note_delivery(&mut st, &entry);
+            if entry.redelivered {
+                self.stats.add(Counter::Redeliver, 1);
+            }
             if no_ack {
+                self.stats.add(Counter::GetNoAck, 1);
                 self.forget(&entry);
                 entry.stored = None;
             } else {
+                self.stats.add(Counter::Get, 1);
                 st.unacked += 1;
             }
             self.arm_expiry(&mut st);

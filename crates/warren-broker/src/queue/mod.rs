@@ -88,6 +88,7 @@ use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
 use crate::error::BrokerError;
 use crate::memory::{MESSAGE_OVERHEAD, MessageMemory};
 use crate::message::Message;
+use crate::stats::{Counter, MessageCounters};
 use crate::vhost::VHost;
 
 /// How far past the seq it delivers a queue raises its delivered watermark (see the module
@@ -167,6 +168,8 @@ pub struct Queue {
     limited: bool,
     /// The vhost, for routing dead letters.
     home: Weak<VHost>,
+    /// Message counters (publish, deliver, get, redeliver, ack...), bumped under the lock.
+    pub stats: MessageCounters,
     state: Mutex<QueueState>,
 }
 
@@ -205,6 +208,7 @@ impl Queue {
             limits,
             memory,
             args,
+            stats: MessageCounters::default(),
             state: Mutex::new(QueueState {
                 ready,
                 next_seq: 1,
@@ -276,6 +280,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
+        self.stats.add(Counter::Publish, 1);
         // Only queues with a store id (durable, not exclusive) keep messages across restarts;
         // the store id is also what keeps two queues' messages apart in the store.
         let persist = self.store_id != 0 && message.is_persistent();
@@ -532,6 +537,24 @@ impl Queue {
     /// Consumers.
     pub fn consumer_count(&self) -> u32 {
         self.state.lock().consumers.len() as u32
+    }
+
+    /// The consumers, in the queue's order (with a single active consumer, the active one
+    /// first).
+    pub fn consumers(&self) -> Vec<Arc<Consumer>> {
+        self.state.lock().consumers.clone()
+    }
+
+    /// `(ready, unacked)` without expiring anything: one short hold of the lock (for
+    /// statistics and listings).
+    pub fn lengths(&self) -> (u64, u64) {
+        let st = self.state.lock();
+        (st.ready.len() as u64, st.unacked as u64)
+    }
+
+    /// Bytes of the ready messages' bodies.
+    pub fn ready_bytes(&self) -> u64 {
+        self.state.lock().ready.body_bytes()
     }
 
     /// Delivered and not yet settled.

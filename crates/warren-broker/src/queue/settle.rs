@@ -9,6 +9,7 @@ use std::sync::Arc;
 use warren_store::WriteOp;
 
 use super::{DeathReason, Entry, Queue, QueueState};
+use crate::stats::Counter;
 
 impl Queue {
     /// Settle delivered messages for good (ack, or reject without requeue).
@@ -22,6 +23,7 @@ impl Queue {
             }
         }
         st.unacked = st.unacked.saturating_sub(n);
+        self.stats.add(Counter::Ack, n as u64);
         self.dispatch(&mut st);
     }
 

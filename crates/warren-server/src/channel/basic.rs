@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use warren_broker::access::{Permission, ResourceKind};
+use warren_broker::stats::Counter;
 use warren_broker::{Consumer, ConsumerArgs, REPLY_TO, REPLY_TO_PREFIX, VHost};
 use warren_protocol::{AMQPClass, ShortString, basic, encode};
 
@@ -55,6 +56,7 @@ impl Channel {
                     self.kick_queues();
                 } else {
                     self.prefetch = u32::from(q.prefetch_count);
+                    self.info.prefetch.store(self.prefetch, Ordering::Relaxed);
                 }
                 ctx.send(
                     self.id,
@@ -91,17 +93,20 @@ impl Channel {
                     c.consumer_tag.clone()
                 };
                 let args = ConsumerArgs::parse(&name, &vhost.name, &c.arguments)?;
-                let consumer = Arc::new(Consumer::new(
-                    tag.clone(),
-                    self.id,
-                    ctx.id,
-                    c.no_ack,
-                    c.exclusive,
-                    self.prefetch,
-                    args.priority,
-                    Arc::clone(&self.credit),
-                    Arc::clone(&ctx.sink),
-                ));
+                let consumer = Arc::new(
+                    Consumer::new(
+                        tag.clone(),
+                        self.id,
+                        ctx.id,
+                        c.no_ack,
+                        c.exclusive,
+                        self.prefetch,
+                        args.priority,
+                        Arc::clone(&self.credit),
+                        Arc::clone(&ctx.sink),
+                    )
+                    .with_arguments(c.arguments.clone()),
+                );
                 let queue = match queue {
                     Some(queue) => queue,
                     None => vhost.create_reply_queue(ctx.id),
@@ -141,7 +146,10 @@ impl Channel {
                 let name = self.queue_name(&g.queue)?;
                 permit(ctx, Permission::Read, ResourceKind::Queue, &name)?;
                 let queue = vhost.queue(&name, ctx.id)?;
-                match queue.get(g.no_ack) {
+                let got = queue.get(g.no_ack);
+                self.stats
+                    .got(got.as_ref().map(|(e, _)| e.redelivered), g.no_ack);
+                match got {
                     Some((entry, remaining)) => {
                         let Some(message) = entry.message.clone() else {
                             ctx.send(
@@ -187,6 +195,7 @@ impl Channel {
             }
             basic::AMQPMethod::Ack(a) => {
                 let taken = self.take_unacked(a.delivery_tag, a.multiple)?;
+                self.stats.count(Counter::Ack, taken.len() as u64);
                 self.settle_or_hold(taken, Settle::Ack);
             }
             basic::AMQPMethod::Nack(n) => {

@@ -7,6 +7,7 @@
 //! `basic.ack multiple=true`, a nack for a write the store failed or for a publish a queue
 //! refused at its length limit ([`Pending::Rejected`]).
 
+use warren_broker::stats::Counter;
 use warren_broker::{Durability, Ticket, TicketStatus};
 use warren_protocol::{AMQPClass, basic, confirm, tx};
 
@@ -51,6 +52,9 @@ impl Channel {
             ));
         }
         self.confirm = true;
+        self.info
+            .confirm
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if !select.nowait {
             ctx.send(
                 self.id,
@@ -81,6 +85,9 @@ impl Channel {
             let Some(item) = self.pending.pop_front() else {
                 break;
             };
+            if !matches!(item, Pending::CommitOk { .. }) {
+                self.stats.count(Counter::Confirm, 1);
+            }
             match item {
                 Pending::Confirm { seq, .. } if status == TicketStatus::Synced => {
                     run = Some(run.map_or((seq, seq), |(first, _)| (first, seq)));

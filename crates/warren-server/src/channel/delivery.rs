@@ -67,6 +67,7 @@ impl Channel {
             &message.body,
             ctx.frame_max,
         );
+        self.stats.delivered(consumer.no_ack, entry.redelivered);
         if consumer.no_ack {
             queue.auto_acked(&entry);
         } else {

@@ -34,6 +34,8 @@
 //! - `tx.rs`: tx.select/commit/rollback and the operations a transaction holds.
 //! - `timeout.rs`: the consumer timeout: the check the connection's periodic sweep runs
 //!   on the oldest unacked delivery.
+//! - `stats.rs`: the channel's message counters, counted locally and added to the shared
+//!   sets (channel, exchanges, vhost, broker) once per batch; its live state for the API.
 //! - `permissions.rs`: how a permission check is made (the publish grant cache, the
 //!   binding checks); *where* each method checks is in that method's file.
 //!
@@ -70,6 +72,7 @@ mod exchange;
 mod permissions;
 mod publish;
 mod queue;
+mod stats;
 mod timeout;
 mod tx;
 
@@ -80,12 +83,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tracing::debug;
-use warren_broker::{ChannelCredit, ChannelSlot, Consumer, Queue};
+use warren_broker::{ChannelCredit, ChannelInfo, ChannelSlot, Consumer, Queue};
 use warren_protocol::{AMQPClass, ContentAssembler, ShortString, access, channel as chan};
 
 use self::confirm::Pending;
 use self::delivery::{Settle, Unacked, settle};
 use self::permissions::PublishGrant;
+use self::stats::ChannelStats;
 use self::tx::TxOp;
 use crate::connection::{ConnCtx, truncate};
 use crate::error::Exception;
@@ -120,16 +124,21 @@ pub(crate) struct Channel {
     routed: Vec<Arc<Queue>>,
     /// The last exchange a publish on this channel was granted write permission on.
     publish_grant: Option<PublishGrant>,
+    /// The broker's record of this channel (management API).
+    info: Arc<ChannelInfo>,
+    /// Counts of the current batch, flushed by the connection (`stats.rs`).
+    stats: ChannelStats,
 }
 
 impl Channel {
     pub(crate) fn new(id: u16, ctx: &ConnCtx, slot: ChannelSlot) -> Self {
+        let info = Arc::clone(slot.info());
         Self {
             id,
             _slot: slot,
             state: State::Open,
             assembler: ContentAssembler::new(ctx.max_message_size),
-            credit: Arc::new(ChannelCredit::default()),
+            credit: Arc::clone(&info.credit),
             prefetch: 0,
             consumers: HashMap::new(),
             next_tag: 1,
@@ -141,6 +150,8 @@ impl Channel {
             last_queue: None,
             routed: Vec::new(),
             publish_grant: None,
+            info,
+            stats: ChannelStats::default(),
         }
     }
 
@@ -161,6 +172,7 @@ impl Channel {
     /// Send channel.close for a soft error and release everything the channel holds.
     pub(crate) fn close_with(&mut self, ctx: &mut ConnCtx, e: &Exception) {
         self.release(ctx);
+        self.info.closing.store(true, Ordering::Relaxed);
         ctx.send(
             self.id,
             AMQPClass::Channel(chan::AMQPMethod::Close(chan::Close {
@@ -195,6 +207,7 @@ impl Channel {
             queue.kick();
         }
         self.pending.clear();
+        self.flush_stats(ctx);
     }
 
     /// Close the channel for a soft error, or pass a hard one up.

@@ -181,6 +181,8 @@ impl Channel {
             &extra_keys,
             &mut self.routed,
         )?;
+        self.stats
+            .published(&message.exchange, self.routed.len(), publish.mandatory);
         if self.routed.is_empty() {
             if publish.mandatory {
                 ctx.send(

@@ -66,6 +66,9 @@ impl Channel {
                 }
                 if self.tx.is_none() {
                     self.tx = Some(Vec::new());
+                    self.info
+                        .transactional
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 ctx.send(
                     self.id,
