@@ -174,8 +174,21 @@ impl History {
         self.series.get(key).and_then(|s| s.samples.back())
     }
 
-    /// Value `slot` of `key`: its instant rate and, with `range`, its samples.
+    /// Value `slot` of `key`: its instant rate and, with `range`, its samples up to now.
     pub fn details(&self, key: &ObjectKey, slot: usize, range: Option<Range>) -> Details {
+        self.details_at(key, slot, range, crate::message::now_ms())
+    }
+
+    /// As [`History::details`], with the range ending at `now_ms` (rounded down to its
+    /// step, as RabbitMQ does). Steps before the object's first sample count as 0, as in
+    /// RabbitMQ.
+    pub fn details_at(
+        &self,
+        key: &ObjectKey,
+        slot: usize,
+        range: Option<Range>,
+        now_ms: u64,
+    ) -> Details {
         let Some(series) = self.series.get(key) else {
             return Details::default();
         };
@@ -193,18 +206,16 @@ impl History {
             _ => 0.0,
         };
         let range = range.filter(|r| r.incr_ms > 0).and_then(|r| {
-            let last_at = samples.back()?.at_ms;
-            let newest = last_at / r.incr_ms * r.incr_ms;
+            samples.back()?;
+            let newest = now_ms / r.incr_ms * r.incr_ms;
+            let oldest = newest.saturating_sub(r.age_ms);
             let mut points = Vec::new();
             let mut t = newest;
             loop {
                 // The value at `t`: the latest sample taken at or before it.
                 let at = samples.partition_point(|s| s.at_ms <= t);
-                if at == 0 {
-                    break;
-                }
-                points.push((value(&samples[at - 1]), t));
-                if t < r.incr_ms || t - r.incr_ms < newest.saturating_sub(r.age_ms) {
+                points.push((at.checked_sub(1).map_or(0, |i| value(&samples[i])), t));
+                if t < oldest + r.incr_ms {
                     break;
                 }
                 t -= r.incr_ms;
@@ -273,7 +284,7 @@ mod tests {
             age_ms: 20_000,
             incr_ms: 5_000,
         };
-        let d = h.details(&ObjectKey::Connection(1), 0, Some(range));
+        let d = h.details_at(&ObjectKey::Connection(1), 0, Some(range), 162_000);
         let r = d.range.expect("range");
         assert_eq!(
             r.samples,
@@ -288,6 +299,23 @@ mod tests {
         assert_eq!(r.avg, 100.0);
         assert_eq!(r.avg_rate, 2.0);
         assert_eq!(d.rate, 2.0);
+    }
+
+    #[test]
+    fn steps_before_the_first_sample_count_as_zero() {
+        let mut h = History::default();
+        h.begin_round();
+        h.push(ObjectKey::Broker, sample(100_000, 50));
+        let range = Range {
+            age_ms: 10_000,
+            incr_ms: 5_000,
+        };
+        let r = h
+            .details_at(&ObjectKey::Broker, 0, Some(range), 101_000)
+            .range
+            .expect("range");
+        assert_eq!(r.samples, vec![(50, 100_000), (0, 95_000), (0, 90_000)]);
+        assert_eq!(r.avg_rate, 5.0);
     }
 
     #[test]
