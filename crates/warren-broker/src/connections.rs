@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
+use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -69,8 +70,8 @@ pub struct ConnectionDetails {
     pub protocol: String,
     /// The SASL mechanism it logged in with.
     pub auth_mechanism: String,
-    /// The client's properties from connection.start-ok, as JSON (RabbitMQ's rendering).
-    pub client_properties: serde_json::Value,
+    /// The client's properties from connection.start-ok.
+    pub client_properties: FieldTable,
     /// The TLS session, for amqps.
     pub tls: Option<TlsDetails>,
     /// Negotiated frame_max.

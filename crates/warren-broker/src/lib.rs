@@ -28,7 +28,6 @@
 //! - `consumer.rs`: [`Consumer`], credit and the connection sink.
 //! - `consumer_args.rs`: [`ConsumerArgs`], basic.consume arguments (`x-priority`).
 //! - `message.rs`: [`Message`] and its stored form.
-//! - `field_json.rs`: AMQP field tables as the management API's JSON.
 //! - `sender_selected.rs`: the `CC` / `BCC` headers (extra routing keys).
 //! - `stats/`: [`Stats`]: message counters per queue, exchange, channel, vhost and
 //!   broker, churn, socket counters, and the sampler that keeps their history for rates.
@@ -44,7 +43,6 @@ mod consumer_args;
 pub mod definitions;
 mod error;
 mod exchange;
-pub mod field_json;
 mod memory;
 mod message;
 mod queue;

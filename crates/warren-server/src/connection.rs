@@ -513,7 +513,7 @@ async fn handshake<R: AsyncRead + Unpin>(
     };
     let failure_close =
         client_capability(&start_ok.client_properties, "authentication_failure_close");
-    let client_properties = warren_broker::field_json::table_json(&start_ok.client_properties);
+    let client_properties = start_ok.client_properties.clone();
     let name = start_ok.mechanism.as_str();
     let Some(mechanism) = SaslMechanism::from_name(name).filter(|m| offered.contains(m)) else {
         warn!(%peer, mechanism = name, offered = %mechanisms, "login refused: authentication mechanism not offered");

@@ -17,7 +17,8 @@ pub enum Counter {
     Publish,
     /// Messages published into an exchange.
     PublishIn,
-    /// Messages routed out of an exchange (one per destination queue).
+    /// Messages routed out of an exchange, one per destination queue (channel, vhost,
+    /// broker: routed by their publishes).
     PublishOut,
     /// Publisher confirms sent (acks and nacks).
     Confirm,
@@ -39,11 +40,14 @@ pub enum Counter {
     Redeliver,
     /// Messages acknowledged.
     Ack,
+    /// Messages published on channels in confirm mode (Prometheus'
+    /// `messages_received_confirm`; not part of the API's `message_stats`).
+    PublishConfirmMode,
 }
 
 impl Counter {
     /// How many counters there are.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 14;
     /// Every counter, in index order.
     pub const ALL: [Counter; Counter::COUNT] = [
         Counter::Publish,
@@ -59,6 +63,7 @@ impl Counter {
         Counter::GetEmpty,
         Counter::Redeliver,
         Counter::Ack,
+        Counter::PublishConfirmMode,
     ];
 
     /// RabbitMQ's field name.
@@ -77,6 +82,7 @@ impl Counter {
             Counter::GetEmpty => "get_empty",
             Counter::Redeliver => "redeliver",
             Counter::Ack => "ack",
+            Counter::PublishConfirmMode => "publish_confirm_mode",
         }
     }
 

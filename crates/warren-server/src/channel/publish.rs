@@ -181,8 +181,12 @@ impl Channel {
             &extra_keys,
             &mut self.routed,
         )?;
-        self.stats
-            .published(&message.exchange, self.routed.len(), publish.mandatory);
+        self.stats.published(
+            &message.exchange,
+            self.routed.len(),
+            publish.mandatory,
+            self.confirm,
+        );
         if self.routed.is_empty() {
             if publish.mandatory {
                 ctx.send(

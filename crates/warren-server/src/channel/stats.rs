@@ -36,9 +36,20 @@ impl ChannelStats {
         self.counts.add(counter, n);
     }
 
-    /// A publish to `exchange` reached `routed` queues.
-    pub(crate) fn published(&mut self, exchange: &ShortString, routed: usize, mandatory: bool) {
+    /// A publish to `exchange` reached `routed` queues (on a channel in confirm mode when
+    /// `confirm`).
+    pub(crate) fn published(
+        &mut self,
+        exchange: &ShortString,
+        routed: usize,
+        mandatory: bool,
+        confirm: bool,
+    ) {
         self.counts.add(Counter::Publish, 1);
+        self.counts.add(Counter::PublishOut, routed as u64);
+        if confirm {
+            self.counts.add(Counter::PublishConfirmMode, 1);
+        }
         if routed == 0 {
             self.counts.add(
                 if mandatory {
