@@ -523,7 +523,7 @@ impl Broker {
 
     /// Every virtual host, cloned out of the map (so no map guard is held while the caller
     /// takes other locks).
-    pub(crate) fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+    pub fn all_vhosts(&self) -> Vec<Arc<VHost>> {
         self.vhosts.iter().map(|v| Arc::clone(v.value())).collect()
     }
 

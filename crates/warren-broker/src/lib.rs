@@ -61,7 +61,7 @@ pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};
 pub use message::{Message, now_ms};
-pub use queue::{DeathReason, Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
+pub use queue::{DeathReason, Enqueued, Entry, Queue, QueueInfo, QueueLimits, QueueSpec, StoreKey};
 pub use vhost::{DeclaredQueue, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost, generate_name};
 pub use warren_router::{Destination, ExchangeKind};
 pub use warren_store::{Durability, Store, StoreOptions, Ticket, TicketStatus};

@@ -60,6 +60,7 @@ mod dead_letter;
 mod dispatch;
 mod entry;
 mod expiry;
+mod info;
 mod limits;
 mod locked;
 mod paging;
@@ -74,6 +75,7 @@ use std::sync::{Arc, Weak};
 use dead_letter::DeadLetter;
 pub use dead_letter::DeathReason;
 pub use entry::{Entry, QueueLimits, StoreKey};
+pub use info::QueueInfo;
 use paging::Unwritten;
 use ready::Ready;
 
