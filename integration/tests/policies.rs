@@ -622,3 +622,88 @@ fn policies_apply_to_recovered_queues_after_a_restart() {
         assert_eq!(drain(&ch, &q).await, strings(&["3", "4"]));
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowering_max_length_dead_letters_the_excess_at_once() {
+    let b = TestBroker::start();
+    let (_conn, ch) = channel(&b).await;
+    let (q, dlx, dlq) = (
+        unique("pol-trim"),
+        unique("pol-trim-dlx"),
+        unique("pol-trim-dlq"),
+    );
+    ch.exchange_declare(
+        dlx.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    declare(&ch, &dlq, false, FieldTable::default()).await;
+    ch.queue_bind(
+        dlq.as_str().into(),
+        dlx.as_str().into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    declare(&ch, &q, false, FieldTable::default()).await;
+    publish_all(&ch, &q, &["1", "2", "3", "4"], false).await;
+    // One policy sets both: the dead-letter exchange takes the messages the new limit drops.
+    set(
+        b.broker(),
+        "trim",
+        PolicyKind::Policy,
+        record(
+            &only(&q),
+            "queues",
+            0,
+            json!({"max-length": 1, "dead-letter-exchange": dlx}),
+        ),
+    );
+    assert_eq!(count(&ch, &q).await, 1);
+    let target = queue(b.broker(), &dlq);
+    assert!(
+        wait_until(|| target.message_count() == 3).await,
+        "the dropped head messages were not dead-lettered"
+    );
+    assert_eq!(drain(&ch, &dlq).await, strings(&["1", "2", "3"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_policies_apply_to_existing_queues() {
+    let b = TestBroker::start();
+    let (_conn, ch) = channel(&b).await;
+    let q = unique("pol-import");
+    declare(&ch, &q, false, FieldTable::default()).await;
+    publish_all(&ch, &q, &["1", "2", "3"], false).await;
+    let doc = json!({
+        "policies": [{"vhost": "/", "name": "imported", "pattern": only(&q),
+                      "apply-to": "queues", "priority": 0, "definition": {"max-length": 1}}]
+    });
+    let defs = warren_broker::Definitions::parse(doc.to_string().as_bytes()).unwrap();
+    b.broker().import_definitions(&defs).unwrap();
+    assert_eq!(count(&ch, &q).await, 1);
+    assert_eq!(
+        queue(b.broker(), &q).policy_view().policy.as_deref(),
+        Some("imported")
+    );
+    // An invalid policy fails the import, as in RabbitMQ, and changes nothing.
+    let bad = json!({
+        "policies": [{"vhost": "/", "name": "bad", "pattern": ".*",
+                      "apply-to": "queues", "priority": 0, "definition": {"max-length": -1}}]
+    });
+    let defs = warren_broker::Definitions::parse(bad.to_string().as_bytes()).unwrap();
+    let error = b
+        .broker()
+        .import_definitions(&defs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("-1 is not a valid maximum length"),
+        "{error}"
+    );
+}
