@@ -110,7 +110,7 @@ impl VhostPolicies {
             .collect();
         // Highest priority first; equal priorities by name (the map's order, kept by a
         // stable sort).
-        sorted.sort_by(|a, b| b.2.priority.cmp(&a.2.priority));
+        sorted.sort_by_key(|p| std::cmp::Reverse(p.2.priority));
         for (kind, name, record) in sorted {
             let compiled = Compiled::new(name, record);
             match kind {
