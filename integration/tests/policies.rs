@@ -707,3 +707,34 @@ async fn imported_policies_apply_to_existing_queues() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_server_named_queues_are_matched_too() {
+    let b = TestBroker::start();
+    let (_conn, ch) = channel(&b).await;
+    set(
+        b.broker(),
+        "gen",
+        PolicyKind::Policy,
+        record("^amq\\.gen-", "queues", 0, json!({"max-length": 1})),
+    );
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .to_string();
+    publish_all(&ch, &q, &["1", "2", "3"], false).await;
+    assert_eq!(count(&ch, &q).await, 1);
+    assert_eq!(
+        queue(b.broker(), &q).policy_view().policy.as_deref(),
+        Some("gen")
+    );
+}
