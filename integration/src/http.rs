@@ -75,7 +75,8 @@ impl Api {
 
     /// GET.
     pub async fn get(&self, path: &str) -> Reply {
-        self.send(self.client.get(format!("{}{path}", self.base))).await
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
     }
 
     /// GET without credentials.

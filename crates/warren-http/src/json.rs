@@ -42,7 +42,7 @@ pub fn table(t: &FieldTable) -> Value {
 
 /// One exchange.
 pub fn exchange(vhost: &str, x: &Exchange) -> Value {
-    json!({
+    let mut v = json!({
         "name": &*x.name,
         "vhost": vhost,
         "type": x.spec.kind,
@@ -51,12 +51,18 @@ pub fn exchange(vhost: &str, x: &Exchange) -> Value {
         "internal": x.spec.internal,
         "arguments": table(&x.spec.arguments),
         "user_who_performed_action": if x.is_builtin() { "rmq-internal" } else { "" },
-    })
+    });
+    // As RabbitMQ: `policy` only when one applies.
+    if let (Some(policy), Value::Object(map)) = (x.policy_view().policy, &mut v) {
+        map.insert("policy".into(), Value::String(policy));
+    }
+    v
 }
 
 /// One queue (classic), with its depths.
 pub fn queue(node: &str, q: &Queue) -> Value {
     let info = q.info();
+    let policy = q.policy_view();
     let messages = info.messages_ready + info.messages_unacknowledged;
     let idle_since = (info.consumers == 0).then(|| timestamp(info.last_used_ms));
     let mut v = json!({
@@ -94,9 +100,9 @@ pub fn queue(node: &str, q: &Queue) -> Value {
         "memory": info.message_bytes_ram,
         "head_message_timestamp": Value::Null,
         "recoverable_slaves": Value::Null,
-        "policy": Value::Null,
-        "operator_policy": Value::Null,
-        "effective_policy_definition": json!({}),
+        "policy": policy.policy,
+        "operator_policy": policy.operator_policy,
+        "effective_policy_definition": policy.effective_policy_definition,
     });
     if let (Some(idle), Value::Object(map)) = (idle_since, &mut v) {
         map.insert("idle_since".into(), Value::String(idle));

@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{Value, json};
-use warren_broker::AccessCommand;
+use warren_broker::PolicyError;
 use warren_broker::access::{PolicyKind, PolicyRecord};
 
 use super::{created_or_updated, listed_vhosts};
@@ -111,11 +111,11 @@ fn put(
     super::vhost(state, vhost)?;
     let map = body::object(raw)?;
     let pattern = body::string(&map, "pattern")?
-        .ok_or_else(|| ApiError::bad_request("key_missing: pattern"))?;
+        .ok_or_else(|| ApiError::bad_request("[{key_missing,pattern}]"))?;
     let definition = match map.get("definition") {
         Some(Value::Object(d)) => d.clone(),
         Some(_) => return Err(ApiError::bad_request("definition must be a dictionary")),
-        None => return Err(ApiError::bad_request("key_missing: definition")),
+        None => return Err(ApiError::bad_request("[{key_missing,definition}]")),
     };
     let priority = match map.get("priority") {
         None | Some(Value::Null) => 0,
@@ -141,22 +141,36 @@ fn put(
         priority,
         definition,
     };
-    apply(
-        state,
-        AccessCommand::SetPolicy {
-            kind,
-            vhost: vhost.to_owned(),
-            name: name.to_owned(),
-            policy: record,
-        },
-    )?;
+    state
+        .broker
+        .set_policy(vhost, name, kind, record)
+        .map_err(|e| policy_error(kind, e))?;
     Ok(created_or_updated(created))
 }
 
-/// Store a policy change through the registry's one change path.
-fn apply(state: &ApiState, command: AccessCommand) -> Result<(), ApiError> {
-    state.broker.access().apply(command)?;
-    Ok(())
+/// A refused policy as RabbitMQ's API reports it: 400 with "Validation failed" (HTML-escaped
+/// for user policies, as RabbitMQ 3.10 does), 404 for what does not exist.
+fn policy_error(kind: PolicyKind, e: PolicyError) -> ApiError {
+    match e {
+        PolicyError::Invalid(_) => {
+            let reason = e.management_reason();
+            ApiError::bad_request(match kind {
+                PolicyKind::Policy => html_escape(&reason),
+                PolicyKind::OperatorPolicy => reason,
+            })
+        }
+        PolicyError::NoSuchVhost(_) => ApiError::vhost_not_found(),
+        PolicyError::NotFound { .. } => ApiError::not_found(),
+        PolicyError::Access(a) => a.into(),
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn delete(
@@ -175,14 +189,10 @@ fn delete(
     if !exists {
         return Err(ApiError::not_found());
     }
-    apply(
-        state,
-        AccessCommand::ClearPolicy {
-            kind,
-            vhost: vhost.to_owned(),
-            name: name.to_owned(),
-        },
-    )?;
+    state
+        .broker
+        .clear_policy(vhost, name, kind)
+        .map_err(|e| policy_error(kind, e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 
