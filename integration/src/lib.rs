@@ -6,7 +6,7 @@
 //!   directory (recovery tests).
 //! - [`BinaryBroker`] runs the `warren` binary as a child process, for tests where a
 //!   process must die (SIGKILL) or must exit by itself (SIGTERM, exit codes).
-//! - [`raw`] has helpers for raw-socket protocol tests.
+//! - [`raw`] has helpers for raw-socket protocol tests; [`http`] is a management API client.
 //! - [`certs`] generates a CA, server and client certificates for TLS tests; a
 //!   [`TestConfig`] whose `server.tls` is set gets an amqps listener on its own port 0
 //!   ([`TestBroker::amqps_addr`]).
@@ -14,6 +14,7 @@
 //! Logs: set `WARREN_LOG=debug` to see the broker's logs in a failing test's output.
 
 pub mod certs;
+pub mod http;
 pub mod raw;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -53,11 +54,15 @@ pub struct TestConfig {
     /// Where the temp data dir is created (None: the system's temp dir). The disk alarm
     /// test puts it on a tmpfs, whose free space other processes do not move.
     pub data_dir_parent: Option<PathBuf>,
+    /// Serve the management HTTP API on its own 127.0.0.1:0 with these settings
+    /// ([`TestBroker::http_url`]).
+    pub http: Option<warren_http::HttpConfig>,
 }
 
 /// An in-process broker; see the crate docs.
 pub struct TestBroker {
     addr: Option<SocketAddr>,
+    http_addr: Option<SocketAddr>,
     amqps_addr: Option<SocketAddr>,
     /// Dropped at shutdown, before a restart opens the store again.
     broker: Option<Arc<Broker>>,
@@ -107,22 +112,47 @@ impl TestBroker {
                 let server = Server::bind(server_config, Arc::clone(&broker))
                     .await
                     .expect("bind");
+                let mut http_addr = None;
+                let mut http_task = None;
+                if let Some(mut http) = cfg.http {
+                    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .expect("bind http");
+                    http_addr = listener.local_addr().ok();
+                    if let Ok(a) = server.local_addr() {
+                        http.listeners.push(("amqp".into(), a));
+                    }
+                    if let Some(a) = server.amqps_addr() {
+                        http.listeners.push(("amqp/ssl".into(), a));
+                    }
+                    let state = warren_http::ApiState::new(Arc::clone(&broker), http);
+                    http_task = Some(tokio::spawn(warren_http::serve(
+                        listener,
+                        state,
+                        stop_rx.clone(),
+                    )));
+                }
                 addr_tx
                     .send((
                         server.local_addr().ok(),
                         server.amqps_addr(),
+                        http_addr,
                         Arc::clone(&broker),
                     ))
                     .expect("report addr");
                 server.run(stop_rx).await;
+                if let Some(task) = http_task {
+                    let _ = task.await;
+                }
                 broker.close().expect("close store");
             });
         });
-        let (addr, amqps_addr, broker) = addr_rx
+        let (addr, amqps_addr, http_addr, broker) = addr_rx
             .recv_timeout(Duration::from_secs(30))
             .expect("broker did not start");
         TestBroker {
             addr,
+            http_addr,
             amqps_addr,
             broker: Some(broker),
             stop: Some(stop_tx),
@@ -146,6 +176,15 @@ impl TestBroker {
             percent(pass),
             self.addr(),
             percent(vhost)
+        )
+    }
+
+    /// `http://127.0.0.1:PORT` of the management API (panics unless `TestConfig::http`).
+    pub fn http_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.http_addr
+                .expect("the HTTP API is off (set TestConfig::http)")
         )
     }
 
@@ -245,6 +284,8 @@ pub struct BinaryBroker {
     child: Option<Child>,
     /// Its port.
     pub port: u16,
+    /// Its management HTTP API's port (a free one unless the test passed `--http-listen`).
+    pub http_port: u16,
     data_dir: PathBuf,
     _dir: Option<Arc<TempDir>>,
     log: PathBuf,
@@ -265,8 +306,20 @@ impl BinaryBroker {
         cmd.arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
+            .arg(data_dir);
+        // Never the default 15672: tests run side by side.
+        let http_port = match args.iter().position(|a| *a == "--http-listen") {
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .map_or(0, |a| a.port()),
+            None => {
+                let p = free_port();
+                cmd.arg("--http-listen").arg(format!("127.0.0.1:{p}"));
+                p
+            }
+        };
+        cmd.args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file));
         for (k, v) in env {
@@ -276,6 +329,7 @@ impl BinaryBroker {
         let broker = BinaryBroker {
             child: Some(child),
             port,
+            http_port,
             data_dir: data_dir.to_path_buf(),
             _dir: None,
             log,

@@ -299,6 +299,12 @@ impl Broker {
                 None => self.drop_orphan(DefinitionKind::Binding, &key)?,
             }
         }
+        // Queues got their policies' settings as they were restored; now that their
+        // messages and the bindings are back, a pass enforces them (a limit lowered by a
+        // policy, messages that expired while the broker was down) and may dead-letter.
+        for vhost in self.all_vhosts() {
+            vhost.apply_policies();
+        }
         tracing::info!(queues, messages, "recovered durable queues");
         Ok(())
     }
@@ -551,7 +557,7 @@ impl Broker {
 
     /// Every virtual host, cloned out of the map (so no map guard is held while the caller
     /// takes other locks).
-    pub(crate) fn all_vhosts(&self) -> Vec<Arc<VHost>> {
+    pub fn all_vhosts(&self) -> Vec<Arc<VHost>> {
         self.vhosts.iter().map(|v| Arc::clone(v.value())).collect()
     }
 

@@ -983,6 +983,11 @@ impl Broker {
                 }
             }
         }
+        // Policies (new or changed by the file) apply to every object of every vhost,
+        // those that were there before the import included.
+        for vhost in self.all_vhosts() {
+            vhost.apply_policies();
+        }
         tracing::info!(
             access_commands = summary.access_commands,
             exchanges = summary.exchanges,
@@ -1140,6 +1145,11 @@ impl Broker {
         }
         let mut state: AccessState = self.access().read(AccessState::clone);
         for (path, command) in &commands {
+            // A policy is checked as when it is set (RabbitMQ refuses the import).
+            if let AccessCommand::SetPolicy { kind, policy, .. } = command {
+                crate::policy::validate(*kind, policy)
+                    .map_err(|errors| invalid(path.clone(), errors.join("; ")))?;
+            }
             let effects = state
                 .plan(command)
                 .map_err(|e| invalid(path.clone(), e.to_string()))?;

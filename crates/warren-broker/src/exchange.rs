@@ -2,14 +2,19 @@
 //!
 //! The binding table sits behind a `parking_lot::RwLock`: publishes take the read lock
 //! for the length of one table lookup, binds and unbinds take the write lock.
+//!
+//! The alternate exchange is the `alternate-exchange` argument or, without one, the
+//! policy's (`crate::policy`); it is replaced when the policies change and read only when
+//! a publish matched nothing.
 
 use std::sync::Arc;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use warren_router::{BindingTable, Destination, ExchangeKind};
 
+use crate::policy::{Applied, PolicyView, exchange_alternate, merged_definition};
 use crate::stats::MessageCounters;
 
 /// A binding destination: a queue or an exchange, by name.
@@ -42,7 +47,11 @@ pub struct Exchange {
     /// Declared properties.
     pub spec: ExchangeSpec,
     /// The `alternate-exchange` argument.
-    pub alternate: Option<Arc<str>>,
+    declared_alternate: Option<Arc<str>>,
+    /// The alternate exchange in effect (argument, else policy).
+    alternate: RwLock<Option<Arc<str>>>,
+    /// The policy and operator policy that apply.
+    applied: Mutex<Applied>,
     /// Bindings from this exchange.
     pub bindings: RwLock<BindingTable<Dest>>,
     /// `publish_in` / `publish_out`, added by publishing channels once per batch.
@@ -62,11 +71,32 @@ impl Exchange {
         Self {
             name: Arc::from(spec.name.as_str()),
             kind,
-            alternate,
+            alternate: RwLock::new(alternate.clone()),
+            declared_alternate: alternate,
+            applied: Mutex::new(Applied::default()),
             bindings: RwLock::new(BindingTable::new(kind)),
             stats: MessageCounters::default(),
             spec,
         }
+    }
+
+    /// The alternate exchange in effect: the `alternate-exchange` argument, else the
+    /// policy's.
+    pub fn alternate(&self) -> Option<Arc<str>> {
+        self.alternate.read().clone()
+    }
+
+    /// Apply the policies that match this exchange now.
+    pub(crate) fn apply_policy(&self, applied: Applied) {
+        let definition = merged_definition(&applied);
+        *self.alternate.write() = exchange_alternate(self.declared_alternate.as_ref(), &definition);
+        *self.applied.lock() = applied;
+    }
+
+    /// The policy and operator policy that apply, and their merged definition (the
+    /// management API shows `policy`).
+    pub fn policy_view(&self) -> PolicyView {
+        PolicyView::of(&self.applied.lock())
     }
 
     /// True for the predeclared `amq.*` exchanges and the default exchange.

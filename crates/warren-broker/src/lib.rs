@@ -24,6 +24,8 @@
 //!   thread; connections read its flag on publish and block publishers while it is up.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
 //! - `exchange.rs`: [`Exchange`] and its binding table.
+//! - `policy/`: policies and operator policies: validation, matching, what they change
+//!   ([`Broker::set_policy`], [`Queue::policy_view`]).
 //! - `queue/`: [`Queue`]: entries, dispatch, settling, paging, expiry (one file each).
 //! - `consumer.rs`: [`Consumer`], credit and the connection sink.
 //! - `consumer_args.rs`: [`ConsumerArgs`], basic.consume arguments (`x-priority`).
@@ -45,6 +47,7 @@ mod error;
 mod exchange;
 mod memory;
 mod message;
+mod policy;
 mod queue;
 pub mod sender_selected;
 pub mod stats;
@@ -67,7 +70,8 @@ pub use error::BrokerError;
 pub use exchange::{Dest, Exchange, ExchangeSpec};
 pub use memory::{MESSAGE_OVERHEAD, MessageMemory};
 pub use message::{Message, now_ms};
-pub use queue::{DeathReason, Enqueued, Entry, Queue, QueueLimits, QueueSpec, StoreKey};
+pub use policy::{PolicyError, PolicyView};
+pub use queue::{DeathReason, Enqueued, Entry, Queue, QueueInfo, QueueLimits, QueueSpec, StoreKey};
 pub use stats::Stats;
 pub use vhost::{DeclaredQueue, QueueDeclare, REPLY_TO, REPLY_TO_PREFIX, VHost, generate_name};
 pub use warren_router::{Destination, ExchangeKind};

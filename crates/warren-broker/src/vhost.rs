@@ -19,6 +19,7 @@ use crate::error::BrokerError;
 use crate::exchange::{Dest, Exchange, ExchangeSpec};
 use crate::memory::MessageMemory;
 use crate::message::Message;
+use crate::policy::{ObjectKind, VhostPolicies};
 use crate::queue::{Queue, QueueLimits, QueueSpec};
 use crate::stats::{Churn, MessageCounters, Stats};
 
@@ -104,6 +105,11 @@ pub struct VHost {
     pub stats: MessageCounters,
     /// The broker's statistics (queue churn).
     broker_stats: Arc<Stats>,
+    /// The vhost's policies compiled, with the registry generation they were read at.
+    policies: parking_lot::Mutex<Option<(u64, Arc<VhostPolicies>)>>,
+    /// Held while every object is matched again, so the last pass to run reads the newest
+    /// policies (two passes never interleave on one queue).
+    policy_pass: parking_lot::Mutex<()>,
 }
 
 fn def_key(vhost: &str, name: &str) -> String {
@@ -133,6 +139,8 @@ impl VHost {
             me: me.clone(),
             stats: MessageCounters::default(),
             broker_stats,
+            policies: parking_lot::Mutex::new(None),
+            policy_pass: parking_lot::Mutex::new(()),
         });
         // As RabbitMQ's, each vhost has `amq.rabbitmq.trace` (internal, topic): the
         // firehose tracer's exchange, which gets nothing while tracing is off (RabbitMQ's
@@ -245,6 +253,7 @@ impl VHost {
                 v.insert(Arc::clone(&exchange));
             }
         }
+        self.apply_exchange_policy(&exchange);
         if durable {
             self.persist_exchange(&exchange.spec)?;
         }
@@ -629,6 +638,7 @@ impl VHost {
             Arc::clone(&self.memory),
             self.me.clone(),
         ));
+        let generation = self.match_new_queue(&queue);
         self.watch_expiry(&queue);
         match self.queues.entry(Arc::clone(queue.name())) {
             dashmap::Entry::Occupied(e) => {
@@ -648,6 +658,11 @@ impl VHost {
             dashmap::Entry::Vacant(v) => {
                 v.insert(Arc::clone(&queue));
             }
+        }
+        if self.access.generation() != generation {
+            // The policies changed while the queue was being made, maybe before a pass
+            // over the vhost could see it: match it again.
+            self.apply_queue_policy(&queue);
         }
         if persistent_def {
             let def = QueueDef {
@@ -968,6 +983,7 @@ impl VHost {
     pub(crate) fn restore_exchange(&self, spec: ExchangeSpec) {
         if let Some(kind) = ExchangeKind::parse(&spec.kind) {
             let exchange = Arc::new(Exchange::new(kind, spec));
+            self.apply_exchange_policy(&exchange);
             self.exchanges.insert(Arc::clone(&exchange.name), exchange);
         }
     }
@@ -990,16 +1006,74 @@ impl VHost {
             Arc::clone(&self.memory),
             self.me.clone(),
         ));
+        self.match_new_queue(&queue);
         self.queues
             .insert(Arc::clone(queue.name()), Arc::clone(&queue));
         self.watch_expiry(&queue);
         queue
     }
 
+    // ---------------------------------------------------------------- policies
+
+    /// The vhost's policies, compiled (again only after the registry changed).
+    fn current_policies(&self) -> (u64, Arc<VhostPolicies>) {
+        let generation = self.access.generation();
+        let mut cache = self.policies.lock();
+        if let Some((at, compiled)) = cache.as_ref()
+            && *at == generation
+        {
+            return (generation, Arc::clone(compiled));
+        }
+        let compiled = Arc::new(
+            self.access
+                .read(|state| VhostPolicies::compile(state, &self.name)),
+        );
+        *cache = Some((generation, Arc::clone(&compiled)));
+        (generation, compiled)
+    }
+
+    /// Match a queue being made against the current policies (its `expires` watcher is
+    /// started by the caller); returns the registry generation used.
+    fn match_new_queue(&self, queue: &Arc<Queue>) -> u64 {
+        let (generation, policies) = self.current_policies();
+        queue.apply_policy(policies.lookup(ObjectKind::Queue, queue.name()));
+        generation
+    }
+
+    /// Match a live queue against the current policies and apply the result, starting a
+    /// new `expires` watcher if its expiry changed.
+    fn apply_queue_policy(&self, queue: &Arc<Queue>) {
+        let (_, policies) = self.current_policies();
+        if queue.apply_policy(policies.lookup(ObjectKind::Queue, queue.name())) {
+            self.watch_expiry(queue);
+        }
+    }
+
+    fn apply_exchange_policy(&self, exchange: &Exchange) {
+        let (_, policies) = self.current_policies();
+        exchange.apply_policy(policies.lookup(ObjectKind::Exchange, &exchange.name));
+    }
+
+    /// Match every exchange and queue against the vhost's policies again and apply the
+    /// results (see `crate::policy`). Direct reply-to queues are not real queues in
+    /// RabbitMQ either and are left alone.
+    pub fn apply_policies(&self) {
+        let _pass = self.policy_pass.lock();
+        let (_, policies) = self.current_policies();
+        for exchange in self.exchanges() {
+            exchange.apply_policy(policies.lookup(ObjectKind::Exchange, &exchange.name));
+        }
+        for queue in self.queues() {
+            if queue.apply_policy(policies.lookup(ObjectKind::Queue, queue.name())) {
+                self.watch_expiry(&queue);
+            }
+        }
+    }
+
     /// `x-expires`: a task that deletes the queue once it has gone unused (no consumers,
     /// no declare, no get) for its expiry time, as RabbitMQ does.
     fn watch_expiry(&self, queue: &Arc<Queue>) {
-        let Some(expires) = queue.expires() else {
+        let Some((expires, epoch)) = queue.expires() else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
@@ -1014,7 +1088,7 @@ impl VHost {
                 let (Some(vhost), Some(queue)) = (vhost.upgrade(), weak.upgrade()) else {
                     return;
                 };
-                match queue.expires_in(crate::message::now_ms()) {
+                match queue.expires_in(crate::message::now_ms(), epoch) {
                     None => return,
                     Some(0) => {
                         tracing::info!(queue = %queue.name(), vhost = %vhost.name, "queue expired (x-expires)");
@@ -1091,7 +1165,7 @@ impl ExchangeGraph for VHost {
     fn alternate(&self, exchange: &Arc<str>) -> Option<Arc<str>> {
         self.exchanges
             .get(exchange.as_ref())
-            .and_then(|e| e.alternate.clone())
+            .and_then(|e| e.alternate())
     }
 }
 

@@ -29,6 +29,9 @@ pub struct Cli {
     /// AMQP listen address [default: 127.0.0.1:5672; env: WARREN_LISTEN].
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
+    /// Management HTTP API listen address [default: 127.0.0.1:15672; env: WARREN_HTTP_LISTEN].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http_listen: Option<SocketAddr>,
     /// Data directory (RocksDB) [default: ./warren-data; env: WARREN_DATA_DIR].
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
@@ -69,6 +72,13 @@ pub struct Config {
     pub ssl_cert_login_from: CertLoginSource,
     /// SASL mechanisms offered, in order: `PLAIN`, `AMQPLAIN`, `EXTERNAL` (amqps only).
     pub auth_mechanisms: Vec<Mechanism>,
+    /// Management HTTP API listen address (RabbitMQ's management API).
+    pub http_listen: SocketAddr,
+    /// Serve the management HTTP API (false: no HTTP listener at all).
+    pub http_listener: bool,
+    /// Largest management API request body, in bytes (RabbitMQ's
+    /// `management.http.max_body_size`).
+    pub http_max_body_size: usize,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Most simultaneous connections.
@@ -254,6 +264,9 @@ impl Default for Config {
             tls_fail_if_no_peer_cert: false,
             ssl_cert_login_from: CertLoginSource::CommonName,
             auth_mechanisms: vec![Mechanism::Plain, Mechanism::Amqplain],
+            http_listen: SocketAddr::from(([127, 0, 0, 1], 15672)),
+            http_listener: true,
+            http_max_body_size: 20_000_000,
             data_dir: PathBuf::from("./warren-data"),
             max_connections: server.max_connections,
             frame_max: server.frame_max,
@@ -292,6 +305,8 @@ struct FlagLayer {
     #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    http_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     load_definitions: Option<PathBuf>,
@@ -320,12 +335,13 @@ impl Config {
         figment = figment
             .merge(
                 Env::prefixed("WARREN_")
-                    .ignore(&["log", "http_listen"])
+                    .ignore(&["log"])
                     // WARREN_VM_MEMORY_HIGH_WATERMARK__ABSOLUTE=2GB
                     .split("__"),
             )
             .merge(Serialized::defaults(FlagLayer {
                 listen: cli.listen,
+                http_listen: cli.http_listen,
                 data_dir: cli.data_dir.clone(),
                 load_definitions: cli.load_definitions.clone(),
             }));

@@ -3,7 +3,7 @@
 //! Reads the layered configuration (`config.rs`), opens the broker on its data directory
 //! (recovering durable state, and starting the resource alarm monitor with the configured
 //! `vm_memory_high_watermark` and `disk_free_limit`), binds the AMQP listeners (plain
-//! and/or amqps) and serves until SIGTERM or
+//! and/or amqps) and the management HTTP API (`warren-http`), and serves until SIGTERM or
 //! SIGINT. On a signal it stops accepting, closes every connection with 320
 //! CONNECTION_FORCED, flushes and closes the store, and exits 0. Any start-up failure
 //! (bad configuration, port in use, unusable data directory) is one line on stderr and
@@ -24,6 +24,7 @@ use clap::Parser;
 use tokio::sync::watch;
 use tracing_subscriber::EnvFilter;
 use warren_broker::{Broker, Definitions, OpenError};
+use warren_http::{ApiState, HttpConfig};
 use warren_server::{Listeners, Server, Tls};
 
 use crate::config::{Cli, Config};
@@ -148,6 +149,11 @@ async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
     if let (Some(settings), Some(tls)) = (config.tls(), tls) {
         listeners.amqps = Some((bind(settings.listen).await?, tls));
     }
+    let http = if config.http_listener {
+        Some(bind(config.http_listen).await?)
+    } else {
+        None
+    };
     config.max_connections = raise_fd_limit(config.max_connections);
     let data_dir = config.data_dir.clone();
     let broker_config = config.broker();
@@ -168,8 +174,35 @@ async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
     let server = Server::from_listeners(listeners, config.server(), std::sync::Arc::clone(&broker));
     let addr = server.local_addr().ok().map(|a| a.to_string());
     let amqps = server.amqps_addr().map(|a| a.to_string());
-    tracing::info!(addr = addr.as_deref().unwrap_or("off"), amqps = amqps.as_deref().unwrap_or("off"), data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
+    let mut http_config = HttpConfig {
+        max_body_size: config.http_max_body_size,
+        ..HttpConfig::default()
+    };
+    if let Ok(a) = server.local_addr() {
+        http_config.listeners.push(("amqp".into(), a));
+    }
+    if let Some(a) = server.amqps_addr() {
+        http_config.listeners.push(("amqp/ssl".into(), a));
+    }
+    let http_addr = http
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
+    let http_task = http.map(|listener| {
+        let state = ApiState::new(std::sync::Arc::clone(&broker), http_config);
+        tokio::spawn(warren_http::serve(listener, state, stop_rx.clone()))
+    });
+    tracing::info!(addr = addr.as_deref().unwrap_or("off"), amqps = amqps.as_deref().unwrap_or("off"), http = http_addr.as_deref().unwrap_or("off"), data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
     server.run(stop_rx).await;
+    if let Some(task) = http_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the management HTTP API stopped with an error")
+            }
+            Err(e) => tracing::warn!(error = %e, "the management HTTP API task failed"),
+        }
+    }
     tokio::task::spawn_blocking(move || broker.close())
         .await
         .context("shutdown task failed")?

@@ -4,7 +4,9 @@
 //! `x-message-ttl` and its `expiration`). As in RabbitMQ only the head expires: expired
 //! entries are dropped (dead-lettered with reason `expired` when the queue has a
 //! dead-letter exchange) on dispatch, `basic.get`, counting, and by one timer per queue
-//! armed for the head. `x-expires` is a time of disuse after which the vhost deletes the queue.
+//! armed for the head. `x-expires` is a time of disuse after which the vhost deletes the queue. Both may come
+//! from a policy (`crate::policy`); a new TTL applies to messages enqueued after it, as in
+//! RabbitMQ, and a new expiry restarts the disuse countdown.
 
 use std::sync::Arc;
 
@@ -12,11 +14,11 @@ use super::{DeathReason, Queue, QueueState};
 use crate::message::Message;
 
 impl Queue {
-    /// The expiry time of `message` in this queue (queue TTL and per-message TTL, the
-    /// lower wins), or `u64::MAX`.
-    pub(super) fn expiry_of(&self, message: &Message) -> u64 {
+    /// The expiry time of `message` in a queue whose TTL (argument or policy) is `queue_ttl`
+    /// (queue TTL and per-message TTL, the lower wins), or `u64::MAX`.
+    pub(super) fn expiry_of(&self, queue_ttl: Option<u64>, message: &Message) -> u64 {
         let per_message = message.expiration;
-        let ttl = match (self.args.message_ttl, per_message) {
+        let ttl = match (queue_ttl, per_message) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -103,9 +105,11 @@ impl Queue {
         self.arm_expiry(&mut st);
     }
 
-    /// `x-expires`: milliseconds of disuse after which the queue deletes itself.
-    pub fn expires(&self) -> Option<u64> {
-        self.args.expires
+    /// `x-expires` (argument or policy): milliseconds of disuse after which the queue
+    /// deletes itself, with the epoch of that setting (see [`Queue::expires_in`]).
+    pub fn expires(&self) -> Option<(u64, u64)> {
+        let st = self.state.lock();
+        st.settings.expires.map(|e| (e, st.expiry_epoch))
     }
 
     /// Note a use of the queue (declare, consume, get) for `x-expires`.
@@ -113,12 +117,14 @@ impl Queue {
         self.state.lock().last_used = crate::message::now_ms();
     }
 
-    /// For `x-expires`: `None` when the queue is in use (consumers) or deleted, else the
-    /// milliseconds left before it expires (0 = expired now).
-    pub fn expires_in(&self, now: u64) -> Option<u64> {
-        let expires = self.args.expires?;
+    /// For `x-expires`: `None` when the queue is deleted, has no expiry, or its expiry
+    /// changed since `epoch` (a policy changed it: a new watcher took over); otherwise
+    /// the milliseconds left before it expires (0 = expired now; the full time while it
+    /// has consumers).
+    pub fn expires_in(&self, now: u64, epoch: u64) -> Option<u64> {
         let st = self.state.lock();
-        if st.deleted {
+        let expires = st.settings.expires?;
+        if st.deleted || st.expiry_epoch != epoch {
             return None;
         }
         if !st.consumers.is_empty() {

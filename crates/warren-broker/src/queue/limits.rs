@@ -12,7 +12,9 @@
 //!   mode, nothing otherwise.
 //! - `reject-publish-dlx`: refused the same way, and dead-lettered (reason `maxlen`).
 //!
-//! A queue without limits pays one branch on the publish path (`Queue::limited`).
+//! A queue without limits pays one branch on the publish path (`QueueState::limited`).
+//! Limits come from the queue's arguments and its policies (`crate::policy`); a policy that
+//! lowers a limit trims a live queue at once (`Queue::apply_policy`).
 
 use super::{DeathReason, Queue, QueueState};
 use crate::arguments::Overflow;
@@ -21,7 +23,7 @@ impl Queue {
     /// reject-publish(-dlx): whether a new message with `body_len` body bytes would take
     /// the queue past a limit.
     pub(super) fn would_overflow(&self, st: &QueueState, body_len: u64) -> bool {
-        self.args.overflow != Overflow::DropHead
+        st.settings.overflow != Overflow::DropHead
             && (self
                 .args
                 .max_length
@@ -33,7 +35,7 @@ impl Queue {
     }
 
     fn over_limit(&self, st: &QueueState) -> bool {
-        self.args
+        st.settings
             .max_length
             .is_some_and(|max| st.ready.len() as u64 > max)
             || self
@@ -45,10 +47,10 @@ impl Queue {
     /// drop-head: drop (or dead-letter, reason `maxlen`) the oldest ready messages while
     /// the queue is over a limit.
     pub(super) fn trim_to_limits(&self, st: &mut QueueState) {
-        if !self.limited || self.args.overflow != Overflow::DropHead {
+        if !st.limited || st.settings.overflow != Overflow::DropHead {
             return;
         }
-        let dead_letter = self.args.dead_letter.is_some();
+        let dead_letter = st.settings.dead_letter.is_some();
         while self.over_limit(st) {
             if dead_letter && st.ready.front().is_some_and(|e| e.message.is_none()) {
                 self.page_in(st);

@@ -49,7 +49,9 @@ impl Drop for Locked<'_> {
             return;
         }
         let dead = std::mem::take(&mut guard.dead_letters);
+        // The target as it is now (a policy may change it once the lock is released).
+        let target = guard.settings.dead_letter.clone();
         drop(guard);
-        self.queue.dead_letter(dead);
+        self.queue.dead_letter(dead, target);
     }
 }

@@ -53,6 +53,8 @@
 //! - `limits.rs`: `x-max-length`/`x-max-length-bytes` and the `x-overflow` modes.
 //! - `dead_letter.rs`: dead lettering: the x-death rewrite, cycle detection, the one-batch
 //!   move into the target queues.
+//! - `policy.rs`: applying policies: the effective settings replaced, limits and expiry
+//!   enforced at once, and the view for the management API.
 //! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
 //!   released.
 
@@ -60,9 +62,11 @@ mod dead_letter;
 mod dispatch;
 mod entry;
 mod expiry;
+mod info;
 mod limits;
 mod locked;
 mod paging;
+mod policy;
 mod ready;
 mod settle;
 mod single_active;
@@ -74,6 +78,7 @@ use std::sync::{Arc, Weak};
 use dead_letter::DeadLetter;
 pub use dead_letter::DeathReason;
 pub use entry::{Entry, QueueLimits, StoreKey};
+pub use info::QueueInfo;
 use paging::Unwritten;
 use ready::Ready;
 
@@ -88,6 +93,7 @@ use crate::consumer::{ConnectionId, Consumer, ConsumerEvent};
 use crate::error::BrokerError;
 use crate::memory::{MESSAGE_OVERHEAD, MessageMemory};
 use crate::message::Message;
+use crate::policy::Applied;
 use crate::stats::{Counter, MessageCounters};
 use crate::vhost::VHost;
 
@@ -145,6 +151,16 @@ struct QueueState {
     /// Messages let go to the dead-letter exchange under the lock, published once it is
     /// released (see `dead_letter.rs`).
     dead_letters: Vec<DeadLetter>,
+    /// What the queue acts on: its arguments with the policies that apply merged in
+    /// (`crate::policy`); replaced when a policy changes, read under this lock.
+    settings: QueueArgs,
+    /// `settings` has a length limit (one branch on the publish path).
+    limited: bool,
+    /// The policy and operator policy that apply (for the management API's view).
+    applied: Applied,
+    /// Bumped whenever `settings.expires` changes: an `x-expires` watcher of an older epoch
+    /// stops (see `VHost::watch_expiry`).
+    expiry_epoch: u64,
 }
 
 /// One queue; see the module docs.
@@ -162,10 +178,10 @@ pub struct Queue {
     durability: watch::Receiver<Durability>,
     limits: QueueLimits,
     memory: Arc<MessageMemory>,
-    /// What the queue's arguments ask of it (TTLs, dead-lettering, limits, priorities...).
+    /// What the queue's own arguments ask of it. Priorities and single active consumer are
+    /// read from here (no policy sets them); TTLs, expiry, dead-lettering and limits from
+    /// `QueueState::settings`, which policies may change.
     args: QueueArgs,
-    /// `x-max-length` or `x-max-length-bytes` is set (one branch on the publish path).
-    limited: bool,
     /// The vhost, for routing dead letters.
     home: Weak<VHost>,
     /// Message counters (publish, deliver, get, redeliver, ack...), bumped under the lock.
@@ -197,7 +213,6 @@ impl Queue {
         let args = QueueArgs::parse(&spec.arguments);
         let ready = Ready::new(args.max_priority);
         Self {
-            limited: args.has_length_limit(),
             home,
             spec,
             vhost,
@@ -207,14 +222,16 @@ impl Queue {
             store,
             limits,
             memory,
-            args,
             stats: MessageCounters::default(),
             state: Mutex::new(QueueState {
                 ready,
                 next_seq: 1,
+                limited: args.has_length_limit(),
+                settings: args.clone(),
                 last_used: crate::message::now_ms(),
                 ..QueueState::default()
             }),
+            args,
         }
     }
 
@@ -253,7 +270,7 @@ impl Queue {
         }
         // With a queue TTL, messages that expired while the broker was down go now, not
         // when a client next touches the queue: check the head at once.
-        if recovered_any && self.args.message_ttl.is_some() {
+        if recovered_any && st.settings.message_ttl.is_some() {
             self.schedule_expiry(&mut st, crate::message::now_ms());
         }
     }
@@ -269,8 +286,8 @@ impl Queue {
         if st.deleted {
             return Enqueued::default();
         }
-        if self.limited && self.would_overflow(&st, message.body.len() as u64) {
-            if self.args.overflow == crate::arguments::Overflow::RejectPublishDlx {
+        if st.limited && self.would_overflow(&st, message.body.len() as u64) {
+            if st.settings.overflow == crate::arguments::Overflow::RejectPublishDlx {
                 self.let_go(&mut st, Some(message), None, DeathReason::MaxLen);
             }
             return Enqueued {
@@ -386,10 +403,10 @@ impl Queue {
         }
         st.ready.insert_by_seq(entry);
         self.dispatch(st);
-        if self.limited {
+        if st.limited {
             self.trim_to_limits(st);
         }
-        let expires_at = self.expiry_of(message);
+        let expires_at = self.expiry_of(st.settings.message_ttl, message);
         if expires_at != u64::MAX {
             if let Some(entry) = st.ready.find_mut(seq, priority) {
                 entry.expires_at = expires_at;
@@ -430,10 +447,10 @@ impl Queue {
             }
             return;
         }
-        if self.limited && self.would_overflow(&st, message.body.len() as u64) {
+        if st.limited && self.would_overflow(&st, message.body.len() as u64) {
             // reject-publish: a dead letter is refused like a publish (and dead-lettered
             // again with reject-publish-dlx).
-            if self.args.overflow == crate::arguments::Overflow::RejectPublishDlx {
+            if st.settings.overflow == crate::arguments::Overflow::RejectPublishDlx {
                 self.let_go(&mut st, Some(message), stored, DeathReason::MaxLen);
             } else if let Some(key) = stored {
                 self.store.submit(WriteOp::Delete {

@@ -81,6 +81,7 @@ impl Queue {
             return;
         };
         let limit = self.limits.page_in_batch;
+        let ttl = st.settings.message_ttl;
         // Trim the unwritten list BEFORE reading the store: whatever the trim drops was
         // written before the read, so the read sees it. Trimming after the read would lose
         // a body written between the two (in neither the rows read nor the list).
@@ -135,7 +136,7 @@ impl Queue {
                 },
             };
             entry.size = (message.size() + MESSAGE_OVERHEAD) as u32;
-            entry.expires_at = self.expiry_of(&message);
+            entry.expires_at = self.expiry_of(ttl, &message);
             entry.message = Some(message);
             loaded += 1;
             loaded_bytes += entry.size as usize;

@@ -95,7 +95,7 @@ impl Queue {
         stored: Option<StoreKey>,
         reason: DeathReason,
     ) {
-        match (self.args.dead_letter.is_some(), message) {
+        match (st.settings.dead_letter.is_some(), message) {
             (true, Some(message)) => st.dead_letters.push(DeadLetter {
                 message: Arc::clone(message),
                 reason,
@@ -111,8 +111,8 @@ impl Queue {
     }
 
     /// Dead-letter messages this queue let go (its lock is NOT held; see the module docs).
-    pub(super) fn dead_letter(&self, letters: Vec<DeadLetter>) {
-        let Some(target) = self.args.dead_letter.clone() else {
+    pub(super) fn dead_letter(&self, letters: Vec<DeadLetter>, target: Option<DeadLetterTarget>) {
+        let Some(target) = target else {
             return;
         };
         flush(Batch {

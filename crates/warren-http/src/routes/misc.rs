@@ -1,0 +1,87 @@
+//! `/api/whoami`, `/api/auth`, `/api/extensions`, `/api/aliveness-test/{vhost}`.
+
+use std::sync::Arc;
+
+use amq_protocol::protocol::BasicProperties;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::{Value, json};
+use warren_broker::{Message, QueueDeclare};
+
+use super::{API_CONNECTION, vhost};
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::state::ApiState;
+
+pub(super) fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/api/whoami", get(whoami))
+        .route("/api/auth", get(auth))
+        .route("/api/extensions", get(extensions))
+        .route("/api/aliveness-test/{vhost}", get(aliveness))
+}
+
+async fn whoami(user: AuthUser) -> Json<Value> {
+    Json(json!({"name": user.name, "tags": user.tags}))
+}
+
+/// OAuth 2 is not offered: basic auth only.
+async fn auth() -> Json<Value> {
+    Json(json!({"enable_uaa": false, "uaa_client_id": "", "uaa_location": ""}))
+}
+
+/// No UI extensions are installed.
+async fn extensions(_user: AuthUser) -> Json<Value> {
+    Json(json!([]))
+}
+
+/// RabbitMQ's aliveness test: declare the queue `aliveness-test` in the vhost, publish a
+/// message to it through the default exchange and get it back.
+async fn aliveness(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let v = vhost(&state, &name)?;
+    user.require_vhost(&state, &name)?;
+    const QUEUE: &str = "aliveness-test";
+    let declared = v.declare_queue(
+        QueueDeclare {
+            name: QUEUE.into(),
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: Default::default(),
+        },
+        API_CONNECTION,
+    )?;
+    let properties = BasicProperties::default();
+    let raw = warren_protocol::encode::properties(&properties)
+        .map_err(|e| ApiError::internal(format!("cannot encode properties: {e}")))?;
+    let message = Arc::new(Message::new(
+        "".into(),
+        QUEUE.into(),
+        &properties,
+        raw,
+        Bytes::from_static(b"test_message"),
+        warren_broker::now_ms(),
+    )?);
+    let mut encoded = None;
+    declared.queue.publish(&message, &mut encoded);
+    match declared.queue.get(true) {
+        Some((entry, _))
+            if entry
+                .message
+                .as_ref()
+                .is_some_and(|m| &m.body[..] == b"test_message") =>
+        {
+            Ok(Json(json!({"status": "ok"})))
+        }
+        _ => Ok(Json(
+            json!({"status": "failed", "reason": "the test message did not come back"}),
+        )),
+    }
+}
