@@ -286,6 +286,9 @@ pub struct BinaryBroker {
     pub port: u16,
     /// Its management HTTP API's port (a free one unless the test passed `--http-listen`).
     pub http_port: u16,
+    /// Its Prometheus metrics port (a free one unless the test passed
+    /// `--prometheus-listen`).
+    pub prometheus_port: u16,
     data_dir: PathBuf,
     _dir: Option<Arc<TempDir>>,
     log: PathBuf,
@@ -319,6 +322,18 @@ impl BinaryBroker {
                 p
             }
         };
+        // Nor the default 15692.
+        let prometheus_port = match args.iter().position(|a| *a == "--prometheus-listen") {
+            Some(i) => args
+                .get(i + 1)
+                .and_then(|a| a.parse::<SocketAddr>().ok())
+                .map_or(0, |a| a.port()),
+            None => {
+                let p = free_port();
+                cmd.arg("--prometheus-listen").arg(format!("127.0.0.1:{p}"));
+                p
+            }
+        };
         cmd.args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file));
@@ -330,6 +345,7 @@ impl BinaryBroker {
             child: Some(child),
             port,
             http_port,
+            prometheus_port,
             data_dir: data_dir.to_path_buf(),
             _dir: None,
             log,

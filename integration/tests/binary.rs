@@ -29,6 +29,7 @@ fn run_warren(args: &[&str], env: &[(&str, &str)]) -> Output {
     }
     // Tests that end up serving must not take the default management port 15672.
     cmd.env("WARREN_HTTP_LISTEN", "127.0.0.1:0");
+    cmd.env("WARREN_PROMETHEUS_LISTEN", "127.0.0.1:0");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -249,6 +250,7 @@ fn binary_listens_where_warren_listen_says() {
     cmd.args(["--data-dir", &data_dir(tmp.path())])
         .env("WARREN_LISTEN", &listen)
         .env("WARREN_HTTP_LISTEN", "127.0.0.1:0")
+        .env("WARREN_PROMETHEUS_LISTEN", "127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let mut child = cmd.spawn().unwrap();

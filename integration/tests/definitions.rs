@@ -386,6 +386,7 @@ fn run_warren(args: &[&str]) -> Output {
     }
     // Never the default management port 15672: tests run side by side.
     cmd.env("WARREN_HTTP_LISTEN", "127.0.0.1:0");
+    cmd.env("WARREN_PROMETHEUS_LISTEN", "127.0.0.1:0");
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

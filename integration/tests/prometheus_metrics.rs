@@ -250,3 +250,18 @@ async fn metrics_have_every_series_of_the_overview_dashboard_and_follow_the_brok
     stop_tx.send_replace(true);
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_metrics_on_its_prometheus_listener() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = warren_integration::BinaryBroker::spawn(&tmp.path().join("data"));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", broker.prometheus_port)
+        .parse()
+        .unwrap();
+    let conn = warren_integration::connect(&broker.url()).await;
+    let m = scrape(addr, "/metrics").await;
+    assert_eq!(m.value("rabbitmq_connections"), 1.0);
+    let identity = &m.samples["rabbitmq_identity_info"][0];
+    assert!(identity.labels["rabbitmq_node"].starts_with("warren@"));
+    conn.close(200, "bye".into()).await.unwrap();
+}

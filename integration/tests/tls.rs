@@ -795,6 +795,7 @@ fn run_binary(args: &[&str]) -> (Option<i32>, Vec<String>) {
     }
     // Never the default management port 15672: tests run side by side.
     cmd.env("WARREN_HTTP_LISTEN", "127.0.0.1:0");
+    cmd.env("WARREN_PROMETHEUS_LISTEN", "127.0.0.1:0");
     let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
@@ -895,6 +896,7 @@ async fn binary_serves_amqps_on_tls_listen_and_prints_the_tls_settings() {
         .args(["--config", config.to_str().unwrap(), "--data-dir"])
         .arg(tmp.path().join("data"))
         .env("WARREN_HTTP_LISTEN", "127.0.0.1:0")
+        .env("WARREN_PROMETHEUS_LISTEN", "127.0.0.1:0")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -422,11 +422,6 @@ impl Broker {
         self.started.elapsed()
     }
 
-    /// Every vhost.
-    pub fn vhost_list(&self) -> Vec<Arc<VHost>> {
-        self.all_vhosts()
-    }
-
     /// The access registry (vhosts, users, permissions, limits, policies, parameters).
     pub fn access(&self) -> &Arc<Access> {
         &self.access

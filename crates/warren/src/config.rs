@@ -32,6 +32,9 @@ pub struct Cli {
     /// Management HTTP API listen address [default: 127.0.0.1:15672; env: WARREN_HTTP_LISTEN].
     #[arg(long, value_name = "ADDR:PORT")]
     pub http_listen: Option<SocketAddr>,
+    /// Prometheus metrics listen address [default: 127.0.0.1:15692; env: WARREN_PROMETHEUS_LISTEN].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub prometheus_listen: Option<SocketAddr>,
     /// Data directory (RocksDB) [default: ./warren-data; env: WARREN_DATA_DIR].
     #[arg(long, value_name = "PATH")]
     pub data_dir: Option<PathBuf>,
@@ -79,6 +82,14 @@ pub struct Config {
     /// Largest management API request body, in bytes (RabbitMQ's
     /// `management.http.max_body_size`).
     pub http_max_body_size: usize,
+    /// Prometheus metrics listen address (`/metrics`, `/metrics/per-object`; RabbitMQ's
+    /// `prometheus.tcp.port`, 15692).
+    pub prometheus_listen: SocketAddr,
+    /// Serve the Prometheus metrics (false: no metrics listener).
+    pub prometheus_listener: bool,
+    /// Milliseconds between statistics samples, from which the management API computes
+    /// rates (RabbitMQ's `collect_statistics_interval`).
+    pub collect_statistics_interval: u64,
     /// Data directory.
     pub data_dir: PathBuf,
     /// Most simultaneous connections.
@@ -267,6 +278,9 @@ impl Default for Config {
             http_listen: SocketAddr::from(([127, 0, 0, 1], 15672)),
             http_listener: true,
             http_max_body_size: 20_000_000,
+            prometheus_listen: SocketAddr::from(([127, 0, 0, 1], 15692)),
+            prometheus_listener: true,
+            collect_statistics_interval: broker.stats_interval.as_millis() as u64,
             data_dir: PathBuf::from("./warren-data"),
             max_connections: server.max_connections,
             frame_max: server.frame_max,
@@ -307,6 +321,8 @@ struct FlagLayer {
     #[serde(skip_serializing_if = "Option::is_none")]
     http_listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus_listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     load_definitions: Option<PathBuf>,
@@ -342,6 +358,7 @@ impl Config {
             .merge(Serialized::defaults(FlagLayer {
                 listen: cli.listen,
                 http_listen: cli.http_listen,
+                prometheus_listen: cli.prometheus_listen,
                 data_dir: cli.data_dir.clone(),
                 load_definitions: cli.load_definitions.clone(),
             }));
@@ -361,6 +378,15 @@ impl Config {
         if self.frame_max < 4096 {
             return Err(Box::new(
                 format!("frame_max must be at least 4096 (got {})", self.frame_max).into(),
+            ));
+        }
+        if self.collect_statistics_interval < 10 {
+            return Err(Box::new(
+                format!(
+                    "collect_statistics_interval must be at least 10 ms (got {})",
+                    self.collect_statistics_interval
+                )
+                .into(),
             ));
         }
         if self.max_connections == 0 {
@@ -499,6 +525,7 @@ impl Config {
             },
             message_memory: self.message_memory,
             load_definitions: self.load_definitions.clone(),
+            stats_interval: std::time::Duration::from_millis(self.collect_statistics_interval),
             alarms: AlarmConfig {
                 memory_high_watermark: match self.vm_memory_high_watermark {
                     Threshold {

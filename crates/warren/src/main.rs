@@ -154,6 +154,11 @@ async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
     } else {
         None
     };
+    let prometheus = if config.prometheus_listener {
+        Some(bind(config.prometheus_listen).await?)
+    } else {
+        None
+    };
     config.max_connections = raise_fd_limit(config.max_connections);
     let data_dir = config.data_dir.clone();
     let broker_config = config.broker();
@@ -188,11 +193,23 @@ async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map(|a| a.to_string());
+    let prometheus_addr = prometheus
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
+    let prometheus_task = prometheus.map(|listener| {
+        let broker = std::sync::Arc::clone(&broker);
+        let node = http_config.node_name.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(
+            async move { warren_http::prometheus::serve(listener, broker, &node, stop).await },
+        )
+    });
     let http_task = http.map(|listener| {
         let state = ApiState::new(std::sync::Arc::clone(&broker), http_config);
         tokio::spawn(warren_http::serve(listener, state, stop_rx.clone()))
     });
-    tracing::info!(addr = addr.as_deref().unwrap_or("off"), amqps = amqps.as_deref().unwrap_or("off"), http = http_addr.as_deref().unwrap_or("off"), data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
+    tracing::info!(addr = addr.as_deref().unwrap_or("off"), amqps = amqps.as_deref().unwrap_or("off"), http = http_addr.as_deref().unwrap_or("off"), prometheus = prometheus_addr.as_deref().unwrap_or("off"), data_dir = %config.data_dir.display(), version = env!("CARGO_PKG_VERSION"), "Warren started");
     server.run(stop_rx).await;
     if let Some(task) = http_task {
         match task.await {
@@ -201,6 +218,15 @@ async fn serve(mut config: Config, tls: Option<Tls>) -> anyhow::Result<()> {
                 tracing::warn!(error = %e, "the management HTTP API stopped with an error")
             }
             Err(e) => tracing::warn!(error = %e, "the management HTTP API task failed"),
+        }
+    }
+    if let Some(task) = prometheus_task {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "the Prometheus listener stopped with an error")
+            }
+            Err(e) => tracing::warn!(error = %e, "the Prometheus listener task failed"),
         }
     }
     tokio::task::spawn_blocking(move || broker.close())

@@ -217,7 +217,7 @@ pub fn render(broker: &Broker, node: &str, per_object: bool) -> String {
         })
         .collect();
     let queues: Vec<_> = broker
-        .vhost_list()
+        .all_vhosts()
         .into_iter()
         .flat_map(|v| v.queues())
         .collect();
