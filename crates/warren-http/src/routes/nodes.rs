@@ -53,7 +53,6 @@ fn node_json(s: &ApiState, ranges: &stats_json::Ranges) -> Value {
     out.insert("cluster_links".into(), json!([]));
     out.insert("rates_mode".into(), json!("basic"));
     out.insert("exchange_types".into(), exchange_types());
-    out.insert("being_drained".into(), json!(false));
     out.extend(stats_json::churn_rates(s.broker.stats(), ranges));
     Value::Object(out)
 }
