@@ -200,3 +200,36 @@ async fn sampler_reports_rates_and_queue_depth() {
         .unwrap();
     eventually("ring dropped", || b.stats().read(|h| !h.contains(&key))).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_record_counts_what_its_transaction_holds() {
+    let broker = TestBroker::start();
+    let b = Arc::clone(broker.broker());
+    let conn = warren_integration::connect(&broker.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    let queue = declare_queue(&ch).await;
+    ch.tx_select().await.unwrap();
+    for _ in 0..3 {
+        publish(&ch, "", &queue, b"t").await;
+    }
+    let info = b.connections().list().pop().unwrap();
+    let channel = info.channel_list().pop().unwrap();
+    let load = |a: &std::sync::atomic::AtomicU32| a.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("3 uncommitted publishes", || {
+        load(&channel.uncommitted) == 3
+    })
+    .await;
+    assert!(
+        channel
+            .transactional
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
+    ch.tx_commit().await.unwrap();
+    eventually("nothing uncommitted", || load(&channel.uncommitted) == 0).await;
+    assert_eq!(queue_counter(&b, &queue, Counter::Publish), 3);
+    let (_, _, _, _) = get(&ch, &queue).await.unwrap();
+    ch.basic_ack(1, BasicAckOptions::default()).await.unwrap();
+    eventually("1 uncommitted ack", || load(&channel.acks_uncommitted) == 1).await;
+    ch.tx_rollback().await.unwrap();
+    eventually("rolled back", || load(&channel.acks_uncommitted) == 0).await;
+}

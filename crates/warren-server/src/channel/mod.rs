@@ -199,6 +199,7 @@ impl Channel {
             }
         }
         if let Some(ops) = self.tx.take() {
+            self.stats.tx_cleared();
             self.restore_unacked(ops);
         }
         let all: Vec<Unacked> = self.unacked.drain(..).collect();

@@ -102,7 +102,9 @@ impl Channel {
                     .on(60, 40),
                 );
             }
-            ops.push(TxOp::Publish(Box::new(content)));
+            let op = TxOp::Publish(Box::new(content));
+            self.stats.tx_holds(&op);
+            ops.push(op);
             return Ok(());
         }
         match self.route_and_enqueue(ctx, content) {

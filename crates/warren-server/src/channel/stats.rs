@@ -27,6 +27,8 @@ pub(crate) struct ChannelStats {
     exchanges: Vec<(ShortString, u64, u64)>,
     /// The gauges as last stored in the channel's record.
     gauges: [u32; 6],
+    /// (publishes, acks) held by the open transaction.
+    tx_held: (u32, u32),
 }
 
 impl ChannelStats {
@@ -90,6 +92,19 @@ impl ChannelStats {
         }
     }
 
+    /// The open transaction holds one more operation.
+    pub(crate) fn tx_holds(&mut self, op: &TxOp) {
+        match op {
+            TxOp::Publish(_) => self.tx_held.0 += 1,
+            TxOp::Settle { items, .. } => self.tx_held.1 += items.len() as u32,
+        }
+    }
+
+    /// The transaction's operations were committed, rolled back or dropped.
+    pub(crate) fn tx_cleared(&mut self) {
+        self.tx_held = (0, 0);
+    }
+
     /// basic.get answered: `Some(redelivered)` with a message, `None` with get-empty.
     pub(crate) fn got(&mut self, message: Option<bool>, no_ack: bool) {
         match message {
@@ -129,13 +144,7 @@ impl Channel {
                 }
             }
         }
-        let (uncommitted, acks_uncommitted) = match &self.tx {
-            Some(ops) => ops.iter().fold((0u32, 0u32), |(p, a), op| match op {
-                TxOp::Publish(_) => (p + 1, a),
-                TxOp::Settle { items, .. } => (p, a + items.len() as u32),
-            }),
-            None => (0, 0),
-        };
+        let (uncommitted, acks_uncommitted) = stats.tx_held;
         let gauges = [
             self.consumers.len() as u32,
             self.unacked.len() as u32,

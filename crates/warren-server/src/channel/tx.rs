@@ -47,7 +47,11 @@ impl Channel {
     /// Settle now, or hold until commit on a transactional channel.
     pub(super) fn settle_or_hold(&mut self, items: Vec<Unacked>, how: Settle) {
         match self.tx.as_mut() {
-            Some(ops) => ops.push(TxOp::Settle { items, how }),
+            Some(ops) => {
+                let op = TxOp::Settle { items, how };
+                self.stats.tx_holds(&op);
+                ops.push(op);
+            }
             None => settle(items, how),
         }
     }
@@ -79,6 +83,7 @@ impl Channel {
                 let Some(ops) = self.tx.replace(Vec::new()) else {
                     return Err(Exception::precondition("channel is not transactional"));
                 };
+                self.stats.tx_cleared();
                 let mut ticket: Option<Ticket> = None;
                 for op in ops {
                     match op {
@@ -96,6 +101,7 @@ impl Channel {
                 let Some(ops) = self.tx.replace(Vec::new()) else {
                     return Err(Exception::precondition("channel is not transactional"));
                 };
+                self.stats.tx_cleared();
                 self.restore_unacked(ops);
                 ctx.send(
                     self.id,
