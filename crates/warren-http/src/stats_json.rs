@@ -42,6 +42,11 @@ impl Ranges {
     }
 }
 
+/// The ranges of a request's query string, or RabbitMQ's 400 for bad ones.
+pub fn ranges(query: &HashMap<String, String>) -> Result<Ranges, crate::ApiError> {
+    Ranges::from_query(query).map_err(crate::ApiError::bad_request)
+}
+
 fn range(query: &HashMap<String, String>, prefix: &str) -> Result<Option<Range>, String> {
     let number = |name: String| -> Result<Option<u64>, String> {
         match query.get(&name) {

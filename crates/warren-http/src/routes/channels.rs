@@ -19,12 +19,13 @@ use serde_json::{Map, Value, json};
 use warren_broker::stats::ObjectKey;
 use warren_broker::{ChannelInfo, ConnectionInfo};
 
-use super::connections::{find, may_access, ranges, visible};
+use super::connections::{find, may_access, visible};
 use super::vhost;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::listing::{ListQuery, respond};
 use crate::state::ApiState;
+use crate::stats_json::ranges;
 use crate::stats_json::{self, Ranges};
 
 pub(super) fn routes() -> Router<ApiState> {

@@ -31,7 +31,7 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::listing::{ListQuery, respond};
 use crate::state::ApiState;
-use crate::stats_json::{self, Ranges};
+use crate::stats_json::{self, Ranges, ranges};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -148,10 +148,6 @@ pub(crate) fn find(state: &ApiState, name: &str) -> Option<Arc<ConnectionInfo>> 
         .list()
         .into_iter()
         .find(|c| c.details.name == name)
-}
-
-pub(crate) fn ranges(raw: &HashMap<String, String>) -> Result<Ranges, ApiError> {
-    Ranges::from_query(raw).map_err(ApiError::bad_request)
 }
 
 async fn list_all(

@@ -12,7 +12,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::connections::ranges;
 use super::overview::exchange_types;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -20,6 +19,7 @@ use crate::listing::{ListQuery, respond};
 use crate::process;
 use crate::state::ApiState;
 use crate::stats_json;
+use crate::stats_json::ranges;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()

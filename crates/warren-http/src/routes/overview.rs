@@ -15,12 +15,13 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use warren_broker::stats::{MessageCounts, ObjectKey};
 
-use super::connections::{ranges, visible};
+use super::connections::visible;
 use super::visible_vhosts;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::ApiState;
 use crate::stats_json;
+use crate::stats_json::ranges;
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/api/overview", get(overview))
