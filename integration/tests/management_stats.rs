@@ -389,3 +389,30 @@ async fn nodes_report_this_node_with_its_readings() {
         401
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_readings_carry_sampled_details() {
+    let broker = start();
+    let api = Api::new(broker.http_url());
+    let nodes = until(
+        &api,
+        "/api/nodes?lengths_age=10&lengths_incr=1",
+        "two node samples",
+        |n| {
+            n[0]["mem_used_details"]["samples"]
+                .as_array()
+                .is_some_and(|s| s.iter().filter(|x| x["sample"].as_u64() > Some(0)).count() >= 2)
+        },
+    )
+    .await;
+    let node = &nodes[0];
+    for field in [
+        "mem_used_details",
+        "fd_used_details",
+        "sockets_used_details",
+        "disk_free_details",
+        "proc_used_details",
+    ] {
+        assert!(node[field]["rate"].is_number(), "{field}: {node}");
+    }
+}

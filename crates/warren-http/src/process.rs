@@ -46,7 +46,7 @@ pub fn read(broker: &Broker) -> NodeReadings {
     let status = broker.alarms().status();
     let fd_total = max_open_files().unwrap_or(0);
     NodeReadings {
-        fd_used: open_fds().unwrap_or(0),
+        fd_used: warren_broker::stats::open_fds(),
         fd_total,
         sockets_used: broker.connections().list().len() as u64,
         sockets_total: sockets_limit(fd_total),
@@ -60,7 +60,7 @@ pub fn read(broker: &Broker) -> NodeReadings {
         disk_free_limit: status.disk_free_limit,
         disk_free_alarm: status.alarms.disk,
         processors: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
-        threads: threads().unwrap_or(0),
+        threads: warren_broker::stats::threads(),
         run_queue: run_queue().unwrap_or(0),
     }
 }
@@ -69,10 +69,6 @@ pub fn read(broker: &Broker) -> NodeReadings {
 pub fn sockets_limit(fd_total: u64) -> u64 {
     let usable = fd_total.saturating_sub(FDS_RESERVED) as f64;
     (usable * 0.9 - 2.0).max(0.0) as u64
-}
-
-fn open_fds() -> Option<u64> {
-    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
 }
 
 fn max_open_files() -> Option<u64> {
@@ -86,16 +82,6 @@ pub fn parse_max_open_files(limits: &str) -> Option<u64> {
     line["Max open files".len()..]
         .split_whitespace()
         .next()?
-        .parse()
-        .ok()
-}
-
-fn threads() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))?
-        .trim()
         .parse()
         .ok()
 }

@@ -50,6 +50,18 @@ pub mod slot {
     pub const SEND_CNT: usize = 3;
     /// Values in a connection sample.
     pub const CONNECTION_WIDTH: usize = 4;
+    /// Node: resident memory (bytes).
+    pub const MEM_USED: usize = 0;
+    /// Node: free disk of the data directory (bytes).
+    pub const DISK_FREE: usize = 1;
+    /// Node: open file descriptors.
+    pub const FD_USED: usize = 2;
+    /// Node: open AMQP client sockets.
+    pub const SOCKETS_USED: usize = 3;
+    /// Node: threads of the process.
+    pub const PROC_USED: usize = 4;
+    /// Values in a node sample.
+    pub const NODE_WIDTH: usize = 5;
 }
 
 /// Which object a ring belongs to.
@@ -57,6 +69,8 @@ pub mod slot {
 pub enum ObjectKey {
     /// Broker-wide totals (overview).
     Broker,
+    /// The node's readings (memory, disk, descriptors, sockets, threads).
+    Node,
     /// A vhost.
     VHost(Arc<str>),
     /// A queue: (vhost, name).
@@ -139,7 +153,7 @@ impl History {
     /// Record a sample of `key` in this round.
     pub(crate) fn push(&mut self, key: ObjectKey, sample: Sample) {
         let (span, max) = match key {
-            ObjectKey::Broker => (BROKER_SPAN_MS, MAX_BROKER_SAMPLES),
+            ObjectKey::Broker | ObjectKey::Node => (BROKER_SPAN_MS, MAX_BROKER_SAMPLES),
             _ => (OBJECT_SPAN_MS, MAX_OBJECT_SAMPLES),
         };
         let round = self.round;

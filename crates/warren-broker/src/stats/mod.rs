@@ -22,7 +22,8 @@
 //! - `churn.rs`: [`Churn`], [`ChurnCounters`], and a connection's [`IoCounters`].
 //! - `history.rs`: [`History`], [`ObjectKey`], the sample layout ([`slot`]), rates and
 //!   ranges ([`Details`], [`Range`]).
-//! - `sampler.rs`: the sampling task.
+//! - `sampler.rs`: the sampling task (and the process readings it takes: descriptors,
+//!   threads).
 
 mod churn;
 mod counters;
@@ -37,6 +38,7 @@ use parking_lot::Mutex;
 pub use churn::{Churn, ChurnCounters, IoCounters};
 pub use counters::{Counter, LocalCounts, MessageCounters, MessageCounts};
 pub use history::{Details, History, ObjectKey, Range, RangeDetails, Sample, slot};
+pub use sampler::{open_fds, threads};
 
 /// RabbitMQ's default `collect_statistics_interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(5000);

@@ -86,6 +86,17 @@ impl Broker {
                 ));
             }
         }
+        let alarms = self.alarms().status();
+        let mut node = vec![0u64; slot::NODE_WIDTH];
+        node[slot::MEM_USED] = alarms
+            .memory_used
+            .or_else(|| crate::alarms::read_rss().ok())
+            .unwrap_or(0);
+        node[slot::DISK_FREE] = alarms.disk_free.unwrap_or(0);
+        node[slot::FD_USED] = open_fds();
+        node[slot::SOCKETS_USED] = self.connections().list().len() as u64;
+        node[slot::PROC_USED] = threads();
+        gathered.push((ObjectKey::Node, node));
         let stats = self.stats();
         let mut broker = broker_sample(stats, stats.totals.snapshot(), totals_lengths);
         debug_assert_eq!(broker.len(), slot::BROKER_WIDTH);
@@ -93,6 +104,23 @@ impl Broker {
         let mut history = stats.history.lock();
         push_round(&mut history, at_ms, broker, gathered);
     }
+}
+
+/// Open file descriptors of this process (0 when `/proc` cannot be read).
+pub fn open_fds() -> u64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64)
+}
+
+/// Threads of this process (0 when `/proc` cannot be read).
+pub fn threads() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 fn broker_sample(stats: &Stats, counts: MessageCounts, lengths: [u64; 3]) -> Vec<u64> {

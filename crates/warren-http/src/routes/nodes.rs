@@ -2,7 +2,8 @@
 //! readings, as RabbitMQ's `rabbit_mgmt_wm_node(s)` reports them where Warren has the
 //! figure: memory and disk against their alarm thresholds (from the broker's alarm
 //! monitor), file descriptors and sockets with their limits, processors, uptime, the run
-//! queue, and the connection, channel and queue churn. Erlang-only figures (GC,
+//! queue, and the connection, channel and queue churn, with the rates of the sampled
+//! readings (`mem_used_details`...). Erlang-only figures (GC,
 //! reductions, mnesia, process limits) are left out rather than made up.
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
+use warren_broker::stats::{ObjectKey, slot};
 
 use super::overview::exchange_types;
 use crate::auth::AuthUser;
@@ -54,6 +56,18 @@ fn node_json(s: &ApiState, ranges: &stats_json::Ranges) -> Value {
     out.insert("rates_mode".into(), json!("basic"));
     out.insert("exchange_types".into(), exchange_types());
     out.extend(stats_json::churn_rates(s.broker.stats(), ranges));
+    s.broker.stats().read(|h| {
+        for (name, slot) in [
+            ("mem_used_details", slot::MEM_USED),
+            ("disk_free_details", slot::DISK_FREE),
+            ("fd_used_details", slot::FD_USED),
+            ("sockets_used_details", slot::SOCKETS_USED),
+            ("proc_used_details", slot::PROC_USED),
+        ] {
+            let d = h.details(&ObjectKey::Node, slot, ranges.lengths);
+            out.insert(name.into(), stats_json::details_json(&d));
+        }
+    });
     Value::Object(out)
 }
 
