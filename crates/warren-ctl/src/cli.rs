@@ -99,6 +99,9 @@ pub enum Command {
     /// List user permissions in the vhost.
     #[command(name = "list_permissions")]
     ListPermissions,
+    /// List policies of the vhost.
+    #[command(name = "list_policies")]
+    ListPolicies,
     /// Create a user (no tags, no permissions).
     #[command(name = "add_user")]
     AddUser {

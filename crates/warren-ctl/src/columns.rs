@@ -50,6 +50,8 @@ pub enum ListKind {
     Users,
     /// `list_permissions`
     Permissions,
+    /// `list_policies`
+    Policies,
 }
 
 /// `col!("messages")`: the API field of the same name; `col!("queue_name" => "queue"."name")`:
@@ -197,6 +199,15 @@ const USER_COLUMNS: &[Column] = &[col!("user" => "name"), col!("tags")];
 const PERMISSION_COLUMNS: &[Column] =
     &[col!("user"), col!("configure"), col!("write"), col!("read")];
 
+const POLICY_COLUMNS: &[Column] = &[
+    col!("vhost"),
+    col!("name"),
+    col!("pattern"),
+    col!("apply-to"),
+    col!("definition"),
+    col!("priority"),
+];
+
 impl ListKind {
     /// Every column rabbitmqctl accepts for this list, in its order.
     pub fn columns(self) -> &'static [Column] {
@@ -209,6 +220,7 @@ impl ListKind {
             ListKind::Vhosts => VHOST_COLUMNS,
             ListKind::Users => USER_COLUMNS,
             ListKind::Permissions => PERMISSION_COLUMNS,
+            ListKind::Policies => POLICY_COLUMNS,
         }
     }
 
@@ -238,12 +250,24 @@ impl ListKind {
             ListKind::Vhosts => &["name"],
             ListKind::Users => &["user", "tags"],
             ListKind::Permissions => &["user", "configure", "write", "read"],
+            ListKind::Policies => &[
+                "vhost",
+                "name",
+                "pattern",
+                "apply-to",
+                "definition",
+                "priority",
+            ],
         }
     }
 
-    /// Whether the command takes column names (`list_users` and `list_permissions` do not).
+    /// Whether the command takes column names (`list_users`, `list_permissions` and
+    /// `list_policies` do not).
     pub fn takes_columns(self) -> bool {
-        !matches!(self, ListKind::Users | ListKind::Permissions)
+        !matches!(
+            self,
+            ListKind::Users | ListKind::Permissions | ListKind::Policies
+        )
     }
 
     /// The columns for the names given (rabbitmqctl's defaults when none), or a usage error

@@ -11,6 +11,7 @@
 //! | list_queues / list_exchanges / list_bindings / list_consumers | GET /api/{kind}/{vhost} |
 //! | list_connections / list_users / list_vhosts | GET /api/{kind} |
 //! | list_permissions | GET /api/vhosts/{vhost}/permissions |
+//! | list_policies | GET /api/policies/{vhost} |
 //! | add_user | GET, then PUT /api/users/{name} |
 //! | delete_user | DELETE /api/users/{name} |
 //! | change_password, set_user_tags | GET, then PUT /api/users/{name} |
@@ -107,6 +108,12 @@ impl Ctl<'_> {
                 &[],
                 &path(&["vhosts", vh, "permissions"]),
                 &format!("Listing permissions for vhost \"{vh}\" ..."),
+            ),
+            Command::ListPolicies => self.list(
+                ListKind::Policies,
+                &[],
+                &path(&["policies", vh]),
+                &format!("Listing policies for vhost \"{vh}\" ..."),
             ),
             Command::AddUser { username, password } => self.add_user(username, password),
             Command::DeleteUser { username } => {
