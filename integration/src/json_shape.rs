@@ -10,11 +10,16 @@
 //! - `null` in the fixture accepts any value (RabbitMQ gives `null` where a value is unknown,
 //!   e.g. a connection's `peer_cert_subject` without TLS), but a `null` in the actual value
 //!   where the fixture has something else is a difference;
-//! - arrays: every element of the actual array is compared with the fixture's *first*
-//!   element (lists such as `/api/queues` are homogeneous); an empty fixture array accepts any
-//!   elements, and an empty actual array has nothing to compare. A fixture array whose
-//!   elements are of different types is an Erlang tuple rendered as a list (e.g. a queue's
-//!   `backing_queue_status.delta`): its elements are compared position by position.
+//! - arrays: every element of the actual array is compared with the fixture's elements
+//!   merged into one shape (lists such as `/api/queues` are homogeneous, so that is the
+//!   fixture's first element's shape), with one allowance: a key that some fixture elements
+//!   lack, at any depth, is optional (RabbitMQ leaves `message_stats` out of a queue that
+//!   never had traffic, and lists in it only the counters that moved): neither missing when
+//!   absent nor extra when present. A place where the fixture's elements hold values of
+//!   different types (a runtime parameter's `value`: an object or a string) accepts any. An
+//!   empty fixture array accepts any elements; an empty actual array has nothing to compare.
+//!   A fixture array whose own elements are of different types is an Erlang tuple rendered
+//!   as a list (a queue's `backing_queue_status.delta`): compared position by position.
 //!
 //! Differences are listed in key order (serde_json's maps are sorted).
 //!
@@ -26,6 +31,8 @@
 //! - either of those ending in `.*`, `arguments.*`: the key must be there and be an object
 //!   (or null where the fixture has null), but its keys are free: a map such as a queue's
 //!   `arguments`, a policy's `definition`, a message's `headers`.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -87,7 +94,13 @@ pub fn assert_same_shape(actual: &Value, fixture: &Value, ignore: &[&str]) {
 pub fn shape_differences(actual: &Value, fixture: &Value, ignore: &[&str]) -> Vec<ShapeDifference> {
     let rules = Rules::new(ignore);
     let mut out = Vec::new();
-    compare(actual, fixture, &mut Path::root(), &rules, &mut out);
+    compare(
+        actual,
+        &Shape::of(fixture),
+        &mut Path::root(),
+        &rules,
+        &mut out,
+    );
     out
 }
 
@@ -200,20 +213,119 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// The structure a fixture value allows.
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    /// Anything: the fixture has null here, or values of different types at this place in
+    /// different elements of a list (a runtime parameter's `value`).
+    Any,
+    /// A number, string or bool.
+    Scalar(&'static str),
+    /// An object: each key's shape, and whether some fixture elements lack it.
+    Object(BTreeMap<String, Field>),
+    /// A homogeneous list: the merged shape of its elements (None: the fixture's is empty).
+    List(Option<Box<Shape>>),
+    /// An Erlang tuple rendered as a list: a shape per position.
+    Tuple(Vec<Shape>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Field {
+    shape: Shape,
+    optional: bool,
+}
+
+impl Shape {
+    fn of(v: &Value) -> Shape {
+        match v {
+            Value::Null => Shape::Any,
+            Value::Bool(_) | Value::Number(_) | Value::String(_) => Shape::Scalar(type_name(v)),
+            Value::Object(map) => Shape::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let field = Field {
+                            shape: Shape::of(v),
+                            optional: false,
+                        };
+                        (k.clone(), field)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => {
+                let Some(first) = items.first() else {
+                    return Shape::List(None);
+                };
+                if items.iter().any(|v| type_name(v) != type_name(first)) {
+                    return Shape::Tuple(items.iter().map(Shape::of).collect());
+                }
+                let merged = items
+                    .iter()
+                    .map(Shape::of)
+                    .reduce(Shape::merge)
+                    .unwrap_or(Shape::Any);
+                Shape::List(Some(Box::new(merged)))
+            }
+        }
+    }
+
+    /// The shape that accepts what either accepts: the union of keys (a key one side lacks
+    /// is optional), recursively.
+    fn merge(self, other: Shape) -> Shape {
+        match (self, other) {
+            (Shape::Any, _) | (_, Shape::Any) => Shape::Any,
+            (Shape::Scalar(a), Shape::Scalar(b)) if a == b => Shape::Scalar(a),
+            (Shape::Object(mut a), Shape::Object(mut b)) => {
+                for (k, field) in a.iter_mut() {
+                    match b.remove(k) {
+                        Some(other) => {
+                            let shape = std::mem::replace(&mut field.shape, Shape::Any);
+                            field.shape = shape.merge(other.shape);
+                            field.optional |= other.optional;
+                        }
+                        None => field.optional = true,
+                    }
+                }
+                for (k, mut field) in b {
+                    field.optional = true;
+                    a.insert(k, field);
+                }
+                Shape::Object(a)
+            }
+            (Shape::List(a), Shape::List(b)) => match (a, b) {
+                (Some(a), Some(b)) => Shape::List(Some(Box::new(a.merge(*b)))),
+                (a, b) => Shape::List(a.or(b)),
+            },
+            (Shape::Tuple(a), Shape::Tuple(b)) if a.len() == b.len() => {
+                Shape::Tuple(a.into_iter().zip(b).map(|(a, b)| a.merge(b)).collect())
+            }
+            _ => Shape::Any,
+        }
+    }
+
+    fn type_name(&self) -> &'static str {
+        match self {
+            Shape::Any => "any",
+            Shape::Scalar(t) => t,
+            Shape::Object(_) => "object",
+            Shape::List(_) | Shape::Tuple(_) => "array",
+        }
+    }
+}
+
 fn compare(
     actual: &Value,
-    fixture: &Value,
+    shape: &Shape,
     path: &mut Path,
     rules: &Rules,
     out: &mut Vec<ShapeDifference>,
 ) {
-    if fixture.is_null() {
+    if *shape == Shape::Any {
         return;
     }
-    if type_name(actual) != type_name(fixture) {
+    if type_name(actual) != shape.type_name() {
         out.push(ShapeDifference::Type {
             path: path.to_string(),
-            expected: type_name(fixture),
+            expected: shape.type_name(),
             actual: type_name(actual),
         });
         return;
@@ -221,13 +333,14 @@ fn compare(
     if rules.is_free_map(path) {
         return;
     }
-    match (actual, fixture) {
-        (Value::Object(a), Value::Object(f)) => {
-            for (key, fv) in f {
+    match (actual, shape) {
+        (Value::Object(a), Shape::Object(fields)) => {
+            for (key, field) in fields {
                 path.segments.push(Segment::Key(key.clone()));
                 if !rules.skips(path) {
                     match a.get(key) {
-                        Some(av) => compare(av, fv, path, rules, out),
+                        Some(av) => compare(av, &field.shape, path, rules, out),
+                        None if field.optional => {}
                         None => out.push(ShapeDifference::Missing {
                             path: path.to_string(),
                         }),
@@ -235,7 +348,7 @@ fn compare(
                 }
                 path.segments.pop();
             }
-            for key in a.keys().filter(|k| !f.contains_key(*k)) {
+            for key in a.keys().filter(|k| !fields.contains_key(*k)) {
                 path.segments.push(Segment::Key(key.clone()));
                 if !rules.skips(path) {
                     out.push(ShapeDifference::Extra {
@@ -245,18 +358,18 @@ fn compare(
                 path.segments.pop();
             }
         }
-        (Value::Array(a), Value::Array(f)) => {
-            let Some(first) = f.first() else { return };
-            // Elements of several types: an Erlang tuple rendered as a list (a queue's
-            // `backing_queue_status.delta`), compared position by position.
-            let is_tuple = f.iter().any(|v| type_name(v) != type_name(first));
+        (Value::Array(a), Shape::List(Some(element))) => {
             for (i, av) in a.iter().enumerate() {
-                let fv = if is_tuple { f.get(i) } else { Some(first) };
-                if let Some(fv) = fv {
-                    path.segments.push(Segment::Index(i));
-                    compare(av, fv, path, rules, out);
-                    path.segments.pop();
-                }
+                path.segments.push(Segment::Index(i));
+                compare(av, element, path, rules, out);
+                path.segments.pop();
+            }
+        }
+        (Value::Array(a), Shape::Tuple(positions)) => {
+            for (i, (av, shape)) in a.iter().zip(positions).enumerate() {
+                path.segments.push(Segment::Index(i));
+                compare(av, shape, path, rules, out);
+                path.segments.pop();
             }
         }
         _ => {}
@@ -337,12 +450,79 @@ mod tests {
 
     #[test]
     fn array_elements_are_compared_with_the_fixtures_first_element() {
-        let fixture = json!([{"name": "a", "vhost": "/"}, {"other": true}]);
+        let fixture = json!([{"name": "a", "vhost": "/"}, {"name": "z", "vhost": "/"}]);
         let actual = json!([{"name": "b", "vhost": "/"}, {"name": "c"}]);
         assert_eq!(diffs(actual, fixture, &[]), vec!["missing key $[1].vhost"]);
         // An empty fixture array accepts anything; an empty actual array has nothing to check.
         assert!(diffs(json!([1, "x"]), json!([]), &[]).is_empty());
         assert!(diffs(json!([]), json!([{"a": 1}]), &[]).is_empty());
+    }
+
+    #[test]
+    fn key_only_some_fixture_elements_have_is_optional() {
+        let fixture = json!([{"name": "a"}, {"name": "b", "message_stats": {"publish": 1}}]);
+        assert!(diffs(json!([{"name": "x"}]), fixture.clone(), &[]).is_empty());
+        assert!(
+            diffs(
+                json!([{"name": "x", "message_stats": {"publish": 2}}]),
+                fixture.clone(),
+                &[]
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            diffs(
+                json!([{"name": "x", "message_stats": {}}]),
+                fixture.clone(),
+                &[]
+            ),
+            vec!["missing key $[0].message_stats.publish"]
+        );
+        assert_eq!(
+            diffs(json!([{"message_stats": 1}]), fixture, &[]),
+            vec![
+                "$[0].message_stats: expected object, got number",
+                "missing key $[0].name"
+            ]
+        );
+    }
+
+    /// RabbitMQ's maps (their keys are data): what a test of the API passes as `ignore`.
+    const FREE_MAPS: &[&str] = &["arguments.*"];
+
+    /// RabbitMQ's own answers are self-consistent under these rules: a fixture compared
+    /// with itself has no difference once its maps are declared.
+    #[test]
+    fn every_recorded_fixture_has_its_own_shape() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/management");
+        let index: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).expect("index"))
+                .expect("index parses");
+        let entries = index.as_object().expect("index is an object");
+        assert!(entries.len() > 50, "{} entries", entries.len());
+        let mut failures = Vec::new();
+        for (name, entry) in entries {
+            let Some(file) = entry["body_file"].as_str() else {
+                continue;
+            };
+            let text = std::fs::read_to_string(dir.join(file)).expect("body file listed exists");
+            // Error bodies and others may not be JSON only where RabbitMQ sent another type.
+            let Ok(fixture) = serde_json::from_str::<Value>(&text) else {
+                assert!(
+                    !entry["content_type"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("json"),
+                    "{name}"
+                );
+                continue;
+            };
+            for d in shape_differences(&fixture, &fixture, FREE_MAPS) {
+                failures.push(format!("{name}: {d}"));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 
     #[test]
