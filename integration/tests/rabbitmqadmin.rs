@@ -7,6 +7,46 @@
 //! about 4 minutes on 2 cores, 9 on a loaded machine). Skipped with one printed line only
 //! when cargo is absent or crates.io cannot be reached; any other install failure fails.
 //!
+//! What rabbitmqadmin 2.35.0 (rabbitmq_http_client 0.92) sends and needs, observed through
+//! a logging proxy in front of RabbitMQ 3.10 and read from its response types. It
+//! percent-encodes every non-alphanumeric byte of a path segment, `-` too
+//! (`/api/vhosts/ctl%2Dra`): the API must decode all of them. A field marked * must be in
+//! the answer (serde without a default), the others may be absent or null.
+//! - `declare vhost --name V`: PUT /api/vhosts/V `{"name","tracing":false}` -> 201/204.
+//! - `declare queue --name Q [--type T]`: PUT /api/queues/V/Q `{"name","durable":true,
+//!   "auto_delete":false,"exclusive":false,"arguments":{"x-queue-type":"classic"}}`.
+//! - `declare user --name U --password P --tags T`: PUT /api/users/U `{"name",
+//!   "password_hash": base64(salt4 ++ SHA-256(salt4 ++ P)),"tags":"T"}` (hashed client-side,
+//!   no `hashing_algorithm`: SHA-256 is implied).
+//! - `declare permissions --user U --configure C --read R --write W`: PUT
+//!   /api/permissions/V/U `{"user","vhost","configure","read","write"}`.
+//! - `declare policy --name N --pattern P --definition D --priority I --apply-to A`: PUT
+//!   /api/policies/V/N `{"vhost","name","pattern","apply-to","priority","definition"}`.
+//! - `purge queue --name Q`: DELETE /api/queues/V/Q/contents; `delete queue|user|vhost|policy`:
+//!   DELETE /api/queues/V/Q, /api/users/U, /api/vhosts/V, /api/policies/V/N.
+//! - `list queues`: GET /api/queues/V; each: *name *vhost *type *durable *auto_delete
+//!   *exclusive *arguments, then node state leader members online memory consumers
+//!   consumer_utilisation exclusive_consumer_tag policy operator_policy
+//!   effective_policy_definition message_bytes(_persistent,_ram,_ready,_unacknowledged)
+//!   messages messages_persistent messages_ram messages_unacknowledged.
+//! - `list users`: GET /api/users; *name *tags (a JSON array of strings), password_hash.
+//! - `list vhosts`: GET /api/vhosts; *name, tags description default_queue_type metadata.
+//! - `list exchanges`: GET /api/exchanges/V (`/` by default); *name *vhost *type *durable
+//!   *auto_delete *arguments.
+//! - `list connections`: GET /api/connections; *name *node *protocol *user *connected_at
+//!   (an integer, ms) *client_properties (an object), state host port peer_host peer_port
+//!   channel_max channels.
+//! - `list permissions`: GET /api/permissions; *user *vhost *configure *read *write.
+//! - `list policies`: GET /api/policies; *name *vhost *pattern *apply-to (queues,
+//!   classic_queues, quorum_queues, streams, exchanges, all) *priority (fits i16) *definition.
+//! - `definitions export --stdout`: GET /api/definitions, printed as it came.
+//! - `show overview`: GET /api/overview; every field optional, but each `listeners` entry
+//!   needs *node *protocol *port *ip_address; it shows product_name, product_version,
+//!   rabbitmq_version, erlang_version, erlang_full_version, object_totals, queue_totals,
+//!   message_stats.*_details.rate, cluster_tags, node_tags.
+//! - Errors: it prints "API responded with a 404 Not Found", or the body's `reason` for a
+//!   400 (a policy definition RabbitMQ refuses), and exits 65.
+//!
 //! The tests marked `#[ignore]` need Warren's HTTP API (crates/warren-http,
 //! `--http-listen`); they were checked against the reference RabbitMQ:
 //! `WARREN_TEST_HTTP_URL=http://127.0.0.1:15673 WARREN_TEST_URL=amqp://guest:guest@127.0.0.1:5673/%2f
@@ -434,4 +474,55 @@ fn rabbitmqadmin_exports_definitions_and_shows_the_overview() {
         Some("/"),
         &["delete", "queue", "--name", &queue],
     ));
+}
+
+#[test]
+#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
+fn rabbitmqadmin_reports_a_missing_queue_and_a_refused_policy_with_exit_65() {
+    let test = "rabbitmqadmin_reports_a_missing_queue_and_a_refused_policy_with_exit_65";
+    let Some(bin) = admin_or_skip(test) else {
+        return;
+    };
+    let api = ApiBroker::start();
+    let missing = unique("admin-missing");
+    let out = admin(
+        &bin,
+        &api,
+        Some("/"),
+        &["delete", "queue", "--name", &missing],
+    );
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("404"),
+        "{out:?}"
+    );
+    let out = admin(&bin, &api, Some(&missing), &["list", "queues"]);
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+
+    let policy = unique("admin-bad-policy");
+    let out = admin(
+        &bin,
+        &api,
+        Some("/"),
+        &[
+            "declare",
+            "policy",
+            "--name",
+            &policy,
+            "--pattern",
+            "^x",
+            "--definition",
+            r#"{"message-ttl":"soon"}"#,
+            "--apply-to",
+            "queues",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    let policy_path = path(&["policies", "/", &policy]);
+    assert!(
+        api.client()
+            .get_optional(&policy_path, Subject::Other)
+            .unwrap()
+            .is_none()
+    );
 }
