@@ -32,7 +32,7 @@ use serde_json::{Map, Value, json};
 
 use crate::cli::{Command, CtlCli, GlobalOptions};
 use crate::client::{ApiClient, path};
-use crate::columns::ListKind;
+use crate::columns::{ColumnValue, ListKind};
 use crate::error::{CtlError, Subject};
 use crate::format::{self, Formatter};
 
@@ -429,15 +429,11 @@ impl Ctl<'_> {
             Formatter::Json => format!("{}\n", Value::Object(status)),
             Formatter::Table => status
                 .iter()
-                .map(|(k, v)| format!("{k}: {}\n", format::cell(Some(format_value(v)))))
+                .map(|(k, v)| format!("{k}: {}\n", format::cell(Some(ColumnValue::Json(v)))))
                 .collect(),
         };
         self.out.write_all(text.as_bytes()).map_err(stdout_error)
     }
-}
-
-fn format_value(v: &Value) -> crate::columns::ColumnValue<'_> {
-    crate::columns::ColumnValue::Json(v)
 }
 
 /// A user's tags, from the API's array (3.10) or comma-separated string (older).
