@@ -213,7 +213,7 @@ async fn create(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let source = path_name(&source);
     check_bind(&s, &user, &vname, source, &dest)?;
-    v.bind(source, dest, &routing_key, &arguments, API_CONNECTION)?;
+    v.bind(source, dest.clone(), &routing_key, &arguments, API_CONNECTION)?;
     // As RabbitMQ: the destination and the properties key, each URL-encoded.
     let location = format!(
         "{}/{}",
