@@ -84,7 +84,7 @@ fn pairs(
     dest: &Dest,
 ) -> Result<Vec<Value>, ApiError> {
     let v = vhost(s, vname)?;
-    user.require_vhost_visible(s, vname)?;
+    user.require_vhost(s, vname)?;
     let source = path_name(source);
     if v.exchange(source).is_none() {
         return Err(ApiError::not_found());
@@ -213,7 +213,13 @@ async fn create(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let source = path_name(&source);
     check_bind(&s, &user, &vname, source, &dest)?;
-    v.bind(source, dest.clone(), &routing_key, &arguments, API_CONNECTION)?;
+    v.bind(
+        source,
+        dest.clone(),
+        &routing_key,
+        &arguments,
+        API_CONNECTION,
+    )?;
     // As RabbitMQ: the destination and the properties key, each URL-encoded.
     let location = format!(
         "{}/{}",
