@@ -729,3 +729,147 @@ async fn health_checks_pass_and_fail_with_rabbitmq_bodies() {
     );
     assert_eq!(api.get("/api/extensions").await.body, json!([]));
 }
+
+#[tokio::test]
+async fn a_policy_set_through_the_api_trims_a_live_queue_at_once() {
+    let (b, api) = start();
+    let conn = warren_integration::connect(&b.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(
+        "jobs.a".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for i in 0..5 {
+        ch.basic_publish(
+            "".into(),
+            "jobs.a".into(),
+            BasicPublishOptions::default(),
+            format!("{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually(&api, "/api/queues/%2F/jobs.a", |q| q["messages"] == 5).await;
+    let r = api
+        .put(
+            "/api/policies/%2F/cap",
+            json!({"pattern": "^jobs\\.", "definition": {"max-length": 2}, "apply-to": "queues"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let q = eventually(&api, "/api/queues/%2F/jobs.a", |q| q["messages"] == 2).await;
+    assert_eq!(q["policy"], "cap");
+    assert_eq!(q["effective_policy_definition"], json!({"max-length": 2}));
+    // The oldest were dropped: what is left is the two newest.
+    let got = api
+        .post(
+            "/api/queues/%2F/jobs.a/get",
+            json!({"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"}),
+        )
+        .await;
+    let payloads: Vec<&str> = got
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(payloads, ["3", "4"]);
+    // A bad definition is refused with RabbitMQ's validation text and changes nothing.
+    let r = api
+        .put(
+            "/api/policies/%2F/cap",
+            json!({"pattern": "^jobs\\.", "definition": {"max-length": "two"}, "apply-to": "queues"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Validation failed"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        api.get("/api/policies/%2F/cap").await.body["definition"],
+        json!({"max-length": 2})
+    );
+    // Cleared: the queue takes new messages past 2 again.
+    assert_eq!(api.delete("/api/policies/%2F/cap").await.status, 204);
+    eventually(&api, "/api/queues/%2F/jobs.a", |q| q["policy"].is_null()).await;
+    for _ in 0..3 {
+        ch.basic_publish(
+            "".into(),
+            "jobs.a".into(),
+            BasicPublishOptions::default(),
+            b"more",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually(&api, "/api/queues/%2F/jobs.a", |q| q["messages"] == 5).await;
+}
+
+#[tokio::test]
+async fn definitions_exported_by_rabbitmq_import_through_the_api_and_export_again() {
+    let (_b, api) = start();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/management/definitions.json");
+    let rabbit: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let r = api.post("/api/definitions", rabbit.clone()).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let ours = api.get("/api/definitions").await.body;
+    let names = |v: &Value, key: &str, field: &str| -> std::collections::BTreeSet<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}|{}",
+                    e["vhost"].as_str().unwrap_or(""),
+                    e[field].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    for (key, field) in [
+        ("users", "name"),
+        ("vhosts", "name"),
+        ("queues", "name"),
+        ("exchanges", "name"),
+        ("policies", "name"),
+        ("permissions", "user"),
+        ("topic_permissions", "user"),
+    ] {
+        let theirs = names(&rabbit, key, field);
+        let mine = names(&ours, key, field);
+        assert!(
+            theirs.is_subset(&mine),
+            "{key}: RabbitMQ's {theirs:?} not all in Warren's {mine:?}"
+        );
+    }
+    assert_eq!(
+        ours["bindings"].as_array().unwrap().len(),
+        rabbit["bindings"].as_array().unwrap().len()
+    );
+    // The imported users log in with the passwords they had on RabbitMQ.
+    assert_eq!(
+        api.as_user("ctl-rec-admin", "ctl-rec-admin-pass")
+            .get("/api/whoami")
+            .await
+            .status,
+        200
+    );
+    // Importing Warren's own export again changes nothing.
+    assert_eq!(api.post("/api/definitions", ours.clone()).await.status, 204);
+    let again = api.get("/api/definitions").await.body;
+    assert_eq!(again["queues"], ours["queues"]);
+    assert_eq!(again["users"], ours["users"]);
+}
