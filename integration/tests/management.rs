@@ -149,6 +149,11 @@ async fn vhost_lifecycle_created_updated_listed_deleted() {
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(api.put("/api/vhosts/v1", json!({})).await.status, 204);
+    // As RabbitMQ: the creator gets full permissions in the new vhost.
+    assert_eq!(
+        api.get("/api/permissions/v1/guest").await.body,
+        json!({"user": "guest", "vhost": "v1", "configure": ".*", "write": ".*", "read": ".*"})
+    );
     let r = api.get("/api/vhosts/v1").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["description"], "first");
