@@ -7,6 +7,8 @@
 //! - [`BinaryBroker`] runs the `warren` binary as a child process, for tests where a
 //!   process must die (SIGKILL) or must exit by itself (SIGTERM, exit codes).
 //! - [`raw`] has helpers for raw-socket protocol tests; [`http`] is a management API client.
+//! - [`json_shape`] compares a management API answer's JSON structure with RabbitMQ 3.10's,
+//!   recorded in `tests/fixtures/management/` (see its `record.sh`).
 //! - [`certs`] generates a CA, server and client certificates for TLS tests; a
 //!   [`TestConfig`] whose `server.tls` is set gets an amqps listener on its own port 0
 //!   ([`TestBroker::amqps_addr`]).
@@ -15,6 +17,7 @@
 
 pub mod certs;
 pub mod http;
+pub mod json_shape;
 pub mod raw;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -58,7 +58,7 @@ async fn whoami_names_the_user_and_its_tags() {
 #[tokio::test]
 async fn missing_or_wrong_credentials_get_401_with_the_challenge() {
     let (_b, api) = start();
-    let r = api.get_anonymous("/api/overview").await;
+    let r = api.get_anonymous("/api/whoami").await;
     assert_eq!(r.status, 401);
     assert_eq!(
         r.challenge.as_deref(),
@@ -98,10 +98,14 @@ async fn tag_rules_follow_rabbitmq() {
         "User not authorised to access virtual host"
     );
     assert_eq!(mgmt.get("/api/queues").await.body, json!([]));
-    // Monitoring sees every vhost, but may not change users.
+    // Monitoring sees every vhost's queues in the full list (but, as in RabbitMQ, not a
+    // vhost's own list without permissions there), and may not change users.
+    api.put("/api/queues/%2F/seen", json!({})).await;
+    let all = api.as_user("mon", "pw").get("/api/queues").await;
+    assert_eq!(all.body[0]["name"], "seen", "{:?}", all.body);
     assert_eq!(
         api.as_user("mon", "pw").get("/api/queues/%2F").await.status,
-        200
+        401
     );
     assert_eq!(
         api.as_user("mon", "pw")
@@ -145,6 +149,11 @@ async fn vhost_lifecycle_created_updated_listed_deleted() {
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(api.put("/api/vhosts/v1", json!({})).await.status, 204);
+    // As RabbitMQ: the creator gets full permissions in the new vhost.
+    assert_eq!(
+        api.get("/api/permissions/v1/guest").await.body,
+        json!({"user": "guest", "vhost": "v1", "configure": ".*", "write": ".*", "read": ".*"})
+    );
     let r = api.get("/api/vhosts/v1").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["description"], "first");
@@ -336,10 +345,10 @@ async fn exchange_binding_and_publish_round_trip() {
         )
         .await;
     assert_eq!(r.status, 201);
-    assert_eq!(r.location.as_deref(), Some("eu.*"));
+    assert_eq!(r.location.as_deref(), Some("eu/eu.%252A"));
     let listed = api.get("/api/bindings/%2F/e/orders/q/eu").await;
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
-    assert_eq!(listed.body[0]["properties_key"], "eu.*");
+    assert_eq!(listed.body[0]["properties_key"], "eu.%2A");
     let source = api.get("/api/exchanges/%2F/orders/bindings/source").await;
     assert_eq!(source.body[0]["destination"], "eu");
     let q_bindings = api.get("/api/queues/%2F/eu/bindings").await;
@@ -724,4 +733,148 @@ async fn health_checks_pass_and_fail_with_rabbitmq_bodies() {
         json!({"status": "ok"})
     );
     assert_eq!(api.get("/api/extensions").await.body, json!([]));
+}
+
+#[tokio::test]
+async fn a_policy_set_through_the_api_trims_a_live_queue_at_once() {
+    let (b, api) = start();
+    let conn = warren_integration::connect(&b.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(
+        "jobs.a".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for i in 0..5 {
+        ch.basic_publish(
+            "".into(),
+            "jobs.a".into(),
+            BasicPublishOptions::default(),
+            format!("{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually(&api, "/api/queues/%2F/jobs.a", |q| q["messages"] == 5).await;
+    let r = api
+        .put(
+            "/api/policies/%2F/cap",
+            json!({"pattern": "^jobs\\.", "definition": {"max-length": 2}, "apply-to": "queues"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let q = eventually(&api, "/api/queues/%2F/jobs.a", |q| q["messages"] == 2).await;
+    assert_eq!(q["policy"], "cap");
+    assert_eq!(q["effective_policy_definition"], json!({"max-length": 2}));
+    // The oldest were dropped: what is left is the two newest.
+    let got = api
+        .post(
+            "/api/queues/%2F/jobs.a/get",
+            json!({"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"}),
+        )
+        .await;
+    let payloads: Vec<&str> = got
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["payload"].as_str().unwrap())
+        .collect();
+    assert_eq!(payloads, ["3", "4"]);
+    // A bad definition is refused with RabbitMQ's validation text and changes nothing.
+    let r = api
+        .put(
+            "/api/policies/%2F/cap",
+            json!({"pattern": "^jobs\\.", "definition": {"max-length": "two"}, "apply-to": "queues"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.body["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Validation failed"),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        api.get("/api/policies/%2F/cap").await.body["definition"],
+        json!({"max-length": 2})
+    );
+    // Cleared: the queue takes new messages past 2 again.
+    assert_eq!(api.delete("/api/policies/%2F/cap").await.status, 204);
+    eventually(&api, "/api/queues/%2F/jobs.a", |q| q["policy"].is_null()).await;
+    for _ in 0..3 {
+        ch.basic_publish(
+            "".into(),
+            "jobs.a".into(),
+            BasicPublishOptions::default(),
+            b"more",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
+    }
+    eventually(&api, "/api/queues/%2F/jobs.a", |q| q["messages"] == 5).await;
+}
+
+#[tokio::test]
+async fn definitions_exported_by_rabbitmq_import_through_the_api_and_export_again() {
+    let (_b, api) = start();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/management/definitions.json");
+    let rabbit: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let r = api.post("/api/definitions", rabbit.clone()).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    let ours = api.get("/api/definitions").await.body;
+    let names = |v: &Value, key: &str, field: &str| -> std::collections::BTreeSet<String> {
+        v[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}|{}",
+                    e["vhost"].as_str().unwrap_or(""),
+                    e[field].as_str().unwrap_or("")
+                )
+            })
+            .collect()
+    };
+    for (key, field) in [
+        ("users", "name"),
+        ("vhosts", "name"),
+        ("queues", "name"),
+        ("exchanges", "name"),
+        ("policies", "name"),
+        ("permissions", "user"),
+        ("topic_permissions", "user"),
+    ] {
+        let theirs = names(&rabbit, key, field);
+        let mine = names(&ours, key, field);
+        assert!(
+            theirs.is_subset(&mine),
+            "{key}: RabbitMQ's {theirs:?} not all in Warren's {mine:?}"
+        );
+    }
+    assert_eq!(
+        ours["bindings"].as_array().unwrap().len(),
+        rabbit["bindings"].as_array().unwrap().len()
+    );
+    // The imported users log in with the passwords they had on RabbitMQ.
+    assert_eq!(
+        api.as_user("ctl-rec-admin", "ctl-rec-admin-pass")
+            .get("/api/whoami")
+            .await
+            .status,
+        200
+    );
+    // Importing Warren's own export again changes nothing.
+    assert_eq!(api.post("/api/definitions", ours.clone()).await.status, 204);
+    let again = api.get("/api/definitions").await.body;
+    assert_eq!(again["queues"], ours["queues"]);
+    assert_eq!(again["users"], ours["users"]);
 }

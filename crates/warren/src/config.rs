@@ -44,6 +44,17 @@ pub struct Cli {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// A command instead of running the broker.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `warren <command>`: what the binary does instead of running the broker.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Manage a running broker through its management HTTP API, with rabbitmqctl's
+    /// commands (`warren ctl list_queues name messages`; `warren ctl --help`).
+    Ctl(warren_ctl::CtlCli),
 }
 
 /// Every setting, with its default.
@@ -351,7 +362,14 @@ impl Config {
         figment = figment
             .merge(
                 Env::prefixed("WARREN_")
-                    .ignore(&["log"])
+                    // WARREN_CTL_* are `warren ctl`'s settings, not the broker's.
+                    .ignore(&[
+                        "log",
+                        "ctl_url",
+                        "ctl_username",
+                        "ctl_password",
+                        "ctl_debug",
+                    ])
                     // WARREN_VM_MEMORY_HIGH_WATERMARK__ABSOLUTE=2GB
                     .split("__"),
             )

@@ -9,6 +9,9 @@
 //! (bad configuration, port in use, unusable data directory) is one line on stderr and
 //! a non-zero exit; so is a `load_definitions` file that does not parse or apply (the line
 //! names the file and the entry, and nothing of the file is imported).
+//!
+//! `warren ctl <command>` does not run the broker: it is the `warren-ctl` crate's
+//! rabbitmqctl-like client of a running broker's management HTTP API.
 
 mod config;
 
@@ -27,10 +30,20 @@ use warren_broker::{Broker, Definitions, OpenError};
 use warren_http::{ApiState, HttpConfig};
 use warren_server::{Listeners, Server, Tls};
 
-use crate::config::{Cli, Config};
+use crate::config::{Cli, Command, Config};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `warren ctl` usage errors exit 64 as rabbitmqctl's; the broker's flags' exit 2.
+        Err(e) if std::env::args_os().nth(1).is_some_and(|a| a == "ctl") => {
+            return warren_ctl::usage_error(&e);
+        }
+        Err(e) => e.exit(),
+    };
+    if let Some(Command::Ctl(ctl)) = &cli.command {
+        return warren_ctl::run(ctl);
+    }
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {

@@ -84,7 +84,7 @@ fn pairs(
     dest: &Dest,
 ) -> Result<Vec<Value>, ApiError> {
     let v = vhost(s, vname)?;
-    user.require_vhost_visible(s, vname)?;
+    user.require_vhost(s, vname)?;
     let source = path_name(source);
     if v.exchange(source).is_none() {
         return Err(ApiError::not_found());
@@ -119,9 +119,59 @@ async fn show(
     let dest = destination(&kind, &dest)?;
     pairs(&s, &user, &vname, &source, &dest)?
         .into_iter()
-        .find(|b| b["properties_key"].as_str() == Some(props.as_str()))
+        .find(|b| same_props(b, &props))
         .map(Json)
         .ok_or_else(ApiError::not_found)
+}
+
+fn dest_name(dest: &Dest) -> &str {
+    match dest {
+        Destination::Queue(q) | Destination::Exchange(q) => q,
+    }
+}
+
+/// Percent-encode all but unreserved characters.
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Undo `quote_plus`: `+` is a space, `%XX` a byte.
+fn unquote_plus(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && s.is_char_boundary(i + 3) => {
+                match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Does the binding `b` have the properties key a path names? Compared unquoted, as
+/// RabbitMQ unpacks the key from the path (so `eu.*` and `eu.%2A` both name `eu.*`).
+fn same_props(b: &Value, props: &str) -> bool {
+    b["properties_key"]
+        .as_str()
+        .is_some_and(|key| unquote_plus(key) == unquote_plus(props))
 }
 
 fn check_bind(
@@ -163,8 +213,19 @@ async fn create(
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let source = path_name(&source);
     check_bind(&s, &user, &vname, source, &dest)?;
-    v.bind(source, dest, &routing_key, &arguments, API_CONNECTION)?;
-    let location = json::properties_key(&routing_key, &arguments);
+    v.bind(
+        source,
+        dest.clone(),
+        &routing_key,
+        &arguments,
+        API_CONNECTION,
+    )?;
+    // As RabbitMQ: the destination and the properties key, each URL-encoded.
+    let location = format!(
+        "{}/{}",
+        url_encode(dest_name(&dest)),
+        url_encode(&json::properties_key(&routing_key, &arguments))
+    );
     let mut response = StatusCode::CREATED.into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -180,7 +241,7 @@ async fn remove(
     let dest = destination(&kind, &dest)?;
     let found = pairs(&s, &user, &vname, &source, &dest)?
         .into_iter()
-        .find(|b| b["properties_key"].as_str() == Some(props.as_str()))
+        .find(|b| same_props(b, &props))
         .ok_or_else(ApiError::not_found)?;
     user.require_vhost(&s, &vname)?;
     let v = vhost(&s, &vname)?;

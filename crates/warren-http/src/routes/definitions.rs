@@ -65,7 +65,35 @@ async fn export_vhost(
 ) -> Result<Response, ApiError> {
     user.require_admin()?;
     super::vhost(&s, &vhost)?;
-    json_response(&only_vhost(s.broker.export_definitions(), &vhost))
+    let defs = only_vhost(s.broker.export_definitions(), &vhost);
+    let bytes = defs
+        .to_json()
+        .map_err(|e| ApiError::internal(format!("cannot encode definitions: {e}")))?;
+    let mut value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
+    // RabbitMQ's per-vhost file: the version and the vhost's objects; queues, exchanges
+    // and bindings without their `vhost` fields (an import names the vhost in its path).
+    if let Value::Object(map) = &mut value {
+        map.retain(|k, _| {
+            matches!(
+                k.as_str(),
+                "rabbit_version" | "parameters" | "policies" | "queues" | "exchanges" | "bindings"
+            )
+        });
+        for (key, list) in map.iter_mut() {
+            if !matches!(key.as_str(), "queues" | "exchanges" | "bindings") {
+                continue;
+            }
+            if let Value::Array(items) = list {
+                for item in items {
+                    if let Value::Object(entry) = item {
+                        entry.remove("vhost");
+                    }
+                }
+            }
+        }
+    }
+    Ok(axum::Json(value).into_response())
 }
 
 fn parse(raw: &Bytes) -> Result<Definitions, ApiError> {

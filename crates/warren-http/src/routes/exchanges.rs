@@ -101,7 +101,7 @@ async fn show(
     Path((vname, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let v = vhost(&s, &vname)?;
-    user.require_vhost_visible(&s, &vname)?;
+    user.require_vhost(&s, &vname)?;
     let x = v
         .exchange(path_name(&name))
         .ok_or_else(ApiError::not_found)?;
@@ -187,7 +187,7 @@ async fn bindings_source(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = vhost(&s, &vname)?;
-    user.require_vhost_visible(&s, &vname)?;
+    user.require_vhost(&s, &vname)?;
     let name = path_name(&name);
     if v.exchange(name).is_none() {
         return Err(ApiError::not_found());
@@ -203,7 +203,7 @@ async fn bindings_destination(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = vhost(&s, &vname)?;
-    user.require_vhost_visible(&s, &vname)?;
+    user.require_vhost(&s, &vname)?;
     let name = path_name(&name);
     if v.exchange(name).is_none() {
         return Err(ApiError::not_found());

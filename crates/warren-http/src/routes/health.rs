@@ -169,5 +169,5 @@ async fn ready_to_serve_clients(State(s): State<ApiState>, _user: AuthUser) -> R
 
 /// One node: no quorum or mirror depends on it being up.
 async fn single_node_ok(_user: AuthUser) -> Response {
-    ok(json!({}))
+    ok(json!({"reason": "single node cluster"}))
 }

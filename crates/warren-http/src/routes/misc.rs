@@ -21,6 +21,7 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/auth", get(auth))
         .route("/api/extensions", get(extensions))
         .route("/api/aliveness-test/{vhost}", get(aliveness))
+        .route("/api/cluster-name", get(cluster_name).put(put_cluster_name))
 }
 
 async fn whoami(user: AuthUser) -> Json<Value> {
@@ -35,6 +36,41 @@ async fn auth() -> Json<Value> {
 /// No UI extensions are installed.
 async fn extensions(_user: AuthUser) -> Json<Value> {
     Json(json!([]))
+}
+
+/// The cluster name: the `cluster_name` global parameter when set, else the node's name
+/// (as RabbitMQ).
+pub(crate) fn cluster_name_of(state: &ApiState) -> String {
+    state
+        .broker
+        .access()
+        .read(|s| s.global_parameters.get("cluster_name").cloned())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| state.config.cluster_name.clone())
+}
+
+async fn cluster_name(State(state): State<ApiState>, _user: AuthUser) -> Json<Value> {
+    Json(json!({"name": cluster_name_of(&state)}))
+}
+
+async fn put_cluster_name(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    raw: Bytes,
+) -> Result<axum::http::StatusCode, ApiError> {
+    user.require_admin()?;
+    let map = crate::body::object(&raw)?;
+    let name = crate::body::string(&map, "name")?
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("name must be a non-empty string"))?;
+    state
+        .broker
+        .access()
+        .apply(warren_broker::AccessCommand::SetGlobalParameter {
+            name: "cluster_name".into(),
+            value: Value::String(name),
+        })?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// RabbitMQ's aliveness test: declare the queue `aliveness-test` in the vhost, publish a

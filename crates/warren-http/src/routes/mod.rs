@@ -88,7 +88,7 @@ pub(crate) fn listed_vhosts(
     match one {
         Some(name) => {
             let v = vhost(state, name)?;
-            user.require_vhost_visible(state, name)?;
+            user.require_vhost(state, name)?;
             Ok(vec![v])
         }
         None => Ok(visible_vhosts(state, user)),

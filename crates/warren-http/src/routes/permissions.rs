@@ -64,17 +64,10 @@ fn required(map: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
     body::string(map, key)?.ok_or_else(|| ApiError::bad_request(format!("key_missing: {key}")))
 }
 
-/// Both ends must exist: 404 otherwise.
+/// Both ends must exist: 400 `vhost_or_user_not_found` otherwise, as RabbitMQ.
 fn check_ends(state: &ApiState, vhost: &str, user: &str) -> Result<(), ApiError> {
-    if state.broker.access().vhost(vhost).is_none() {
-        return Err(ApiError::vhost_not_found());
-    }
-    if state.broker.access().user(user).is_none() {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "user_not_found",
-        ));
+    if state.broker.access().vhost(vhost).is_none() || state.broker.access().user(user).is_none() {
+        return Err(ApiError::bad_request("vhost_or_user_not_found"));
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ fn show(
     name: &str,
 ) -> Result<Json<Value>, ApiError> {
     super::vhost(state, vhost)?;
-    user.require_vhost_visible(state, vhost)?;
+    user.require_vhost(state, vhost)?;
     state
         .broker
         .access()

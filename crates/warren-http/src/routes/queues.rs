@@ -82,7 +82,7 @@ async fn show(
     Path((vname, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let v = vhost(&s, &vname)?;
-    user.require_vhost_visible(&s, &vname)?;
+    user.require_vhost(&s, &vname)?;
     let q = find(&v, &name).ok_or_else(ApiError::not_found)?;
     let mut out = json::queue(s.node(), &q);
     if let Value::Object(m) = &mut out {
@@ -299,7 +299,7 @@ async fn bindings(
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let v = vhost(&s, &vname)?;
-    user.require_vhost_visible(&s, &vname)?;
+    user.require_vhost(&s, &vname)?;
     if find(&v, &name).is_none() {
         return Err(ApiError::not_found());
     }

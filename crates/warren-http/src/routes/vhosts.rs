@@ -133,6 +133,20 @@ async fn put(
     state
         .broker
         .add_vhost(&name, &description, tags, default_queue_type)?;
+    if existing.is_none() {
+        // As RabbitMQ: the user who creates a vhost gets full permissions in it.
+        state
+            .broker
+            .access()
+            .apply(warren_broker::AccessCommand::SetPermissions {
+                user: user.name.clone(),
+                vhost: name.clone(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            })?;
+        tracing::info!(vhost = %name, by = %user.name, "vhost created through the HTTP API");
+    }
     Ok(created_or_updated(existing.is_none()))
 }
 
