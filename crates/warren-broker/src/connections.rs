@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
@@ -160,6 +160,9 @@ pub struct ChannelInfo {
     pub acks_uncommitted: AtomicU32,
     /// The server sent channel.close and waits for close-ok.
     pub closing: AtomicBool,
+    /// When the channel last counted a message event (ms since the epoch; its open time
+    /// until then): RabbitMQ's `idle_since`.
+    pub last_active: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -356,6 +359,7 @@ impl ConnectionHandle {
             uncommitted: AtomicU32::new(0),
             acks_uncommitted: AtomicU32::new(0),
             closing: AtomicBool::new(false),
+            last_active: AtomicU64::new(crate::message::now_ms()),
         });
         self.info
             .channel_infos

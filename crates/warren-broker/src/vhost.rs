@@ -21,7 +21,7 @@ use crate::memory::MessageMemory;
 use crate::message::Message;
 use crate::policy::{ObjectKind, VhostPolicies};
 use crate::queue::{Queue, QueueLimits, QueueSpec};
-use crate::stats::{Churn, MessageCounters, Stats};
+use crate::stats::{Churn, IoCounters, MessageCounters, Stats};
 
 const SEP: char = '\u{1f}';
 
@@ -103,6 +103,9 @@ pub struct VHost {
     me: Weak<VHost>,
     /// Message counters of the vhost's channels (added per batch, as the broker's totals).
     pub stats: MessageCounters,
+    /// Socket counters of the vhost's connections that have closed (the open ones count
+    /// in their own records): a vhost's `recv_oct` / `send_oct` are both summed.
+    pub closed_io: IoCounters,
     /// The broker's statistics (queue churn).
     broker_stats: Arc<Stats>,
     /// The vhost's policies compiled, with the registry generation they were read at.
@@ -138,6 +141,7 @@ impl VHost {
             deleted: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
             stats: MessageCounters::default(),
+            closed_io: IoCounters::default(),
             broker_stats,
             policies: parking_lot::Mutex::new(None),
             policy_pass: parking_lot::Mutex::new(()),

@@ -172,6 +172,18 @@ fn put_group(
     if group.iter().all(|c| counts.get(*c) == 0) {
         return;
     }
+    put_group_always(out, history, keys, counts, group, range);
+}
+
+/// A group of counters, whether they moved or not.
+fn put_group_always(
+    out: &mut Map<String, Value>,
+    history: &History,
+    keys: &[ObjectKey],
+    counts: &MessageCounts,
+    group: &[Counter],
+    range: Option<Range>,
+) {
     for c in group {
         let d = details(history, keys, slot::counter(*c), range);
         put_counter(out, c.name(), counts.get(*c), &d);
@@ -195,8 +207,23 @@ fn put_group(
     }
 }
 
-/// `message_stats` of an object with the publish and deliver groups (channels, vhosts,
-/// overview); empty when nothing happened yet.
+/// The overview's `message_stats`: every counter, moved or not (RabbitMQ's node-wide
+/// figures are always there).
+pub fn overview_message_stats(
+    history: &History,
+    keys: &[ObjectKey],
+    counts: &MessageCounts,
+    ranges: &Ranges,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    for group in [&PUBLISH_GROUP[..], &DELIVER_GROUP[..]] {
+        put_group_always(&mut out, history, keys, counts, group, ranges.msg_rates);
+    }
+    out
+}
+
+/// `message_stats` of an object with the publish and deliver groups (channels, vhosts);
+/// a group only once one of its counters moved.
 pub fn message_stats(
     history: &History,
     keys: &[ObjectKey],
@@ -273,7 +300,13 @@ pub fn insert_queue_stats(
             &[Counter::Publish],
             ranges.msg_rates,
         );
-        put_group(&mut ms, h, &key, &counts, &DELIVER_GROUP, ranges.msg_rates);
+        // As RabbitMQ: the delivery counters appear once a consumer or a get used the
+        // queue, zeros included.
+        if queue.consumer_count() > 0 {
+            put_group_always(&mut ms, h, &key, &counts, &DELIVER_GROUP, ranges.msg_rates);
+        } else {
+            put_group(&mut ms, h, &key, &counts, &DELIVER_GROUP, ranges.msg_rates);
+        }
         if !ms.is_empty() {
             obj.insert("message_stats".into(), Value::Object(ms));
         }
@@ -310,14 +343,16 @@ pub fn insert_exchange_stats(
     }
 }
 
-/// Add a vhost's statistics to its JSON object: the depth of its queues and its channels'
-/// `message_stats`.
+/// Add a vhost's statistics to its JSON object: the depth of its queues, its channels'
+/// `message_stats`, and its connections' `recv_oct` / `send_oct` (open and closed ones).
 pub fn insert_vhost_stats(
     obj: &mut Map<String, Value>,
-    stats: &Stats,
+    broker: &warren_broker::Broker,
     vhost: &VHost,
     ranges: &Ranges,
 ) {
+    let stats = broker.stats();
+    let io = warren_broker::stats::vhost_io(vhost, &broker.connections().list());
     let key = [ObjectKey::VHost(vhost.name.clone())];
     let (mut ready, mut unacked) = (0, 0);
     for q in vhost.queues() {
@@ -331,6 +366,12 @@ pub fn insert_vhost_stats(
         let ms = message_stats(h, &key, &counts, ranges);
         if !ms.is_empty() {
             obj.insert("message_stats".into(), Value::Object(ms));
+        }
+        for (name, value, s) in [
+            ("recv_oct", io[0], slot::VHOST_RECV_OCT),
+            ("send_oct", io[1], slot::VHOST_SEND_OCT),
+        ] {
+            put_counter(obj, name, value, &details(h, &key, s, ranges.data_rates));
         }
     });
 }

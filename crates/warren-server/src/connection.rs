@@ -314,9 +314,12 @@ async fn serve<R, W>(
         ),
     )
     .await;
+    let io = Arc::clone(&reader.io);
+    let mut vhost = None;
     match handshake {
         Ok(Ok(Some(hs))) => {
             info!(user = %hs.user, vhost = %hs.opened.vhost.name, mechanism = %hs.login.mechanism, "connection open");
+            vhost = Some(Arc::clone(&hs.opened.vhost));
             run(reader, &outbox, broker.clone(), &config, shutdown, id, hs).await;
         }
         Ok(Ok(None)) => {}
@@ -328,6 +331,10 @@ async fn serve<R, W>(
     }
     outbox.close();
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    // The vhost keeps the socket counts of its connections once they are gone.
+    if let Some(vhost) = vhost {
+        vhost.closed_io.absorb(io.snapshot());
+    }
     broker.connection_closed(id);
     debug!("connection closed");
 }

@@ -104,6 +104,8 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             outbox.wake_writer.notified().await;
             continue;
         }
+        io.send_pend
+            .store(outbox.pending() as u64, Ordering::Relaxed);
         let result = socket.write_all(&local).await;
         io.sent(local.len());
         outbox.pending.fetch_sub(local.len(), Ordering::Release);

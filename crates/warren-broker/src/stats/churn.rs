@@ -82,6 +82,9 @@ pub struct IoCounters {
     pub send_oct: AtomicU64,
     /// Socket writes.
     pub send_cnt: AtomicU64,
+    /// Bytes handed to the writer and not written yet (RabbitMQ's `send_pend`), as of
+    /// the writer's last turn.
+    pub send_pend: AtomicU64,
 }
 
 impl IoCounters {
@@ -97,6 +100,14 @@ impl IoCounters {
     pub fn sent(&self, n: usize) {
         self.send_oct.fetch_add(n as u64, Ordering::Relaxed);
         self.send_cnt.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Add a closed connection's final counts.
+    pub fn absorb(&self, counts: [u64; 4]) {
+        self.recv_oct.fetch_add(counts[0], Ordering::Relaxed);
+        self.send_oct.fetch_add(counts[1], Ordering::Relaxed);
+        self.recv_cnt.fetch_add(counts[2], Ordering::Relaxed);
+        self.send_cnt.fetch_add(counts[3], Ordering::Relaxed);
     }
 
     /// `[recv_oct, send_oct, recv_cnt, send_cnt]` now.

@@ -36,8 +36,14 @@ pub mod slot {
     }
     /// Values in a broker sample.
     pub const BROKER_WIDTH: usize = Counter::COUNT + 3 + Churn::COUNT;
-    /// Values in a queue or vhost sample.
+    /// Values in a queue sample.
     pub const QUEUE_WIDTH: usize = Counter::COUNT + 3;
+    /// Vhost: bytes read from its connections' sockets.
+    pub const VHOST_RECV_OCT: usize = QUEUE_WIDTH;
+    /// Vhost: bytes written to its connections' sockets.
+    pub const VHOST_SEND_OCT: usize = QUEUE_WIDTH + 1;
+    /// Values in a vhost sample.
+    pub const VHOST_WIDTH: usize = QUEUE_WIDTH + 2;
     /// Values in an exchange or channel sample.
     pub const COUNTERS_WIDTH: usize = Counter::COUNT;
     /// Connection: bytes read.

@@ -38,7 +38,7 @@ use parking_lot::Mutex;
 pub use churn::{Churn, ChurnCounters, IoCounters};
 pub use counters::{Counter, LocalCounts, MessageCounters, MessageCounts};
 pub use history::{Details, History, ObjectKey, Range, RangeDetails, Sample, slot};
-pub use sampler::{open_fds, threads};
+pub use sampler::{open_fds, threads, vhost_io};
 
 /// RabbitMQ's default `collect_statistics_interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(5000);

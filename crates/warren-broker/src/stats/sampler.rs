@@ -11,6 +11,8 @@ use std::sync::atomic::Ordering;
 
 use super::{Churn, History, MessageCounts, ObjectKey, Sample, Stats, slot};
 use crate::broker::Broker;
+use crate::connections::ConnectionInfo;
+use crate::vhost::VHost;
 
 impl Broker {
     /// Start the sampling task on the current tokio runtime (once; later calls do nothing).
@@ -46,6 +48,7 @@ impl Broker {
         let at_ms = crate::message::now_ms();
         let mut gathered: Vec<(ObjectKey, Vec<u64>)> = Vec::new();
         let mut totals_lengths = [0u64; 3];
+        let connections = self.connections().list();
         for vhost in self.all_vhosts() {
             let mut lengths = [0u64; 3];
             for queue in vhost.queues() {
@@ -69,12 +72,14 @@ impl Broker {
             }
             let mut values = vhost.stats.snapshot().0.to_vec();
             values.extend_from_slice(&lengths);
+            let io = vhost_io(&vhost, &connections);
+            values.extend_from_slice(&[io[0], io[1]]);
             gathered.push((ObjectKey::VHost(Arc::clone(&vhost.name)), values));
             for (t, v) in totals_lengths.iter_mut().zip(lengths) {
                 *t += v;
             }
         }
-        for connection in self.connections().list() {
+        for connection in &connections {
             gathered.push((
                 ObjectKey::Connection(connection.id),
                 connection.io.snapshot().to_vec(),
@@ -104,6 +109,17 @@ impl Broker {
         let mut history = stats.history.lock();
         push_round(&mut history, at_ms, broker, gathered);
     }
+}
+
+/// `[recv_oct, send_oct, recv_cnt, send_cnt]` of `vhost`'s connections, closed and open.
+pub fn vhost_io(vhost: &VHost, connections: &[Arc<ConnectionInfo>]) -> [u64; 4] {
+    let mut io = vhost.closed_io.snapshot();
+    for c in connections.iter().filter(|c| c.vhost == vhost.name) {
+        for (sum, v) in io.iter_mut().zip(c.io.snapshot()) {
+            *sum += v;
+        }
+    }
+    io
 }
 
 /// Open file descriptors of this process (0 when `/proc` cannot be read).

@@ -84,6 +84,9 @@ pub(crate) fn channel_json(
         "global_prefetch_count".into(),
         json!(ch.credit.global_prefetch.load(Ordering::Relaxed)),
     );
+    // Idle since its last message event (or its opening).
+    let last = ch.last_active.load(Ordering::Relaxed);
+    obj.insert("idle_since".into(), json!(crate::json::timestamp(last)));
     let key = [ObjectKey::Channel(conn.id, ch.number)];
     let counts = ch.counters.snapshot();
     let ms = state
@@ -184,5 +187,24 @@ async fn show(
         ));
     }
     let (conn, ch) = found.ok_or_else(ApiError::not_found)?;
-    Ok(Json(channel_json(&s, &conn, &ch, &ranges)))
+    let mut out = channel_json(&s, &conn, &ch, &ranges);
+    if let Value::Object(m) = &mut out {
+        // Its consumers, from the queues of its vhost.
+        let mut consumers = Vec::new();
+        if let Some(v) = s.broker.vhost(&conn.vhost) {
+            for q in v.queues() {
+                for (i, c) in q.consumers().iter().enumerate() {
+                    if c.connection == conn.id && c.channel == ch.number {
+                        consumers.push(super::consumers::consumer_json(&s, &q, c, i));
+                    }
+                }
+            }
+        }
+        m.insert("consumer_details".into(), Value::Array(consumers));
+        // Per-queue and per-exchange figures are RabbitMQ's `detailed` rates mode; in
+        // the `basic` mode Warren reports, as RabbitMQ's default, these lists are empty.
+        m.insert("deliveries".into(), json!([]));
+        m.insert("publishes".into(), json!([]));
+    }
+    Ok(Json(out))
 }

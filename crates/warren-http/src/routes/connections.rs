@@ -40,6 +40,17 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/vhosts/{vhost}/connections", get(list_in))
 }
 
+/// The TLS fields of a connection (null on a plain connection).
+const SSL_FIELDS: [&str; 7] = [
+    "ssl_protocol",
+    "ssl_key_exchange",
+    "ssl_cipher",
+    "ssl_hash",
+    "peer_cert_subject",
+    "peer_cert_issuer",
+    "peer_cert_validity",
+];
+
 /// RabbitMQ's `state` of a connection.
 fn connection_state(broker: &Broker, info: &ConnectionInfo) -> &'static str {
     if info.closing.load(Ordering::Relaxed) {
@@ -83,6 +94,10 @@ pub(crate) fn connection_json(state: &ApiState, info: &ConnectionInfo, ranges: &
     obj.insert(
         "channels".into(),
         json!(info.channels.load(Ordering::Relaxed)),
+    );
+    obj.insert(
+        "send_pend".into(),
+        json!(info.io.send_pend.load(Ordering::Relaxed)),
     );
     obj.insert("state".into(), json!(connection_state(&state.broker, info)));
     obj.insert("ssl".into(), json!(tls.is_some()));
@@ -213,7 +228,16 @@ async fn show(
     let found = find(&s, &name);
     authorised(&user, found.as_ref(), false)?;
     let conn = found.ok_or_else(ApiError::not_found)?;
-    Ok(Json(connection_json(&s, &conn, &ranges)))
+    let mut out = connection_json(&s, &conn, &ranges);
+    // RabbitMQ 3.10 shows one connection's TLS fields as "" where a list shows null.
+    if let Value::Object(m) = &mut out {
+        for field in SSL_FIELDS {
+            if m.get(field).is_some_and(Value::is_null) {
+                m.insert(field.into(), json!(""));
+            }
+        }
+    }
+    Ok(Json(out))
 }
 
 async fn close(

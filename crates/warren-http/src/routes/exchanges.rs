@@ -5,6 +5,7 @@
 //! calling user's AMQP permissions (configure to declare and delete, write to publish), so
 //! the API grants nothing the user could not do over AMQP.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -16,7 +17,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use warren_broker::access::{Permission, ResourceKind};
 use warren_broker::definitions::json_to_table;
-use warren_broker::{Destination, ExchangeSpec, Message, sender_selected};
+use warren_broker::{Destination, Exchange, ExchangeSpec, Message, VHost, sender_selected};
 
 use super::{created_or_updated, listed_vhosts, vhost};
 use crate::auth::AuthUser;
@@ -26,6 +27,8 @@ use crate::json;
 use crate::listing::{ListQuery, respond};
 use crate::properties;
 use crate::state::ApiState;
+use crate::stats_json::{self, Ranges};
+use warren_broker::stats::{Counter, LocalCounts};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -68,11 +71,25 @@ pub(super) fn check(
     Ok(())
 }
 
-fn items(state: &ApiState, user: &AuthUser, one: Option<&str>) -> Result<Vec<Value>, ApiError> {
+/// One exchange with its statistics (`stats_json`).
+fn render(state: &ApiState, v: &VHost, x: &Exchange, ranges: &Ranges) -> Value {
+    let mut out = json::exchange(&v.name, x);
+    if let Value::Object(m) = &mut out {
+        stats_json::insert_exchange_stats(m, state.broker.stats(), v, x, ranges);
+    }
+    out
+}
+
+fn items(
+    state: &ApiState,
+    user: &AuthUser,
+    one: Option<&str>,
+    ranges: &Ranges,
+) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for v in listed_vhosts(state, user, one)? {
         for x in v.exchanges() {
-            out.push(json::exchange(&v.name, &x));
+            out.push(render(state, &v, &x, ranges));
         }
     }
     Ok(out)
@@ -82,8 +99,10 @@ async fn list_all(
     State(s): State<ApiState>,
     user: AuthUser,
     Query(q): Query<ListQuery>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    respond(items(&s, &user, None)?, &q, &["vhost", "name"])
+    let ranges = stats_json::ranges(&raw)?;
+    respond(items(&s, &user, None, &ranges)?, &q, &["vhost", "name"])
 }
 
 async fn list_in(
@@ -91,21 +110,29 @@ async fn list_in(
     user: AuthUser,
     Path(vhost): Path<String>,
     Query(q): Query<ListQuery>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    respond(items(&s, &user, Some(&vhost))?, &q, &["vhost", "name"])
+    let ranges = stats_json::ranges(&raw)?;
+    respond(
+        items(&s, &user, Some(&vhost), &ranges)?,
+        &q,
+        &["vhost", "name"],
+    )
 }
 
 async fn show(
     State(s): State<ApiState>,
     user: AuthUser,
     Path((vname, name)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let ranges = stats_json::ranges(&raw)?;
     let v = vhost(&s, &vname)?;
     user.require_vhost(&s, &vname)?;
     let x = v
         .exchange(path_name(&name))
         .ok_or_else(ApiError::not_found)?;
-    let mut out = json::exchange(&v.name, &x);
+    let mut out = render(&s, &v, &x, &ranges);
     if let Value::Object(m) = &mut out {
         m.insert("incoming".into(), json!([]));
         m.insert("outgoing".into(), json!([]));
@@ -296,6 +323,18 @@ async fn publish(
         &mut queues,
     )?;
     let routed = !queues.is_empty();
+    // Counted as RabbitMQ counts its API's publishes (they go through a channel there).
+    let mut counts = LocalCounts::default();
+    counts.add(Counter::Publish, 1);
+    counts.add(Counter::PublishOut, queues.len() as u64);
+    if !routed {
+        counts.add(Counter::DropUnroutable, 1);
+    }
+    counts.flush(&[&v.stats, &s.broker.stats().totals]);
+    if let Some(x) = v.exchange(&exchange) {
+        x.stats.add(Counter::PublishIn, 1);
+        x.stats.add(Counter::PublishOut, queues.len() as u64);
+    }
     let mut encoded = None;
     let mut ticket = None;
     for q in queues {

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde_json::{Value, json};
+use warren_broker::stats::{Counter, LocalCounts};
 use warren_broker::{Message, QueueDeclare};
 
 use super::{API_CONNECTION, vhost};
@@ -107,7 +108,21 @@ async fn aliveness(
     )?);
     let mut encoded = None;
     declared.queue.publish(&message, &mut encoded);
-    match declared.queue.get(true) {
+    let got = declared.queue.get(true);
+    // Counted as RabbitMQ counts its aliveness test (a publish and a basic.get no-ack on
+    // a channel of its own).
+    let mut counts = LocalCounts::default();
+    counts.add(Counter::Publish, 1);
+    counts.add(Counter::PublishOut, 1);
+    if got.is_some() {
+        counts.add(Counter::GetNoAck, 1);
+    }
+    counts.flush(&[&v.stats, &state.broker.stats().totals]);
+    if let Some(x) = v.exchange("") {
+        x.stats.add(Counter::PublishIn, 1);
+        x.stats.add(Counter::PublishOut, 1);
+    }
+    match got {
         Some((entry, _))
             if entry
                 .message

@@ -53,6 +53,19 @@ fn node_json(s: &ApiState, ranges: &stats_json::Ranges) -> Value {
     out.insert("proc_used".into(), json!(r.threads));
     out.insert("partitions".into(), json!([]));
     out.insert("cluster_links".into(), json!([]));
+    let contexts: Vec<Value> = s
+        .http_addr
+        .iter()
+        .map(|addr| {
+            json!({
+                "description": "Warren Management",
+                "path": "/",
+                "ip": addr.ip().to_string(),
+                "port": addr.port().to_string(),
+            })
+        })
+        .collect();
+    out.insert("contexts".into(), Value::Array(contexts));
     out.insert("rates_mode".into(), json!("basic"));
     out.insert("exchange_types".into(), exchange_types());
     out.extend(stats_json::churn_rates(s.broker.stats(), ranges));

@@ -93,7 +93,7 @@ async fn overview(
             let keys = [ObjectKey::Broker];
             (
                 stats_json::depth(h, &keys, ready, unacked, &ranges),
-                stats_json::message_stats(h, &keys, &counts, &ranges),
+                stats_json::overview_message_stats(h, &keys, &counts, &ranges),
             )
         } else {
             // Sums over the user's vhosts: counters added, rates added.
@@ -107,7 +107,7 @@ async fn overview(
                 .collect();
             (
                 stats_json::depth(h, &keys, ready, unacked, &ranges),
-                stats_json::message_stats(h, &keys, &counts, &ranges),
+                stats_json::overview_message_stats(h, &keys, &counts, &ranges),
             )
         };
         out.insert("queue_totals".into(), Value::Object(depth));
@@ -118,10 +118,12 @@ async fn overview(
             "churn_rates".into(),
             Value::Object(stats_json::churn_rates(stats, &ranges)),
         );
+        let http = s.http_addr.map(|a| ("http".to_owned(), a));
         let listeners: Vec<Value> = s
             .config
             .listeners
             .iter()
+            .chain(http.iter())
             .map(|(protocol, addr)| {
                 json!({
                     "node": s.node(),
@@ -140,6 +142,7 @@ async fn overview(
                     "node": s.node(),
                     "description": "Warren Management",
                     "path": "/",
+                    "ssl_opts": [],
                     "ip": addr.ip().to_string(),
                     "port": addr.port().to_string(),
                 })

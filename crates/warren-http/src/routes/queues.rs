@@ -7,6 +7,7 @@
 //! them (`ack_requeue_false`) or rejects them without requeue (`reject_requeue_false`,
 //! so a dead-letter exchange receives them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::protocol::basic::parse_properties;
@@ -30,6 +31,7 @@ use crate::json;
 use crate::listing::{ListQuery, respond};
 use crate::properties;
 use crate::state::ApiState;
+use crate::stats_json::{self, Ranges};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -49,11 +51,25 @@ pub(super) fn find(v: &VHost, name: &str) -> Option<Arc<Queue>> {
     v.queues().into_iter().find(|q| &**q.name() == name)
 }
 
-fn items(state: &ApiState, user: &AuthUser, one: Option<&str>) -> Result<Vec<Value>, ApiError> {
+/// One queue with its statistics (`stats_json`).
+fn render(state: &ApiState, q: &Queue, ranges: &Ranges) -> Value {
+    let mut out = json::queue(state.node(), q);
+    if let Value::Object(m) = &mut out {
+        stats_json::insert_queue_stats(m, state.broker.stats(), q, ranges);
+    }
+    out
+}
+
+fn items(
+    state: &ApiState,
+    user: &AuthUser,
+    one: Option<&str>,
+    ranges: &Ranges,
+) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for v in listed_vhosts(state, user, one)? {
         for q in v.queues() {
-            out.push(json::queue(state.node(), &q));
+            out.push(render(state, &q, ranges));
         }
     }
     Ok(out)
@@ -63,8 +79,10 @@ async fn list_all(
     State(s): State<ApiState>,
     user: AuthUser,
     Query(q): Query<ListQuery>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    respond(items(&s, &user, None)?, &q, &["vhost", "name"])
+    let ranges = stats_json::ranges(&raw)?;
+    respond(items(&s, &user, None, &ranges)?, &q, &["vhost", "name"])
 }
 
 async fn list_in(
@@ -72,21 +90,35 @@ async fn list_in(
     user: AuthUser,
     Path(vhost): Path<String>,
     Query(q): Query<ListQuery>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    respond(items(&s, &user, Some(&vhost))?, &q, &["vhost", "name"])
+    let ranges = stats_json::ranges(&raw)?;
+    respond(
+        items(&s, &user, Some(&vhost), &ranges)?,
+        &q,
+        &["vhost", "name"],
+    )
 }
 
 async fn show(
     State(s): State<ApiState>,
     user: AuthUser,
     Path((vname, name)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let ranges = stats_json::ranges(&raw)?;
     let v = vhost(&s, &vname)?;
     user.require_vhost(&s, &vname)?;
     let q = find(&v, &name).ok_or_else(ApiError::not_found)?;
-    let mut out = json::queue(s.node(), &q);
+    let mut out = render(&s, &q, &ranges);
     if let Value::Object(m) = &mut out {
-        m.insert("consumer_details".into(), json!([]));
+        let consumers: Vec<Value> = q
+            .consumers()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| super::consumers::consumer_json(&s, &q, c, i))
+            .collect();
+        m.insert("consumer_details".into(), Value::Array(consumers));
         m.insert("deliveries".into(), json!([]));
         m.insert("incoming".into(), json!([]));
     }

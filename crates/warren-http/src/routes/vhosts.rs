@@ -1,5 +1,7 @@
 //! `/api/vhosts[/{vhost}]` (GET, PUT, DELETE) and a vhost's permission lists.
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -14,6 +16,7 @@ use crate::error::ApiError;
 use crate::json::zero_rate;
 use crate::listing::{ListQuery, respond};
 use crate::state::ApiState;
+use crate::stats_json::{self, Ranges};
 
 pub(super) fn routes() -> Router<ApiState> {
     Router::new()
@@ -26,7 +29,7 @@ pub(super) fn routes() -> Router<ApiState> {
         )
 }
 
-fn render(state: &ApiState, name: &str) -> Option<Value> {
+fn render(state: &ApiState, name: &str, ranges: &Ranges) -> Option<Value> {
     let record = state.broker.access().vhost(name)?;
     let (mut ready, mut unacked) = (0u64, 0u64);
     if let Some(v) = state.broker.vhost(name) {
@@ -53,13 +56,21 @@ fn render(state: &ApiState, name: &str) -> Option<Value> {
         "messages_unacknowledged": unacked,
         "messages_unacknowledged_details": zero_rate(),
     }))
+    .map(|mut out| {
+        if let (Value::Object(m), Some(v)) = (&mut out, state.broker.vhost(name)) {
+            stats_json::insert_vhost_stats(m, &state.broker, &v, ranges);
+        }
+        out
+    })
 }
 
 async fn list(
     State(state): State<ApiState>,
     user: AuthUser,
     Query(q): Query<ListQuery>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    let ranges = stats_json::ranges(&raw)?;
     let names = state
         .broker
         .access()
@@ -67,7 +78,7 @@ async fn list(
     let items = names
         .iter()
         .filter(|n| user.sees_vhost(&state, n))
-        .filter_map(|n| render(&state, n))
+        .filter_map(|n| render(&state, n, &ranges))
         .collect();
     respond(items, &q, &["name"])
 }
@@ -76,8 +87,10 @@ async fn show(
     State(state): State<ApiState>,
     user: AuthUser,
     Path(name): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let found = render(&state, &name).ok_or_else(ApiError::not_found)?;
+    let ranges = stats_json::ranges(&raw)?;
+    let found = render(&state, &name, &ranges).ok_or_else(ApiError::not_found)?;
     user.require_vhost_visible(&state, &name)?;
     Ok(Json(found))
 }

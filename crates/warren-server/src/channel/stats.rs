@@ -132,6 +132,10 @@ impl Channel {
     pub(crate) fn flush_stats(&mut self, ctx: &ConnCtx) {
         let stats = &mut self.stats;
         if stats.counts.is_dirty() {
+            // One clock read per batch with activity.
+            self.info
+                .last_active
+                .store(warren_broker::now_ms(), Ordering::Relaxed);
             stats.counts.flush(&[
                 &self.info.counters,
                 &ctx.vhost.stats,
