@@ -339,6 +339,31 @@ async fn counters_and_rates_move_with_publishes_deliveries_and_acks() {
     assert_eq!(cms["deliver"].as_u64().unwrap(), sent);
     assert_eq!(cms["deliver_get"].as_u64().unwrap(), sent);
 
+    let queue = get(&api, "/api/queues/%2F/stats-q").await;
+    let qms = &queue["message_stats"];
+    assert_eq!(qms["publish"].as_u64().unwrap(), sent);
+    assert_eq!(qms["deliver"].as_u64().unwrap(), sent);
+    assert_eq!(qms["ack"].as_u64().unwrap(), sent);
+    assert!(qms["publish_details"]["rate"].is_number());
+    assert!(queue["messages_details"]["rate"].is_number());
+    assert_eq!(
+        queue["consumer_details"][0]["consumer_tag"],
+        "stats-consumer"
+    );
+    let default = get(&api, "/api/exchanges/%2F/amq.default").await;
+    assert_eq!(
+        default["message_stats"]["publish_in"].as_u64().unwrap(),
+        sent
+    );
+    assert_eq!(
+        default["message_stats"]["publish_out"].as_u64().unwrap(),
+        sent
+    );
+    let vhost = get(&api, "/api/vhosts/%2F").await;
+    assert_eq!(vhost["message_stats"]["publish"].as_u64().unwrap(), sent);
+    assert!(vhost["recv_oct"].as_u64().unwrap() > 0);
+    assert!(vhost["send_oct_details"]["rate"].is_number());
+
     let consumers = get(&api, "/api/consumers/%2F").await;
     let cons = &consumers.as_array().unwrap()[0];
     assert_eq!(cons["consumer_tag"], "stats-consumer");
