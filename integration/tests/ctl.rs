@@ -2,10 +2,10 @@
 //! API (the `warren` binary spawned with `--http-listen`, see `mgmt_support`), checking
 //! output, effects (through the API and over AMQP) and exit codes.
 //!
-//! The tests marked `#[ignore = "needs the management HTTP API ..."]` need Warren's HTTP API
-//! (crates/warren-http, `--http-listen`); they were checked against the reference RabbitMQ:
+//! The tests that need an API run against a spawned `warren` with its HTTP API; they can
+//! run against the reference RabbitMQ as well:
 //! `WARREN_TEST_HTTP_URL=http://127.0.0.1:15673 WARREN_TEST_URL=amqp://guest:guest@127.0.0.1:5673/%2f
-//! cargo test --workspace --test ctl -- --include-ignored`.
+//! cargo test --workspace --test ctl`.
 //! The others need no API (usage errors, an unreachable broker, the broker's configuration).
 
 #![allow(clippy::unwrap_used)]
@@ -100,7 +100,6 @@ fn warren_ctl_environment_does_not_disturb_the_brokers_configuration() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn ctl_user_lifecycle_add_tag_change_password_delete() {
     let api = ApiBroker::start();
     let user = unique("ctl-user");
@@ -139,7 +138,6 @@ fn ctl_user_lifecycle_add_tag_change_password_delete() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn ctl_vhost_permissions_and_policies() {
     let api = ApiBroker::start();
     let vhost = unique("ctl-vhost/with slash");
@@ -238,7 +236,6 @@ fn ctl_vhost_permissions_and_policies() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn ctl_lists_queues_consumers_connections_then_purges_deletes_and_closes() {
     let api = ApiBroker::start();
     let queue = unique("ctl-q");
@@ -414,7 +411,6 @@ fn ctl_lists_queues_consumers_connections_then_purges_deletes_and_closes() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn ctl_export_then_import_definitions_round_trips_a_vhost() {
     let api = ApiBroker::start();
     let vhost = unique("ctl-defs");
@@ -474,7 +470,6 @@ fn ctl_export_then_import_definitions_round_trips_a_vhost() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn ctl_status_names_the_node_and_its_amqp_listener() {
     let api = ApiBroker::start();
     let out = ok(ctl(&api, &["-q", "status"]));

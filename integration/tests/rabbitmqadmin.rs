@@ -48,10 +48,10 @@
 //! - Errors: it prints "API responded with a 404 Not Found", or the body's `reason` for a
 //!   400 (a policy definition RabbitMQ refuses), and exits 65.
 //!
-//! The tests marked `#[ignore]` need Warren's HTTP API (crates/warren-http,
-//! `--http-listen`); they were checked against the reference RabbitMQ:
+//! The tests run against a spawned `warren` with its HTTP API; they can run against the
+//! reference RabbitMQ as well:
 //! `WARREN_TEST_HTTP_URL=http://127.0.0.1:15673 WARREN_TEST_URL=amqp://guest:guest@127.0.0.1:5673/%2f
-//! cargo test --workspace --test rabbitmqadmin -- --include-ignored`.
+//! cargo test --workspace --test rabbitmqadmin`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -224,7 +224,6 @@ fn row(stdout: &str, name: &str) -> Option<Vec<String>> {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn rabbitmqadmin_declares_lists_purges_and_deletes_a_queue() {
     let Some(bin) = admin_or_skip("rabbitmqadmin_declares_lists_purges_and_deletes_a_queue") else {
         return;
@@ -297,7 +296,6 @@ fn rabbitmqadmin_declares_lists_purges_and_deletes_a_queue() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn rabbitmqadmin_manages_vhosts_users_permissions_and_policies() {
     let test = "rabbitmqadmin_manages_vhosts_users_permissions_and_policies";
     let Some(bin) = admin_or_skip(test) else {
@@ -429,7 +427,6 @@ fn rabbitmqadmin_manages_vhosts_users_permissions_and_policies() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn rabbitmqadmin_exports_definitions_and_shows_the_overview() {
     let test = "rabbitmqadmin_exports_definitions_and_shows_the_overview";
     let Some(bin) = admin_or_skip(test) else {
@@ -480,7 +477,6 @@ fn rabbitmqadmin_exports_definitions_and_shows_the_overview() {
 }
 
 #[test]
-#[ignore = "needs the management HTTP API (crates/warren-http, --http-listen)"]
 fn rabbitmqadmin_reports_a_missing_queue_and_a_refused_policy_with_exit_65() {
     let test = "rabbitmqadmin_reports_a_missing_queue_and_a_refused_policy_with_exit_65";
     let Some(bin) = admin_or_skip(test) else {
