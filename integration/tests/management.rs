@@ -317,6 +317,27 @@ async fn bad_input_gets_400_or_404_never_500() {
         .post("/api/users/bulk-delete", json!({"users": "guest"}))
         .await;
     assert_eq!(r.status, 400);
+    // Names AMQP cannot carry (over 255 bytes).
+    let long = "a".repeat(300);
+    let r = api.put(&format!("/api/queues/%2F/{long}"), json!({})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["reason"],
+        "queue should be less than 255 bytes, actually was 300\n"
+    );
+    let r = api
+        .put(
+            &format!("/api/exchanges/%2F/{long}"),
+            json!({"type": "direct"}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        api.put(&format!("/api/vhosts/{long}"), json!({}))
+            .await
+            .status,
+        400
+    );
     // A body over the limit is refused before it is read whole.
     let big = "x".repeat(21_000_000);
     let r = api

@@ -154,6 +154,7 @@ async fn put(
     let arguments = json_to_table("arguments", &body::table(&map, "arguments")?)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let name = path_name(&name).to_owned();
+    super::check_name("exchange", &name)?;
     check(
         &s,
         &user,

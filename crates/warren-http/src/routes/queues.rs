@@ -141,6 +141,7 @@ async fn put(
     if name.is_empty() {
         return Err(ApiError::bad_request("queue name must not be empty"));
     }
+    super::check_name("queue", &name)?;
     check(
         &s,
         &user,

@@ -143,6 +143,7 @@ async fn put(
     if name.is_empty() {
         return Err(ApiError::bad_request("vhost name must not be empty"));
     }
+    super::check_name("vhost", &name)?;
     state
         .broker
         .add_vhost(&name, &description, tags, default_queue_type)?;
