@@ -22,6 +22,8 @@
 //! - `process.rs`: the node's readings (descriptors, sockets, memory, disk) for
 //!   `/api/nodes` and the metrics.
 //! - `routes/`: the endpoints, by resource.
+//! - `ui/`: the web management UI's embedded static files, served at `/` and `/ui/`;
+//!   the UI itself calls only the `/api` endpoints.
 //! - `prometheus/`: the Prometheus metrics (`/metrics`, `/metrics/per-object`) on their own
 //!   listener ([`prometheus::serve`]).
 
@@ -36,6 +38,7 @@ mod properties;
 mod routes;
 mod state;
 pub mod stats_json;
+pub mod ui;
 
 use std::net::SocketAddr;
 
@@ -53,6 +56,7 @@ pub use state::{ApiState, HttpConfig, default_node_name};
 pub fn router(state: ApiState) -> Router {
     let max_body = state.config.max_body_size;
     routes::api()
+        .merge(ui::routes())
         .fallback(|| async { ApiError::not_found() })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

@@ -1,0 +1,173 @@
+// The overview: totals, live charts of message rates and queued messages (from
+// /api/overview, polled), node memory and disk against their alarm thresholds
+// (/api/nodes), and listeners.
+import * as api from "../api.js";
+import { h, mount } from "../dom.js";
+import { bytes, num, rate, dig } from "../format.js";
+
+const POLL_MS = 5000;
+const POINTS = 120; // ten minutes at one sample per 5 s
+
+const RATES = [
+  ["publish", "Publish", "#2f6fde"],
+  ["deliver_get", "Deliver / get", "#2e7d32"],
+  ["ack", "Ack", "#8e24aa"],
+  ["redeliver", "Redeliver", "#c62828"],
+  ["confirm", "Confirm", "#ef6c00"],
+];
+const QUEUED = [
+  ["messages_ready", "Ready", "#2f6fde"],
+  ["messages_unacknowledged", "Unacked", "#ef6c00"],
+  ["messages", "Total", "#667085"],
+];
+
+/** A live line chart: uPlot over a ring of samples. */
+function chart(el, title, series, format) {
+  const data = [[], ...series.map(() => [])];
+  const opts = {
+    title,
+    width: Math.max(300, el.clientWidth - 16),
+    height: 200,
+    series: [
+      {},
+      ...series.map(([, label, stroke]) => ({ label, stroke, width: 2, value: (u, v) => (v == null ? "–" : format(v)) })),
+    ],
+    axes: [{}, { values: (u, ticks) => ticks.map(format), size: 70 }],
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+  };
+  const plot = window.uPlot ? new window.uPlot(opts, data, el) : null;
+  if (!plot) el.append(h("p.error", "The chart library did not load."));
+  return {
+    push(t, values) {
+      data[0].push(t);
+      values.forEach((v, i) => data[i + 1].push(v));
+      if (data[0].length > POINTS) data.forEach((d) => d.shift());
+      plot?.setData(data);
+    },
+    resize() {
+      plot?.setSize({ width: Math.max(300, el.clientWidth - 16), height: 200 });
+    },
+  };
+}
+
+function tile(key, value, id) {
+  return h("div.tile", h("div.n", { id }, value), h("div.k", key));
+}
+
+function usage(used, limit, alarm, label) {
+  const pct = limit ? Math.min(100, (used / limit) * 100) : 0;
+  const bar = h(`div.bar${alarm ? ".alarm" : ""}`, h("span"));
+  bar.firstChild.style.width = `${pct}%`; // CSSOM, allowed by the CSP (no inline style attribute)
+  return [bar, h(alarm ? "span.alarm" : "span", label)];
+}
+
+export async function render(ctx) {
+  const { main } = ctx;
+  const totals = h("div.tiles");
+  const rateTiles = h("div.tiles");
+  const ratesEl = h("div.chart", { id: "chart-rates" });
+  const queuedEl = h("div.chart", { id: "chart-queued" });
+  const nodesEl = h("div.table-wrap");
+  const listenersEl = h("div.table-wrap");
+  const error = h("p.error", { role: "alert", hidden: true });
+  mount(
+    main,
+    h("h1", "Overview"),
+    error,
+    totals,
+    h("h2", "Message rates"),
+    rateTiles,
+    h("div.charts", ratesEl, queuedEl),
+    h("h2", "Nodes"),
+    nodesEl,
+    h("h2", "Listeners"),
+    listenersEl,
+  );
+  const rates = chart(ratesEl, "Message rates", RATES, rate);
+  const queued = chart(queuedEl, "Queued messages", QUEUED, num);
+  const onResize = () => {
+    rates.resize();
+    queued.resize();
+  };
+  window.addEventListener("resize", onResize);
+
+  let timer = null;
+  let stopped = false;
+  ctx.stop = () => {
+    stopped = true;
+    clearTimeout(timer);
+    window.removeEventListener("resize", onResize);
+  };
+
+  const tick = async () => {
+    try {
+      const [o, nodes] = await Promise.all([api.get("/api/overview"), api.get("/api/nodes")]);
+      if (stopped) return;
+      error.hidden = true;
+      const t = Date.now() / 1000;
+      const ms = o.message_stats ?? {};
+      const qt = o.queue_totals ?? {};
+      const ot = o.object_totals ?? {};
+      rates.push(t, RATES.map(([k]) => dig(ms, `${k}_details.rate`) ?? 0));
+      queued.push(t, QUEUED.map(([k]) => qt[k] ?? 0));
+      mount(
+        totals,
+        tile("Connections", num(ot.connections), "total-connections"),
+        tile("Channels", num(ot.channels), "total-channels"),
+        tile("Exchanges", num(ot.exchanges), "total-exchanges"),
+        tile("Queues", num(ot.queues), "total-queues"),
+        tile("Consumers", num(ot.consumers), "total-consumers"),
+        tile("Ready", num(qt.messages_ready), "total-ready"),
+        tile("Unacked", num(qt.messages_unacknowledged), "total-unacked"),
+        tile("Total messages", num(qt.messages), "total-messages"),
+      );
+      mount(rateTiles, RATES.map(([k, label]) => tile(label, rate(dig(ms, `${k}_details.rate`) ?? 0))));
+      mount(
+        nodesEl,
+        h(
+          "table",
+          h("thead", h("tr", h("th", "Node"), h("th", "Memory"), h("th", "Disk free"), h("th", "Uptime"))),
+          h(
+            "tbody",
+            nodes.map((n) =>
+              h(
+                "tr",
+                h("td", n.name),
+                h(
+                  "td",
+                  usage(n.mem_used, n.mem_limit, n.mem_alarm, ` ${bytes(n.mem_used)} of ${bytes(n.mem_limit)} high watermark${n.mem_alarm ? " — ALARM" : ""}`),
+                ),
+                h(
+                  "td",
+                  h(
+                    n.disk_free_alarm ? "span.alarm" : "span",
+                    `${bytes(n.disk_free)} (limit ${bytes(n.disk_free_limit)})${n.disk_free_alarm ? " — ALARM" : ""}`,
+                  ),
+                ),
+                h("td", n.uptime != null ? `${Math.floor(n.uptime / 60000)} min` : "–"),
+              ),
+            ),
+          ),
+        ),
+      );
+      mount(
+        listenersEl,
+        h(
+          "table",
+          h("thead", h("tr", h("th", "Protocol"), h("th", "Bound to"), h("th.num", "Port"))),
+          h(
+            "tbody",
+            (o.listeners ?? []).map((l) => h("tr", h("td", l.protocol), h("td", l.ip_address), h("td.num", l.port))),
+          ),
+        ),
+        h("p.muted", `Warren ${o.product_version ?? o.rabbitmq_version ?? ""} · management ${o.management_version ?? ""}`),
+      );
+    } catch (e) {
+      if (stopped) return;
+      error.textContent = e.message;
+      error.hidden = false;
+    }
+    if (!stopped) timer = setTimeout(tick, POLL_MS);
+  };
+  await tick();
+}
