@@ -33,7 +33,7 @@ function chart(el, title, series, format) {
       ...series.map(([, label, stroke]) => ({ label, stroke, width: 2, value: (u, v) => (v == null ? "–" : format(v)) })),
     ],
     axes: [{}, { values: (u, ticks) => ticks.map(format), size: 70 }],
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
+    scales: { x: { time: true, range: (u, min, max) => [max - (POINTS * POLL_MS) / 1000, max] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
   };
   const plot = window.uPlot ? new window.uPlot(opts, data, el) : null;
   if (!plot) el.append(h("p.error", "The chart library did not load."));

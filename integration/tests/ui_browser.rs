@@ -1,0 +1,251 @@
+//! The web UI in a real browser: headless Chromium (Debian's `chromium` package) driven by
+//! Playwright (`playwright-core`, which downloads no browser) runs the Node scripts in
+//! `integration/ui/` against an in-process broker with the management API.
+//!
+//! Set-up, on first use (under lock files in the target directory, so parallel tests and
+//! test processes never install at once): `apt-get install chromium nodejs npm` when
+//! missing and running as root, and `npm install` of `integration/ui/package.json` into
+//! `$CARGO_TARGET_DIR/node-ui` (redone when the package file changes). Where no browser can
+//! be installed (not root, no apt-get), the test prints one line saying so and passes.
+//! Screenshots go to `$CARGO_TARGET_DIR/ui-screenshots/`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use warren_integration::{TestBroker, TestConfig, connect};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long one browser script may run.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `$CARGO_TARGET_DIR`, else the target directory holding this test.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => {
+            let exe = std::env::current_exe().unwrap();
+            exe.ancestors().nth(3).unwrap().to_path_buf()
+        }
+    }
+}
+
+fn ui_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("ui")
+}
+
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// An exclusive lock on `$CARGO_TARGET_DIR/<name>.lock` while the returned file lives.
+fn lock(name: &str) -> File {
+    let dir = target_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = File::create(dir.join(format!("{name}.lock"))).unwrap();
+    file.lock().unwrap();
+    file
+}
+
+fn runs(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Run an install step; `Err` with its output if it fails.
+fn step(cmd: &mut Command) -> Result<(), String> {
+    let output = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{cmd:?} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
+/// Chromium, Node and npm from Debian's packages. `Err` says why they cannot be had
+/// (then the test skips); an install that was possible but failed panics.
+fn ensure_browser() -> Result<(), String> {
+    let present = || {
+        runs(CHROMIUM, &["--version"])
+            && runs("node", &["--version"])
+            && runs("npm", &["--version"])
+    };
+    if present() {
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if !root || !runs("apt-get", &["--version"]) {
+        return Err(
+            "installing it needs root and apt-get: apt-get install chromium nodejs npm".into(),
+        );
+    }
+    let _apt = lock("apt-clients");
+    if present() {
+        return Ok(());
+    }
+    let install = || {
+        step(
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(["-o", "DPkg::Lock::Timeout=600"])
+                .args(["chromium", "nodejs", "npm"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+    };
+    if install().is_err() {
+        step(
+            Command::new("apt-get")
+                .args(["update", "-q", "-o", "DPkg::Lock::Timeout=600"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )
+        .unwrap();
+        install().unwrap();
+    }
+    assert!(
+        present(),
+        "chromium, node or npm missing after apt-get install"
+    );
+    Ok(())
+}
+
+/// `node_modules` with playwright-core, installed from `integration/ui/package.json`.
+fn node_modules() -> PathBuf {
+    let package = std::fs::read_to_string(ui_dir().join("package.json")).unwrap();
+    let dir = target_dir().join("node-ui");
+    let modules = dir.join("node_modules");
+    let stamp = dir.join("package.json");
+    let _lock = lock("node-ui");
+    let fresh = modules.join("playwright-core").exists()
+        && std::fs::read_to_string(&stamp).ok().as_deref() == Some(package.as_str());
+    if !fresh {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&stamp, &package).unwrap();
+        step(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+                .current_dir(&dir),
+        )
+        .unwrap();
+    }
+    modules
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_see_a_declared_queue_appear_and_log_out() {
+    if let Err(why) = ensure_browser() {
+        say(&format!("ui_browser: skipping: no browser ({why})"));
+        return;
+    }
+    let modules = tokio::task::spawn_blocking(node_modules).await.unwrap();
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    let shots = target_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let queue = "ui-browser-declared";
+
+    let mut child = Command::new("node")
+        .arg(ui_dir().join("login_queue.cjs"))
+        .args([&broker.http_url(), "guest", "guest", queue])
+        .arg(&shots)
+        .env("NODE_PATH", &modules)
+        .env("CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let kill = || {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    };
+
+    // The script has logged in and shows the queues list without the queue.
+    let mut output = Vec::new();
+    let ready = tokio::time::timeout(SCRIPT_TIMEOUT, async {
+        while let Some(line) = lines.recv().await {
+            output.push(line.clone());
+            if line == "READY" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    if ready != Ok(true) {
+        kill();
+        let out = child.wait_with_output().unwrap();
+        panic!(
+            "the script never got to the queues list:\n{}\n{}",
+            output.join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let conn = connect(&broker.url()).await;
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let finished = tokio::time::timeout(SCRIPT_TIMEOUT, async {
+        while let Some(line) = lines.recv().await {
+            output.push(line);
+        }
+    })
+    .await;
+    if finished.is_err() {
+        kill();
+    }
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success() && finished.is_ok(),
+        "browser script failed ({}):\n{}\n{}",
+        out.status,
+        output.join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in ["overview.png", "queues.png", "queue.png"] {
+        let len = std::fs::metadata(shots.join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes");
+    }
+}

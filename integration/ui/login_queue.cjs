@@ -1,0 +1,105 @@
+// Drives Warren's web UI in headless Chromium (Playwright over the system browser):
+// log in through the form, open the queues list, print READY (the Rust test then
+// declares QUEUE over AMQP), wait for QUEUE to appear in the list, open its page,
+// take screenshots, log out and check the session's credentials are gone.
+// Usage: node login_queue.cjs <base url> <user> <password> <queue> <screenshot dir>
+// Exits 0 on success; on failure prints "FAIL <why>" and exits 1.
+"use strict";
+const { chromium } = require("playwright-core");
+
+const [base, user, password, queue, shots] = process.argv.slice(2);
+const STEP_MS = 30000;
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page.setDefaultTimeout(STEP_MS);
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
+        problems.push(`console error: ${m.text()}`);
+      }
+    });
+    // Every request succeeds, but for the one wrong login below.
+    let expect401 = false;
+    page.on("response", (r) => {
+      if (r.status() === 401 && expect401) return;
+      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
+    });
+    page.on("request", (r) => {
+      if (r.url().includes(password)) problems.push(`password in a URL: ${r.url()}`);
+    });
+
+    await page.goto(`${base}/`);
+    await page.locator("#login-form").waitFor({ state: "visible" });
+
+    // A wrong password is refused with a message, and the form stays.
+    await page.fill("#login-username", user);
+    await page.fill("#login-password", `${password}-wrong`);
+    expect401 = true;
+    await page.click("#login-submit");
+    await page.locator("#login-error").waitFor({ state: "visible" });
+    const refused = await page.textContent("#login-error");
+    if (!/wrong username or password/.test(refused)) throw new Error(`login error text: ${refused}`);
+
+    expect401 = false;
+    await page.fill("#login-password", password);
+    await page.click("#login-submit");
+    await page.locator("#shell").waitFor({ state: "visible" });
+    const shown = await page.textContent("#user");
+    if (!shown.includes(user)) throw new Error(`top bar shows ${shown}`);
+    // The overview renders its figures and both charts.
+    await page.locator("#total-queues").waitFor();
+    await page.locator("#chart-rates canvas").waitFor();
+    await page.locator("#chart-queued canvas").waitFor();
+    await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+
+    await page.click('#nav a[data-view="queues"]');
+    await page.waitForURL(/#\/queues/);
+    await page.locator("#queues-table").waitFor();
+    if ((await page.locator(`#queues-table tr[data-queue="${queue}"]`).count()) !== 0) {
+      throw new Error(`${queue} listed before it was declared`);
+    }
+    console.log("READY");
+
+    // The list refreshes itself: the queue appears without a reload.
+    await page.locator(`#queues-table tr[data-queue="${queue}"]`).waitFor();
+    // Filtering goes through the API's `name` parameter and into the URL.
+    await page.fill("#queue-filter", queue);
+    await page.waitForURL(new RegExp(`name=${queue}`));
+    await page.locator(`#queues-table tr[data-queue="${queue}"]`).waitFor();
+    await page.screenshot({ path: `${shots}/queues.png`, fullPage: true });
+
+    await page.click(`#queues-table tr[data-queue="${queue}"] a`);
+    await page.waitForURL(new RegExp(`#/queues/%2F/${queue}$`));
+    await page.locator("#queue-name", { hasText: queue }).waitFor();
+    await page.locator("#queue-ready").waitFor();
+    await page.screenshot({ path: `${shots}/queue.png`, fullPage: true });
+
+    await page.click("#logout");
+    await page.locator("#login-form").waitFor({ state: "visible" });
+    const left = await page.evaluate(() => JSON.stringify(sessionStorage));
+    if (left !== "{}") throw new Error(`sessionStorage after logout: ${left}`);
+    // A reload after logout asks for the login again.
+    await page.reload();
+    await page.locator("#login-form").waitFor({ state: "visible" });
+
+    if (problems.length) throw new Error(problems.join("; "));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.log(`FAIL ${e.message.split("\n")[0]}`);
+    console.error(e);
+    process.exit(1);
+  },
+);
