@@ -78,7 +78,7 @@ export async function render(ctx) {
           ].map(([k, v, id]) => h("div.tile", h("div.n", { id }, v), h("div.k", k))),
         ),
         h(
-          "table",
+          "table.kv",
           h(
             "tbody",
             row("Type", q.type ?? "classic"),
