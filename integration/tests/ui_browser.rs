@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
+use lapin::BasicProperties;
+use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use warren_integration::{TestBroker, TestConfig, connect};
 
@@ -150,7 +151,7 @@ fn node_modules() -> PathBuf {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_in_see_a_declared_queue_appear_and_log_out() {
+async fn log_in_see_a_declared_queue_appear_get_its_message_and_log_out() {
     if let Err(why) = ensure_browser() {
         say(&format!("ui_browser: skipping: no browser ({why})"));
         return;
@@ -224,6 +225,18 @@ async fn log_in_see_a_declared_queue_appear_and_log_out() {
         )
         .await
         .unwrap();
+    channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            b"hello from lapin",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
 
     let finished = tokio::time::timeout(SCRIPT_TIMEOUT, async {
         while let Some(line) = lines.recv().await {
@@ -243,6 +256,10 @@ async fn log_in_see_a_declared_queue_appear_and_log_out() {
         out.status,
         output.join("\n"),
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        output.iter().any(|l| l.starts_with("refused delete: ")),
+        "{output:?}"
     );
     for shot in ["overview.png", "queues.png", "queue.png"] {
         let len = std::fs::metadata(shots.join(shot)).unwrap().len();

@@ -1,7 +1,8 @@
 // Drives Warren's web UI in headless Chromium (Playwright over the system browser):
 // log in through the form, open the queues list, print READY (the Rust test then
-// declares QUEUE over AMQP), wait for QUEUE to appear in the list, open its page,
-// take screenshots, log out and check the session's credentials are gone.
+// declares QUEUE over AMQP and publishes one message to it), wait for QUEUE to appear
+// in the list, open its page, get the message, see a refused delete's reason, take
+// screenshots, log out and check the session's credentials are gone.
 // Usage: node login_queue.cjs <base url> <user> <password> <queue> <screenshot dir>
 // Exits 0 on success; on failure prints "FAIL <why>" and exits 1.
 "use strict";
@@ -27,8 +28,10 @@ async function main() {
     });
     // Every request succeeds, but for the one wrong login below.
     let expect401 = false;
+    let expect400 = false;
     page.on("response", (r) => {
       if (r.status() === 401 && expect401) return;
+      if (r.status() >= 400 && r.status() < 500 && expect400) return;
       if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
     });
     page.on("request", (r) => {
@@ -79,7 +82,24 @@ async function main() {
     await page.waitForURL(new RegExp(`#/queues/%2F/${queue}$`));
     await page.locator("#queue-name", { hasText: queue }).waitFor();
     await page.locator("#queue-ready").waitFor();
+    // The test published one message ("hello from lapin"): get it back, requeued.
+    await page.locator("#queue-total", { hasText: "1" }).waitFor();
+    await page.selectOption('#get-form select[name="ackmode"]', "ack_requeue_true");
+    await page.click('#get-form button[type="submit"]');
+    await page.locator("#get-results pre.payload", { hasText: "hello from lapin" }).waitFor();
     await page.screenshot({ path: `${shots}/queue.png`, fullPage: true });
+    // A refused delete (only if empty, and it is not) shows the API's reason; the queue stays.
+    page.on("dialog", (d) => d.accept());
+    await page.check("#delete-form input[type=checkbox] >> nth=0");
+    expect400 = true;
+    await page.click('#delete-form button[type="submit"]');
+    const refusal = page.locator("#delete-form p.error");
+    await refusal.waitFor({ state: "visible" });
+    expect400 = false;
+    const reason = (await refusal.textContent()).trim();
+    if (!reason) throw new Error("the refused delete shows no reason");
+    console.log(`refused delete: ${reason}`);
+    if (!page.url().includes(`#/queues/%2F/${queue}`)) throw new Error(`left the queue page: ${page.url()}`);
 
     await page.click("#logout");
     await page.locator("#login-form").waitFor({ state: "visible" });
