@@ -266,3 +266,90 @@ async fn log_in_see_a_declared_queue_appear_get_its_message_and_log_out() {
         assert!(len > 10_000, "{shot} is {len} bytes");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declare_an_exchange_bind_publish_from_its_page_and_get_the_message_from_the_queue() {
+    if let Err(why) = ensure_browser() {
+        say(&format!("ui_browser: skipping: no browser ({why})"));
+        return;
+    }
+    let modules = tokio::task::spawn_blocking(node_modules).await.unwrap();
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    let shots = target_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (exchange, queue) = ("ui-browser-x", "ui-browser-bound");
+
+    let conn = connect(&broker.url()).await;
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let mut child = Command::new("node")
+        .arg(ui_dir().join("exchange_publish.cjs"))
+        .args([&broker.http_url(), "guest", "guest", exchange, queue])
+        .arg(&shots)
+        .env("NODE_PATH", &modules)
+        .env("CHROMIUM", CHROMIUM)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let waited = tokio::time::timeout(
+        SCRIPT_TIMEOUT,
+        tokio::task::spawn_blocking(move || {
+            let mut stdout = String::new();
+            let mut stderr = String::new();
+            use std::io::Read;
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut stdout)
+                .unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr)
+                .unwrap();
+            (child.wait().unwrap(), stdout, stderr)
+        }),
+    )
+    .await;
+    let Ok(joined) = waited else {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+        panic!("exchange_publish.cjs ran over {SCRIPT_TIMEOUT:?}");
+    };
+    let (status, stdout, stderr) = joined.unwrap();
+    assert!(
+        status.success(),
+        "browser script failed ({status}):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("refused redeclare: "), "{stdout}");
+    // The script's unbind and delete went through the broker, not just the page.
+    let left = reqwest::Client::new()
+        .get(format!(
+            "{}/api/exchanges/%2F/{exchange}",
+            broker.http_url()
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 404, "the exchange outlived its delete");
+    for shot in ["exchanges.png", "exchange.png"] {
+        let len = std::fs::metadata(shots.join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes");
+    }
+}

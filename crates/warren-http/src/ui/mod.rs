@@ -68,6 +68,8 @@ const ASSETS: &[Asset] = &[
     asset!("views/overview.js", JS),
     asset!("views/queues.js", JS),
     asset!("views/queue.js", JS),
+    asset!("views/exchanges.js", JS),
+    asset!("views/exchange.js", JS),
     asset!("vendor/uPlot.iife.min.js", JS),
     asset!("vendor/uPlot.min.css", CSS),
     asset!("vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),

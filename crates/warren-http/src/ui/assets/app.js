@@ -1,11 +1,14 @@
 // The UI's entry point: login, the top bar (user, vhost selector, log out) and hash
-// routing, so every view has a URL (#/, #/queues?..., #/queues/<vhost>/<name>).
+// routing, so every view has a URL (#/, #/queues?..., #/queues/<vhost>/<name>,
+// #/exchanges?..., #/exchanges/<vhost>/<name>).
 import * as api from "./api.js";
 import * as session from "./session.js";
 import { h, mount } from "./dom.js";
 import * as overview from "./views/overview.js";
 import * as queues from "./views/queues.js";
 import * as queue from "./views/queue.js";
+import * as exchanges from "./views/exchanges.js";
+import * as exchange from "./views/exchange.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,6 +17,8 @@ const ROUTES = [
   { re: /^\/?$/, nav: "overview", view: overview },
   { re: /^\/queues$/, nav: "queues", view: queues },
   { re: /^\/queues\/([^/]+)\/([^/]+)$/, nav: "queues", view: queue },
+  { re: /^\/exchanges$/, nav: "exchanges", view: exchanges },
+  { re: /^\/exchanges\/([^/]+)\/([^/]+)$/, nav: "exchanges", view: exchange },
 ];
 
 let current = null; // { view, ctx } of the view on screen
