@@ -17,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use lapin::BasicProperties;
+use futures::StreamExt;
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
+use lapin::types::LongString;
+use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind, Event};
 use warren_integration::{TestBroker, TestConfig, connect};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -293,11 +295,48 @@ async fn declare_an_exchange_bind_publish_from_its_page_and_get_the_message_from
         .await
         .unwrap();
 
+    let (status, stdout, stderr) = run_script(
+        "exchange_publish.cjs",
+        &[&broker.http_url(), "guest", "guest", exchange, queue],
+        &shots,
+        &modules,
+    )
+    .await;
+    assert!(
+        status.success(),
+        "browser script failed ({status}):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("refused redeclare: "), "{stdout}");
+    // The script's unbind and delete went through the broker, not just the page.
+    let left = reqwest::Client::new()
+        .get(format!(
+            "{}/api/exchanges/%2F/{exchange}",
+            broker.http_url()
+        ))
+        .basic_auth("guest", Some("guest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.status(), 404, "the exchange outlived its delete");
+    for shot in ["exchanges.png", "exchange.png"] {
+        let len = std::fs::metadata(shots.join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes");
+    }
+}
+
+/// Run `script` (in `integration/ui/`) with `args` and the screenshot dir to its end,
+/// killed after SCRIPT_TIMEOUT; its exit status, stdout and stderr.
+async fn run_script(
+    script: &str,
+    args: &[&str],
+    shots: &Path,
+    modules: &Path,
+) -> (std::process::ExitStatus, String, String) {
     let mut child = Command::new("node")
-        .arg(ui_dir().join("exchange_publish.cjs"))
-        .args([&broker.http_url(), "guest", "guest", exchange, queue])
-        .arg(&shots)
-        .env("NODE_PATH", &modules)
+        .arg(ui_dir().join(script))
+        .args(args)
+        .arg(shots)
+        .env("NODE_PATH", modules)
         .env("CHROMIUM", CHROMIUM)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -308,9 +347,9 @@ async fn declare_an_exchange_bind_publish_from_its_page_and_get_the_message_from
     let waited = tokio::time::timeout(
         SCRIPT_TIMEOUT,
         tokio::task::spawn_blocking(move || {
+            use std::io::Read;
             let mut stdout = String::new();
             let mut stderr = String::new();
-            use std::io::Read;
             child
                 .stdout
                 .take()
@@ -329,26 +368,65 @@ async fn declare_an_exchange_bind_publish_from_its_page_and_get_the_message_from
     .await;
     let Ok(joined) = waited else {
         let _ = Command::new("kill").arg(pid.to_string()).status();
-        panic!("exchange_publish.cjs ran over {SCRIPT_TIMEOUT:?}");
+        panic!("{script} ran over {SCRIPT_TIMEOUT:?}");
     };
-    let (status, stdout, stderr) = joined.unwrap();
+    joined.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn see_a_connection_and_its_channel_and_close_it_with_a_reason() {
+    if let Err(why) = ensure_browser() {
+        say(&format!("ui_browser: skipping: no browser ({why})"));
+        return;
+    }
+    let modules = tokio::task::spawn_blocking(node_modules).await.unwrap();
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    let shots = target_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let (client, reason) = ("ui-browser-client", "closed from the web UI");
+
+    let props = ConnectionProperties::default()
+        .with_connection_name(LongString::from(client.as_bytes().to_vec()));
+    let conn = Connection::connect(&broker.url(), props).await.unwrap();
+    let mut events = conn.events_listener();
+    let _channel = conn.create_channel().await.unwrap();
+
+    let (status, stdout, stderr) = run_script(
+        "connection_close.cjs",
+        &[&broker.http_url(), "guest", "guest", client, reason],
+        &shots,
+        &modules,
+    )
+    .await;
     assert!(
         status.success(),
         "browser script failed ({status}):\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("refused redeclare: "), "{stdout}");
-    // The script's unbind and delete went through the broker, not just the page.
-    let left = reqwest::Client::new()
-        .get(format!(
-            "{}/api/exchanges/%2F/{exchange}",
-            broker.http_url()
-        ))
-        .basic_auth("guest", Some("guest"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(left.status(), 404, "the exchange outlived its delete");
-    for shot in ["exchanges.png", "exchange.png"] {
+    // The client got connection.close 320 with the reason typed in the form.
+    let error = tokio::time::timeout(SCRIPT_TIMEOUT, async {
+        while let Some(event) = events.next().await {
+            if let Event::Error(e) = event {
+                return e;
+            }
+        }
+        panic!("lapin's event stream ended without an error");
+    })
+    .await
+    .expect("lapin saw no connection error");
+    match error.kind() {
+        ErrorKind::ProtocolError(e) => {
+            assert_eq!(e.get_id(), 320, "{error}");
+            assert_eq!(
+                e.get_message().as_str(),
+                format!("CONNECTION_FORCED - {reason}")
+            );
+        }
+        other => panic!("expected connection.close 320, got {other:?}"),
+    }
+    for shot in ["connections.png", "connection.png"] {
         let len = std::fs::metadata(shots.join(shot)).unwrap().len();
         assert!(len > 10_000, "{shot} is {len} bytes");
     }

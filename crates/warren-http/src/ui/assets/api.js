@@ -17,9 +17,10 @@ export function setUnauthorizedHandler(f) {
 
 export const enc = encodeURIComponent;
 
-/** A request to `path` (e.g. `/api/queues/%2F`); resolves to parsed JSON or null. */
-export async function request(method, path, body, auth = session.token()) {
-  const headers = { Accept: "application/json" };
+/** A request to `path` (e.g. `/api/queues/%2F`), with `extra` headers; resolves to parsed
+ * JSON or null. */
+export async function request(method, path, body, auth = session.token(), extra = {}) {
+  const headers = { Accept: "application/json", ...extra };
   if (auth) headers.Authorization = `Basic ${auth}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -54,4 +55,4 @@ export async function request(method, path, body, auth = session.token()) {
 export const get = (path) => request("GET", path);
 export const put = (path, body) => request("PUT", path, body ?? {});
 export const post = (path, body) => request("POST", path, body ?? {});
-export const del = (path) => request("DELETE", path);
+export const del = (path, extra) => request("DELETE", path, undefined, session.token(), extra);

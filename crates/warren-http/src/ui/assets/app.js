@@ -1,6 +1,7 @@
 // The UI's entry point: login, the top bar (user, vhost selector, log out) and hash
 // routing, so every view has a URL (#/, #/queues?..., #/queues/<vhost>/<name>,
-// #/exchanges?..., #/exchanges/<vhost>/<name>).
+// #/exchanges?..., #/exchanges/<vhost>/<name>, #/connections, #/connections/<name>,
+// #/channels).
 import * as api from "./api.js";
 import * as session from "./session.js";
 import { h, mount } from "./dom.js";
@@ -9,6 +10,9 @@ import * as queues from "./views/queues.js";
 import * as queue from "./views/queue.js";
 import * as exchanges from "./views/exchanges.js";
 import * as exchange from "./views/exchange.js";
+import * as connections from "./views/connections.js";
+import * as connection from "./views/connection.js";
+import * as channels from "./views/channels.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -19,6 +23,9 @@ const ROUTES = [
   { re: /^\/queues\/([^/]+)\/([^/]+)$/, nav: "queues", view: queue },
   { re: /^\/exchanges$/, nav: "exchanges", view: exchanges },
   { re: /^\/exchanges\/([^/]+)\/([^/]+)$/, nav: "exchanges", view: exchange },
+  { re: /^\/connections$/, nav: "connections", view: connections },
+  { re: /^\/connections\/([^/]+)$/, nav: "connections", view: connection },
+  { re: /^\/channels$/, nav: "channels", view: channels },
 ];
 
 let current = null; // { view, ctx } of the view on screen
