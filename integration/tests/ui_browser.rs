@@ -431,3 +431,55 @@ async fn see_a_connection_and_its_channel_and_close_it_with_a_reason() {
         assert!(len > 10_000, "{shot} is {len} bytes");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_a_vhost_user_permissions_and_policy_export_and_import_definitions_and_log_in_as_the_user()
+ {
+    if let Err(why) = ensure_browser() {
+        say(&format!("ui_browser: skipping: no browser ({why})"));
+        return;
+    }
+    let modules = tokio::task::spawn_blocking(node_modules).await.unwrap();
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    let shots = target_dir().join("ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let (status, stdout, stderr) = run_script(
+        "admin.cjs",
+        &[&broker.http_url(), "guest", "guest"],
+        &shots,
+        &modules,
+    )
+    .await;
+    assert!(
+        status.success(),
+        "browser script failed ({status}):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("refused permission: "), "{stdout}");
+    assert!(stdout.contains("refused policy: "), "{stdout}");
+    assert!(stdout.contains("LOGGED IN AS ui-user"), "{stdout}");
+    // What the forms did is in the broker: the imported queue, the policy, the password.
+    let get = |path: &str, user: &str, pass: &str| {
+        reqwest::Client::new()
+            .get(format!("{}{path}", broker.http_url()))
+            .basic_auth(user, Some(pass))
+            .send()
+    };
+    let q = get("/api/queues/ui-imported/imported-q", "guest", "guest")
+        .await
+        .unwrap();
+    assert_eq!(q.status(), 200);
+    let p = get("/api/policies/ui-vh/ui-pol", "guest", "guest")
+        .await
+        .unwrap();
+    assert_eq!(p.status(), 200);
+    let me = get("/api/whoami", "ui-user", "second-pw").await.unwrap();
+    assert_eq!(me.status(), 200);
+    for shot in ["users.png", "policies.png"] {
+        let len = std::fs::metadata(shots.join(shot)).unwrap().len();
+        assert!(len > 10_000, "{shot} is {len} bytes");
+    }
+}

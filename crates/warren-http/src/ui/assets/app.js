@@ -1,7 +1,7 @@
 // The UI's entry point: login, the top bar (user, vhost selector, log out) and hash
 // routing, so every view has a URL (#/, #/queues?..., #/queues/<vhost>/<name>,
 // #/exchanges?..., #/exchanges/<vhost>/<name>, #/connections, #/connections/<name>,
-// #/channels).
+// #/channels, #/users, #/vhosts, #/policies, #/definitions).
 import * as api from "./api.js";
 import * as session from "./session.js";
 import { h, mount } from "./dom.js";
@@ -13,6 +13,10 @@ import * as exchange from "./views/exchange.js";
 import * as connections from "./views/connections.js";
 import * as connection from "./views/connection.js";
 import * as channels from "./views/channels.js";
+import * as users from "./views/users.js";
+import * as vhosts from "./views/vhosts.js";
+import * as policies from "./views/policies.js";
+import * as definitions from "./views/definitions.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,6 +30,10 @@ const ROUTES = [
   { re: /^\/connections$/, nav: "connections", view: connections },
   { re: /^\/connections\/([^/]+)$/, nav: "connections", view: connection },
   { re: /^\/channels$/, nav: "channels", view: channels },
+  { re: /^\/users$/, nav: "users", view: users },
+  { re: /^\/vhosts$/, nav: "vhosts", view: vhosts },
+  { re: /^\/policies$/, nav: "policies", view: policies },
+  { re: /^\/definitions$/, nav: "definitions", view: definitions },
 ];
 
 let current = null; // { view, ctx } of the view on screen

@@ -1,0 +1,152 @@
+// Drives the admin views in headless Chromium as guest: add a vhost, add a user with a
+// tag, give it permissions there (and see a refused permission's reason), change its
+// password, see a refused policy's reason then add a policy, export the definitions (a
+// download holding them) and import a file declaring another vhost and a queue; then log
+// in as the new user with the new password and see only its vhost.
+// Usage: node admin.cjs <base url> <user> <password> <screenshot dir>
+// Exits 0 on success; on failure prints "FAIL <why>" and exits 1.
+"use strict";
+const fs = require("fs");
+const { chromium } = require("playwright-core");
+
+const [base, user, password, shots] = process.argv.slice(2);
+const STEP_MS = 30000;
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-dev-shm-usage"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+    page.setDefaultTimeout(STEP_MS);
+    const problems = [];
+    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+    page.on("console", (m) => {
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
+        problems.push(`console error: ${m.text()}`);
+      }
+    });
+    let expect4xx = false;
+    page.on("response", (r) => {
+      if (r.status() >= 400 && r.status() < 500 && expect4xx) return;
+      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
+    });
+    page.on("dialog", (d) => d.accept());
+    const refused = async (form) => {
+      const line = page.locator(`${form} p.error`);
+      await line.waitFor({ state: "visible" });
+      const text = (await line.textContent()).trim();
+      if (!text) throw new Error(`${form}: refusal without a reason`);
+      return text;
+    };
+    const login = async (name, pass) => {
+      await page.fill("#login-username", name);
+      await page.fill("#login-password", pass);
+      await page.click("#login-submit");
+    };
+
+    await page.goto(`${base}/`);
+    await login(user, password);
+    await page.locator("#shell").waitFor({ state: "visible" });
+
+    // A vhost.
+    await page.click('#nav a[data-view="vhosts"]');
+    await page.locator('#vhosts-table tr[data-key="/"]').waitFor();
+    await page.fill('#add-vhost-form input[name="name"]', "ui-vh");
+    await page.fill('#add-vhost-form input[name="description"]', "made in the UI");
+    await page.click('#add-vhost-form button[type="submit"]');
+    await page.locator('#vhosts-table tr[data-key="ui-vh"]', { hasText: "made in the UI" }).waitFor();
+
+    // A user with the management tag, its permissions, a new password.
+    await page.click('#nav a[data-view="users"]');
+    await page.locator('#users-table tr[data-key="guest"]').waitFor();
+    await page.fill('#add-user-form input[name="name"]', "ui-user");
+    await page.fill('#add-user-form input[name="password"]', "first-pw");
+    await page.click('#add-user-form button:has-text("management")');
+    await page.click('#add-user-form button[type="submit"]');
+    await page.locator('#users-table tr[data-key="ui-user"]', { hasText: "management" }).waitFor();
+
+    await page.fill('#permission-form input[name="user"]', "ui-user");
+    await page.fill('#permission-form input[name="vhost"]', "no-such-vhost");
+    expect4xx = true;
+    await page.click('#permission-form button[type="submit"]');
+    console.log(`refused permission: ${await refused("#permission-form")}`);
+    expect4xx = false;
+    await page.fill('#permission-form input[name="vhost"]', "ui-vh");
+    await page.click('#permission-form button[type="submit"]');
+    await page.locator('#permissions-table tr[data-key="ui-user@ui-vh"]').waitFor();
+
+    await page.fill('#password-form input[name="name"]', "ui-user");
+    await page.fill('#password-form input[name="password"]', "second-pw");
+    await page.click('#password-form button[type="submit"]');
+    await page.locator("#password-form p.notice").waitFor({ state: "visible" });
+    await page.screenshot({ path: `${shots}/users.png`, fullPage: true });
+
+    // Policies: a bad definition is refused with the API's reason, a good one listed.
+    await page.click('#nav a[data-view="policies"]');
+    await page.locator("#policies-table").waitFor();
+    const pf = "#add-policy-form";
+    await page.fill(`${pf} input[name="vhost"]`, "ui-vh");
+    await page.fill(`${pf} input[name="name"]`, "ui-pol");
+    await page.fill(`${pf} input[name="pattern"]`, "^q");
+    await page.selectOption(`${pf} select[name="apply-to"]`, "queues");
+    await page.fill(`${pf} textarea[name="definition"]`, '{"max-length": "lots"}');
+    expect4xx = true;
+    await page.click(`${pf} button[type="submit"]`);
+    console.log(`refused policy: ${await refused(pf)}`);
+    expect4xx = false;
+    await page.fill(`${pf} textarea[name="definition"]`, '{"max-length": 5}');
+    await page.click(`${pf} button[type="submit"]`);
+    await page.locator('#policies-table tr[data-key="ui-pol"]', { hasText: "max-length" }).waitFor();
+    await page.screenshot({ path: `${shots}/policies.png`, fullPage: true });
+
+    // Definitions: the export is a download holding what was made above.
+    await page.click('#nav a[data-view="definitions"]');
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click('#export-form button[type="submit"]')]);
+    const exported = JSON.parse(fs.readFileSync(await download.path(), "utf8"));
+    if (!exported.users.some((u) => u.name === "ui-user")) throw new Error("export lacks ui-user");
+    if (!exported.policies.some((p) => p.name === "ui-pol" && p.vhost === "ui-vh")) throw new Error("export lacks ui-pol");
+    // A file that is not JSON is refused before any request; a good one is imported.
+    await page.setInputFiles('#import-form input[type="file"]', { name: "broken.json", mimeType: "application/json", buffer: Buffer.from("{") });
+    await page.click('#import-form button[type="submit"]');
+    await page.locator("#import-form p.error", { hasText: "broken.json is not JSON" }).waitFor();
+    const defs = {
+      vhosts: [{ name: "ui-imported" }],
+      queues: [{ name: "imported-q", vhost: "ui-imported", durable: true, auto_delete: false, arguments: {} }],
+    };
+    await page.setInputFiles('#import-form input[type="file"]', { name: "defs.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(defs)) });
+    await page.click('#import-form button[type="submit"]');
+    await page.locator("#import-form p.notice", { hasText: "defs.json imported" }).waitFor();
+    await page.click('#nav a[data-view="vhosts"]');
+    await page.locator('#vhosts-table tr[data-key="ui-imported"]').waitFor();
+
+    // The new user: the old password is refused, the new one works; it sees only ui-vh.
+    await page.click("#logout");
+    await page.locator("#login-form").waitFor({ state: "visible" });
+    expect4xx = true;
+    await login("ui-user", "first-pw");
+    await page.locator("#login-error").waitFor({ state: "visible" });
+    expect4xx = false;
+    await login("ui-user", "second-pw");
+    await page.locator("#shell").waitFor({ state: "visible" });
+    const shown = await page.textContent("#user");
+    if (shown !== "ui-user (management)") throw new Error(`top bar shows ${shown}`);
+    const options = await page.locator("#vhost-select option").evaluateAll((os) => os.map((o) => o.value));
+    if (JSON.stringify(options) !== JSON.stringify(["", "ui-vh"])) throw new Error(`vhost choices: ${options}`);
+    console.log("LOGGED IN AS ui-user");
+
+    if (problems.length) throw new Error(problems.join("; "));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.log(`FAIL ${e.message.split("\n")[0]}`);
+    console.error(e);
+    process.exit(1);
+  },
+);
