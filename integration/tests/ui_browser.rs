@@ -460,6 +460,10 @@ async fn add_a_vhost_user_permissions_and_policy_export_and_import_definitions_a
     );
     assert!(stdout.contains("refused permission: "), "{stdout}");
     assert!(stdout.contains("refused policy: "), "{stdout}");
+    assert!(
+        stdout.contains("refused users page: Not administrator user"),
+        "{stdout}"
+    );
     assert!(stdout.contains("LOGGED IN AS ui-user"), "{stdout}");
     // What the forms did is in the broker: the imported queue, the policy, the password.
     let get = |path: &str, user: &str, pass: &str| {

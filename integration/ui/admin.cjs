@@ -134,6 +134,18 @@ async function main() {
     if (shown !== "ui-user (management)") throw new Error(`top bar shows ${shown}`);
     const options = await page.locator("#vhost-select option").evaluateAll((os) => os.map((o) => o.value));
     if (JSON.stringify(options) !== JSON.stringify(["", "ui-vh"])) throw new Error(`vhost choices: ${options}`);
+    // No admin links for it; the users page typed in shows the API's refusal, and the
+    // session stays (that 401 is about the page, not the login).
+    if (await page.locator('#nav a[data-view="users"]').isVisible()) throw new Error("users link shown to a management user");
+    expect4xx = true;
+    await page.goto(`${base}/#/users`);
+    const pageError = page.locator("#view > p.error").first();
+    await pageError.waitFor({ state: "visible" });
+    console.log(`refused users page: ${(await pageError.textContent()).trim()}`);
+    await page.click('#nav a[data-view="queues"]');
+    await page.locator("#queues-table").waitFor();
+    expect4xx = false;
+    if (!(await page.locator("#shell").isVisible())) throw new Error("logged out by a refused page");
     console.log("LOGGED IN AS ui-user");
 
     if (problems.length) throw new Error(problems.join("; "));

@@ -46,7 +46,12 @@ export async function request(method, path, body, auth = session.token(), extra 
   }
   if (!response.ok) {
     const reason = (json && (json.reason || json.error)) || `${response.status} ${response.statusText}`;
-    if (response.status === 401 && auth === session.token()) onUnauthorized();
+    // 401 is also "not an administrator" for a valid user: only a failed whoami ends the
+    // session (another 401 is checked against whoami, whose own 401 lands here).
+    if (response.status === 401 && auth && auth === session.token()) {
+      if (path === "/api/whoami") onUnauthorized();
+      else request("GET", "/api/whoami").catch(() => {});
+    }
     throw new ApiError(response.status, reason);
   }
   return json;

@@ -104,6 +104,11 @@ async function showShell() {
   $("login").hidden = true;
   $("shell").hidden = false;
   $("user").textContent = `${me.name}${me.tags?.length ? ` (${[].concat(me.tags).join(", ")})` : ""}`;
+  // Admin views only for the tags the API lets in (it still decides: a link is no permission).
+  const tags = [].concat(me.tags ?? []);
+  for (const a of document.querySelectorAll("#nav a[data-needs]")) {
+    a.hidden = !a.dataset.needs.split(" ").some((t) => tags.includes(t));
+  }
   try {
     await fillVhosts();
   } catch {
