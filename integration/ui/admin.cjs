@@ -1,6 +1,7 @@
 // Drives the admin views in headless Chromium as guest: add a vhost, add a user with a
 // tag, give it permissions there (and see a refused permission's reason), change its
-// password, see a refused policy's reason then add a policy, export the definitions (a
+// password, set a topic permission and a vhost limit, see a refused policy's reason then
+// add a policy and an operator policy (and see the policy on an imported queue), export the definitions (a
 // download holding them) and import a file declaring another vhost and a queue; then log
 // in as the new user with the new password and see only its vhost.
 // Usage: node admin.cjs <base url> <user> <password> <screenshot dir>
@@ -58,6 +59,13 @@ async function main() {
     await page.click('#add-vhost-form button[type="submit"]');
     await page.locator('#vhosts-table tr[data-key="ui-vh"]', { hasText: "made in the UI" }).waitFor();
 
+    // A limit on it.
+    await page.fill('#vhost-limit-form input[name="vhost"]', "ui-vh");
+    await page.selectOption('#vhost-limit-form select[name="limit"]', "max-queues");
+    await page.fill('#vhost-limit-form input[name="value"]', "10");
+    await page.click('#vhost-limit-form button[type="submit"]');
+    await page.locator('#vhost-limits-table tr[data-key="ui-vh/max-queues"]', { hasText: "10" }).waitFor();
+
     // A user with the management tag, its permissions, a new password.
     await page.click('#nav a[data-view="users"]');
     await page.locator('#users-table tr[data-key="guest"]').waitFor();
@@ -76,6 +84,12 @@ async function main() {
     await page.fill('#permission-form input[name="vhost"]', "ui-vh");
     await page.click('#permission-form button[type="submit"]');
     await page.locator('#permissions-table tr[data-key="ui-user@ui-vh"]').waitFor();
+
+    await page.fill('#topic-permission-form input[name="user"]', "ui-user");
+    await page.fill('#topic-permission-form input[name="vhost"]', "ui-vh");
+    await page.fill('#topic-permission-form input[name="write"]', "^ui\\.");
+    await page.click('#topic-permission-form button[type="submit"]');
+    await page.locator('#topic-permissions-table tr[data-key="ui-user@ui-vh/amq.topic"]', { hasText: "^ui\\." }).waitFor();
 
     await page.fill('#password-form input[name="name"]', "ui-user");
     await page.fill('#password-form input[name="password"]', "second-pw");
@@ -99,6 +113,11 @@ async function main() {
     await page.fill(`${pf} textarea[name="definition"]`, '{"max-length": 5}');
     await page.click(`${pf} button[type="submit"]`);
     await page.locator('#policies-table tr[data-key="ui-pol"]', { hasText: "max-length" }).waitFor();
+    await page.selectOption(`${pf} select[name="kind"]`, "operator-policies");
+    await page.fill(`${pf} input[name="name"]`, "ui-op");
+    await page.fill(`${pf} textarea[name="definition"]`, '{"max-length": 50}');
+    await page.click(`${pf} button[type="submit"]`);
+    await page.locator('#operator-policies-table tr[data-key="ui-op"]').waitFor();
     await page.screenshot({ path: `${shots}/policies.png`, fullPage: true });
 
     // Definitions: the export is a download holding what was made above.
@@ -113,13 +132,19 @@ async function main() {
     await page.locator("#import-form p.error", { hasText: "broken.json is not JSON" }).waitFor();
     const defs = {
       vhosts: [{ name: "ui-imported" }],
-      queues: [{ name: "imported-q", vhost: "ui-imported", durable: true, auto_delete: false, arguments: {} }],
+      queues: [
+        { name: "imported-q", vhost: "ui-imported", durable: true, auto_delete: false, arguments: {} },
+        { name: "q-policed", vhost: "ui-vh", durable: true, auto_delete: false, arguments: {} },
+      ],
     };
     await page.setInputFiles('#import-form input[type="file"]', { name: "defs.json", mimeType: "application/json", buffer: Buffer.from(JSON.stringify(defs)) });
     await page.click('#import-form button[type="submit"]');
     await page.locator("#import-form p.notice", { hasText: "defs.json imported" }).waitFor();
     await page.click('#nav a[data-view="vhosts"]');
     await page.locator('#vhosts-table tr[data-key="ui-imported"]').waitFor();
+    // The imported queue in ui-vh matches ^q: its page shows the policy.
+    await page.goto(`${base}/#/queues/ui-vh/q-policed`);
+    await page.locator("table.kv tr", { hasText: "Policy" }).locator("td", { hasText: "ui-pol" }).waitFor();
 
     // The new user: the old password is refused, the new one works; it sees only ui-vh.
     await page.click("#logout");

@@ -1,6 +1,7 @@
 // Users and permissions (#/users): the users with their tags; add or update a user
 // (password, tags: PUT /api/users/<name>, a PUT without password keeps it), change a
-// password, delete; every user's permissions per vhost, set and clear them.
+// password, delete; every user's permissions and topic permissions per vhost, set and
+// clear them.
 import * as api from "../api.js";
 import { h, mount } from "../dom.js";
 import { listTable, formCard, deleteButton } from "./forms.js";
@@ -11,10 +12,11 @@ export async function render(ctx) {
   const { main } = ctx;
   const users = h("div");
   const perms = h("div");
+  const topics = h("div");
   const error = h("p.error", { role: "alert", hidden: true });
   const refresh = async () => {
     try {
-      const [us, ps] = await Promise.all([api.get("/api/users"), api.get("/api/permissions")]);
+      const [us, ps, ts] = await Promise.all([api.get("/api/users"), api.get("/api/permissions"), api.get("/api/topic-permissions")]);
       error.hidden = true;
       mount(
         users,
@@ -60,6 +62,29 @@ export async function render(ctx) {
           "No permissions",
         ),
       );
+      mount(
+        topics,
+        listTable(
+          "topic-permissions-table",
+          ["User", "Virtual host", "Exchange", "Write", "Read", ""],
+          ts.map((t) =>
+            h(
+              "tr",
+              { dataset: { key: `${t.user}@${t.vhost}/${t.exchange}` } },
+              h("td", t.user),
+              h("td", t.vhost),
+              h("td", t.exchange),
+              h("td", t.write),
+              h("td", t.read),
+              h("td", deleteButton(`the topic permissions of ${t.user} on ${t.exchange} in ${t.vhost}`, async () => {
+                await api.del(`/api/topic-permissions/${api.enc(t.vhost)}/${api.enc(t.user)}?exchange=${api.enc(t.exchange)}`);
+                refresh();
+              })),
+            ),
+          ),
+          "No topic permissions",
+        ),
+      );
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
@@ -74,6 +99,9 @@ export async function render(ctx) {
     h("h2", "Permissions"),
     perms,
     h("div.actions", permissionForm(refresh)),
+    h("h2", "Topic permissions"),
+    topics,
+    h("div.actions", topicPermissionForm(refresh)),
   );
   await refresh();
 }
@@ -137,6 +165,29 @@ function permissionForm(refresh) {
       });
       await refresh();
       return `Permissions of ${user.value} in ${vhost.value} set.`;
+    },
+  );
+}
+
+function topicPermissionForm(refresh) {
+  const user = h("input", { name: "user", required: true });
+  const vhost = h("input", { name: "vhost", required: true, value: "/" });
+  const exchange = h("input", { name: "exchange", required: true, value: "amq.topic" });
+  const write = h("input", { name: "write", value: ".*" });
+  const read = h("input", { name: "read", value: ".*" });
+  return formCard(
+    "topic-permission-form",
+    "Set topic permissions",
+    [h("label", "User", user), h("label", "Virtual host", vhost), h("label", "Exchange", exchange), h("label", "Write regexp", write), h("label", "Read regexp", read)],
+    "Set topic permission",
+    async () => {
+      await api.put(`/api/topic-permissions/${api.enc(vhost.value)}/${api.enc(user.value)}`, {
+        exchange: exchange.value,
+        write: write.value,
+        read: read.value,
+      });
+      await refresh();
+      return `Topic permissions of ${user.value} on ${exchange.value} in ${vhost.value} set.`;
     },
   );
 }

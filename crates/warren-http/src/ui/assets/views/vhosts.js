@@ -1,5 +1,6 @@
 // Virtual hosts (#/vhosts): the list with message counts, add (name, description, tags:
-// PUT /api/vhosts/<name>) and delete.
+// PUT /api/vhosts/<name>) and delete; their limits (max-connections, max-queues: PUT and
+// DELETE /api/vhost-limits/<vhost>/<name>).
 import * as api from "../api.js";
 import { h, mount } from "../dom.js";
 import { num } from "../format.js";
@@ -8,10 +9,11 @@ import { listTable, formCard, deleteButton } from "./forms.js";
 export async function render(ctx) {
   const { main } = ctx;
   const list = h("div");
+  const limits = h("div");
   const error = h("p.error", { role: "alert", hidden: true });
   const refresh = async () => {
     try {
-      const vs = await api.get("/api/vhosts");
+      const [vs, ls] = await Promise.all([api.get("/api/vhosts"), api.get("/api/vhost-limits")]);
       error.hidden = true;
       mount(
         list,
@@ -37,6 +39,25 @@ export async function render(ctx) {
           "No virtual hosts",
         ),
       );
+      const limitRows = [];
+      for (const l of ls) {
+        for (const [k, v] of Object.entries(l.value ?? {})) {
+          limitRows.push(
+            h(
+              "tr",
+              { dataset: { key: `${l.vhost}/${k}` } },
+              h("td", l.vhost),
+              h("td", k),
+              h("td.num", num(v)),
+              h("td", deleteButton(`the ${k} limit of ${l.vhost}`, async () => {
+                await api.del(`/api/vhost-limits/${api.enc(l.vhost)}/${api.enc(k)}`);
+                refresh();
+              })),
+            ),
+          );
+        }
+      }
+      mount(limits, listTable("vhost-limits-table", ["Virtual host", "Limit", "Value", ""], limitRows, "No limits"));
     } catch (e) {
       error.textContent = e.message;
       error.hidden = false;
@@ -60,6 +81,20 @@ export async function render(ctx) {
         return done;
       }),
     ),
+    h("h2", "Limits"),
+    limits,
+    h("div.actions", limitForm(refresh)),
   );
   await refresh();
+}
+
+function limitForm(refresh) {
+  const vhost = h("input", { name: "vhost", required: true, value: "/" });
+  const name = h("select", { name: "limit" }, ["max-connections", "max-queues"].map((x) => h("option", { value: x }, x)));
+  const value = h("input", { name: "value", type: "number", required: true });
+  return formCard("vhost-limit-form", "Set a limit", [h("label", "Virtual host", vhost), h("label", "Limit", name), h("label", "Value", value)], "Set limit", async () => {
+    await api.put(`/api/vhost-limits/${api.enc(vhost.value)}/${api.enc(name.value)}`, { value: Number(value.value) });
+    await refresh();
+    return `${name.value} of ${vhost.value} set.`;
+  });
 }
