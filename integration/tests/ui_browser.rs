@@ -318,7 +318,7 @@ async fn declare_an_exchange_bind_publish_from_its_page_and_get_the_message_from
         .await
         .unwrap();
     assert_eq!(left.status(), 404, "the exchange outlived its delete");
-    for shot in ["exchanges.png", "exchange.png"] {
+    for shot in ["exchanges.png", "exchange.png", "topology.png"] {
         let len = std::fs::metadata(shots.join(shot)).unwrap().len();
         assert!(len > 10_000, "{shot} is {len} bytes");
     }

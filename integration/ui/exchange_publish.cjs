@@ -1,6 +1,7 @@
 // Drives the exchanges views in headless Chromium: log in, declare EXCHANGE (direct) with
 // the declare form, see a refused redeclare (other type) show the API's reason, open the
-// exchange's page, bind it to QUEUE (declared by the Rust test), publish a message with
+// exchange's page, bind it to QUEUE (declared by the Rust test), see the binding in the
+// topology view, publish a message with
 // headers and delivery mode 2 and see it routed, get it back on the queue's page, unbind,
 // and see the next publish answered as not routed.
 // Usage: node exchange_publish.cjs <base url> <user> <password> <exchange> <queue> <screenshot dir>
@@ -74,6 +75,16 @@ async function main() {
     await page.fill('#bind-form input[name="destination"]', queue);
     await page.fill('#bind-form input[name="routing_key"]', "k");
     await page.click('#bind-form button[type="submit"]');
+    await page.locator(`#bindings-table tr[data-destination="${queue}"]`).waitFor();
+
+    // The topology view draws the binding as an edge; its queue node links to the queue.
+    await page.click('#nav a[data-view="topology"]');
+    await page.locator(`#topology g.edge[data-source="${exchange}"][data-destination="${queue}"]`).waitFor();
+    const queueLink = await page.locator(`#topology a.node.queue[data-queue="${queue}"]`).getAttribute("href");
+    if (queueLink !== `#/queues/%2F/${queue}`) throw new Error(`queue node links to ${queueLink}`);
+    await page.screenshot({ path: `${shots}/topology.png`, fullPage: true });
+    await page.click(`#topology a.node.exchange[data-exchange="${exchange}"]`);
+    await page.waitForURL(new RegExp(`#/exchanges/%2F/${exchange}$`));
     await page.locator(`#bindings-table tr[data-destination="${queue}"]`).waitFor();
 
     // Publish: routed.

@@ -79,6 +79,7 @@ const ASSETS: &[Asset] = &[
     asset!("views/vhosts.js", JS),
     asset!("views/policies.js", JS),
     asset!("views/definitions.js", JS),
+    asset!("views/topology.js", JS),
     asset!("vendor/uPlot.iife.min.js", JS),
     asset!("vendor/uPlot.min.css", CSS),
     asset!("vendor/uPlot.LICENSE", "text/plain; charset=utf-8"),

@@ -1,7 +1,7 @@
 // The UI's entry point: login, the top bar (user, vhost selector, log out) and hash
 // routing, so every view has a URL (#/, #/queues?..., #/queues/<vhost>/<name>,
 // #/exchanges?..., #/exchanges/<vhost>/<name>, #/connections, #/connections/<name>,
-// #/channels, #/users, #/vhosts, #/policies, #/definitions).
+// #/channels, #/users, #/vhosts, #/policies, #/definitions, #/topology/<vhost>).
 import * as api from "./api.js";
 import * as session from "./session.js";
 import { h, mount } from "./dom.js";
@@ -17,6 +17,7 @@ import * as users from "./views/users.js";
 import * as vhosts from "./views/vhosts.js";
 import * as policies from "./views/policies.js";
 import * as definitions from "./views/definitions.js";
+import * as topology from "./views/topology.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -34,6 +35,8 @@ const ROUTES = [
   { re: /^\/vhosts$/, nav: "vhosts", view: vhosts },
   { re: /^\/policies$/, nav: "policies", view: policies },
   { re: /^\/definitions$/, nav: "definitions", view: definitions },
+  { re: /^\/topology$/, nav: "topology", view: topology },
+  { re: /^\/topology\/([^/]+)$/, nav: "topology", view: topology },
 ];
 
 let current = null; // { view, ctx } of the view on screen
