@@ -82,6 +82,9 @@ async function main() {
     await page.waitForURL(new RegExp(`#/queues/%2F/${queue}$`));
     await page.locator("#queue-name", { hasText: queue }).waitFor();
     await page.locator("#queue-ready").waitFor();
+    // Its live depth and rate charts render.
+    await page.locator("#queue-chart-rates canvas").waitFor();
+    await page.locator("#queue-chart-depth canvas").waitFor();
     // The test published one message ("hello from lapin"): get it back, requeued.
     await page.locator("#queue-total", { hasText: "1" }).waitFor();
     await page.selectOption('#get-form select[name="ackmode"]', "ack_requeue_true");

@@ -8,21 +8,21 @@ import { bytes, num, rate, dig } from "../format.js";
 const POLL_MS = 5000;
 const POINTS = 120; // ten minutes at one sample per 5 s
 
-const RATES = [
+export const RATES = [
   ["publish", "Publish", "#2f6fde"],
   ["deliver_get", "Deliver / get", "#2e7d32"],
   ["ack", "Ack", "#8e24aa"],
   ["redeliver", "Redeliver", "#c62828"],
   ["confirm", "Confirm", "#ef6c00"],
 ];
-const QUEUED = [
+export const QUEUED = [
   ["messages_ready", "Ready", "#2f6fde"],
   ["messages_unacknowledged", "Unacked", "#ef6c00"],
   ["messages", "Total", "#667085"],
 ];
 
 /** A live line chart: uPlot over a ring of samples. */
-function chart(el, title, series, format) {
+export function chart(el, title, series, format) {
   const data = [[], ...series.map(() => [])];
   const opts = {
     title,

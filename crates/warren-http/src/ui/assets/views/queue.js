@@ -1,10 +1,15 @@
-// One queue's page (#/queues/<vhost>/<name>): figures, consumers, bindings, and the
+// One queue's page (#/queues/<vhost>/<name>): figures, live depth and rate charts
+// (sampled while the page is shown), consumers, bindings, and the
 // actions: get messages (RabbitMQ's ack modes), purge, delete. Each action's form shows
 // the API's `reason` when the broker refuses.
 import * as api from "../api.js";
 import { h, mount, errorLine } from "../dom.js";
 import { num, rate, bytes, dig } from "../format.js";
 import { features } from "./queues.js";
+import { chart, RATES, QUEUED } from "./overview.js";
+
+// The rates a queue has (no confirms: those are per channel).
+const QUEUE_RATES = RATES.filter(([k]) => k !== "confirm");
 
 const ACK_MODES = [
   ["ack_requeue_true", "Nack message requeue true"],
@@ -33,6 +38,8 @@ export async function render(ctx) {
   const [vhost, name] = args;
   const base = `/api/queues/${api.enc(vhost)}/${api.enc(name)}`;
   const figures = h("div");
+  const ratesEl = h("div.chart", { id: "queue-chart-rates" });
+  const depthEl = h("div.chart", { id: "queue-chart-depth" });
   const consumers = h("div");
   const bindings = h("div");
   const error = h("p.error", { role: "alert", hidden: true });
@@ -41,6 +48,7 @@ export async function render(ctx) {
     h("h1", "Queue ", h("span", { id: "queue-name" }, name), h("span.muted", ` in ${vhost}`)),
     error,
     figures,
+    h("div.charts", ratesEl, depthEl),
     h("h2", "Consumers"),
     consumers,
     h("h2", "Bindings"),
@@ -49,11 +57,20 @@ export async function render(ctx) {
     h("div.actions", getForm(base), purgeForm(base, () => refresh()), deleteForm(base, () => navigate("#/queues"))),
   );
 
+  const rates = chart(ratesEl, "Message rates", QUEUE_RATES, rate);
+  const depth = chart(depthEl, "Queued messages", QUEUED, num);
+  const onResize = () => {
+    rates.resize();
+    depth.resize();
+  };
+  window.addEventListener("resize", onResize);
+
   let stopped = false;
   let timer = null;
   ctx.stop = () => {
     stopped = true;
     clearTimeout(timer);
+    window.removeEventListener("resize", onResize);
   };
 
   const refresh = async () => {
@@ -63,6 +80,9 @@ export async function render(ctx) {
       if (stopped) return;
       error.hidden = true;
       const ms = q.message_stats ?? {};
+      const now = Date.now() / 1000;
+      rates.push(now, QUEUE_RATES.map(([k]) => dig(ms, `${k}_details.rate`) ?? 0));
+      depth.push(now, QUEUED.map(([k]) => q[k] ?? 0));
       mount(
         figures,
         h(
