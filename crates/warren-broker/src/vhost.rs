@@ -180,9 +180,7 @@ impl VHost {
     /// Look up a queue, checking that `connection` may use it (exclusive queues: 405).
     pub fn queue(&self, name: &str, connection: ConnectionId) -> Result<Arc<Queue>, BrokerError> {
         let queue = self
-            .queues
-            .get(name)
-            .map(|q| Arc::clone(q.value()))
+            .lookup_queue(name)
             .ok_or_else(|| BrokerError::no_queue(&self.name, name))?;
         self.check_exclusive(&queue, connection)?;
         Ok(queue)
@@ -709,6 +707,12 @@ impl VHost {
                 self.name
             ))
         })
+    }
+
+    /// A queue by name without the exclusivity check (for observers such as the management
+    /// API, which may look at another connection's exclusive queue).
+    pub fn lookup_queue(&self, name: &str) -> Option<Arc<Queue>> {
+        self.queues.get(name).map(|q| Arc::clone(q.value()))
     }
 
     /// Whether a queue of that name exists (whoever owns it).

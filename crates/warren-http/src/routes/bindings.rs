@@ -90,7 +90,7 @@ fn pairs(
         return Err(ApiError::not_found());
     }
     let dest_exists = match dest {
-        Destination::Queue(q) => super::queues::find(&v, q).is_some(),
+        Destination::Queue(q) => v.has_queue(q),
         Destination::Exchange(x) => v.exchange(x).is_some(),
     };
     if !dest_exists {

@@ -8,7 +8,6 @@
 //! so a dead-letter exchange receives them).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use amq_protocol::protocol::basic::parse_properties;
 use axum::extract::{Path, Query, State};
@@ -20,7 +19,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 use warren_broker::access::{Permission, ResourceKind};
 use warren_broker::definitions::json_to_table;
-use warren_broker::{Destination, Queue, QueueDeclare, VHost};
+use warren_broker::{Destination, Queue, QueueDeclare};
 
 use super::exchanges::check;
 use super::{API_CONNECTION, created_or_updated, listed_vhosts, vhost};
@@ -44,11 +43,6 @@ pub(super) fn routes() -> Router<ApiState> {
         .route("/api/queues/{vhost}/{name}/contents", delete_route(purge))
         .route("/api/queues/{vhost}/{name}/get", post(get_messages))
         .route("/api/queues/{vhost}/{name}/bindings", get(bindings))
-}
-
-/// A queue by name, exclusive ones included (the API may look at them).
-pub(super) fn find(v: &VHost, name: &str) -> Option<Arc<Queue>> {
-    v.queues().into_iter().find(|q| &**q.name() == name)
 }
 
 /// One queue with its statistics (`stats_json`).
@@ -109,7 +103,7 @@ async fn show(
     let ranges = stats_json::ranges(&raw)?;
     let v = vhost(&s, &vname)?;
     user.require_vhost(&s, &vname)?;
-    let q = find(&v, &name).ok_or_else(ApiError::not_found)?;
+    let q = v.lookup_queue(&name).ok_or_else(ApiError::not_found)?;
     let mut out = render(&s, &q, &ranges);
     if let Value::Object(m) = &mut out {
         let consumers: Vec<Value> = q
@@ -180,7 +174,7 @@ async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let v = vhost(&s, &vname)?;
     user.require_vhost(&s, &vname)?;
-    if find(&v, &name).is_none() {
+    if !v.has_queue(&name) {
         return Err(ApiError::not_found());
     }
     check(
@@ -207,7 +201,7 @@ async fn purge(
 ) -> Result<StatusCode, ApiError> {
     let v = vhost(&s, &vname)?;
     user.require_vhost(&s, &vname)?;
-    if find(&v, &name).is_none() {
+    if !v.has_queue(&name) {
         return Err(ApiError::not_found());
     }
     check(
@@ -333,7 +327,7 @@ async fn bindings(
 ) -> Result<Json<Value>, ApiError> {
     let v = vhost(&s, &vname)?;
     user.require_vhost(&s, &vname)?;
-    if find(&v, &name).is_none() {
+    if !v.has_queue(&name) {
         return Err(ApiError::not_found());
     }
     let items = json::bindings_of(
