@@ -4,51 +4,7 @@
 import * as api from "../api.js";
 import { h, mount } from "../dom.js";
 import { bytes, num, rate, dig } from "../format.js";
-
-const POLL_MS = 5000;
-const POINTS = 120; // ten minutes at one sample per 5 s
-
-export const RATES = [
-  ["publish", "Publish", "#2f6fde"],
-  ["deliver_get", "Deliver / get", "#2e7d32"],
-  ["ack", "Ack", "#8e24aa"],
-  ["redeliver", "Redeliver", "#c62828"],
-  ["confirm", "Confirm", "#ef6c00"],
-];
-export const QUEUED = [
-  ["messages_ready", "Ready", "#2f6fde"],
-  ["messages_unacknowledged", "Unacked", "#ef6c00"],
-  ["messages", "Total", "#667085"],
-];
-
-/** A live line chart: uPlot over a ring of samples. */
-export function chart(el, title, series, format) {
-  const data = [[], ...series.map(() => [])];
-  const opts = {
-    title,
-    width: Math.max(300, el.clientWidth - 16),
-    height: 200,
-    series: [
-      {},
-      ...series.map(([, label, stroke]) => ({ label, stroke, width: 2, value: (u, v) => (v == null ? "–" : format(v)) })),
-    ],
-    axes: [{}, { values: (u, ticks) => ticks.map(format), size: 70 }],
-    scales: { x: { time: true, range: (u, min, max) => [max - (POINTS * POLL_MS) / 1000, max] }, y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] } },
-  };
-  const plot = window.uPlot ? new window.uPlot(opts, data, el) : null;
-  if (!plot) el.append(h("p.error", "The chart library did not load."));
-  return {
-    push(t, values) {
-      data[0].push(t);
-      values.forEach((v, i) => data[i + 1].push(v));
-      if (data[0].length > POINTS) data.forEach((d) => d.shift());
-      plot?.setData(data);
-    },
-    resize() {
-      plot?.setSize({ width: Math.max(300, el.clientWidth - 16), height: 200 });
-    },
-  };
-}
+import { chart, historyQuery, lengthHistory, rateHistory, POINTS, POLL_MS, QUEUED, RATES } from "./chart.js";
 
 function tile(key, value, id) {
   return h("div.tile", h("div.n", { id }, value), h("div.k", key));
@@ -93,6 +49,7 @@ export async function render(ctx) {
 
   let timer = null;
   let stopped = false;
+  let seeded = false;
   ctx.stop = () => {
     stopped = true;
     clearTimeout(timer);
@@ -101,13 +58,22 @@ export async function render(ctx) {
 
   const tick = async () => {
     try {
-      const [o, nodes] = await Promise.all([api.get("/api/overview"), api.get("/api/nodes")]);
+      // The first poll asks for the node's last ten minutes and draws them at once.
+      const path = seeded ? "/api/overview" : `/api/overview?${historyQuery((POINTS * POLL_MS) / 1000)}`;
+      const [o, nodes] = await Promise.all([api.get(path), api.get("/api/nodes")]);
       if (stopped) return;
       error.hidden = true;
       const t = Date.now() / 1000;
       const ms = o.message_stats ?? {};
       const qt = o.queue_totals ?? {};
       const ot = o.object_totals ?? {};
+      if (!seeded) {
+        const uptime = nodes[0]?.uptime;
+        const since = uptime != null ? t - uptime / 1000 : 0;
+        rates.seed(rateHistory(ms, RATES), since);
+        queued.seed(lengthHistory(qt, QUEUED), since);
+        seeded = true;
+      }
       rates.push(t, RATES.map(([k]) => dig(ms, `${k}_details.rate`) ?? 0));
       queued.push(t, QUEUED.map(([k]) => qt[k] ?? 0));
       mount(

@@ -6,7 +6,7 @@ import * as api from "../api.js";
 import { h, mount, errorLine } from "../dom.js";
 import { num, rate, bytes, dig } from "../format.js";
 import { features } from "./queues.js";
-import { chart, RATES, QUEUED } from "./overview.js";
+import { chart, historyQuery, lengthHistory, rateHistory, POLL_MS, QUEUED, RATES } from "./chart.js";
 
 // The rates a queue has (no confirms: those are per channel).
 const QUEUE_RATES = RATES.filter(([k]) => k !== "confirm");
@@ -67,6 +67,7 @@ export async function render(ctx) {
 
   let stopped = false;
   let timer = null;
+  let seeded = false;
   ctx.stop = () => {
     stopped = true;
     clearTimeout(timer);
@@ -76,11 +77,18 @@ export async function render(ctx) {
   const refresh = async () => {
     clearTimeout(timer);
     try {
-      const [q, b] = await Promise.all([api.get(base), api.get(`${base}/bindings`)]);
+      // The first poll asks for the minute of history the broker keeps per queue.
+      const path = seeded ? base : `${base}?${historyQuery(60)}`;
+      const [q, b] = await Promise.all([api.get(path), api.get(`${base}/bindings`)]);
       if (stopped) return;
       error.hidden = true;
       const ms = q.message_stats ?? {};
       const now = Date.now() / 1000;
+      if (!seeded) {
+        rates.seed(rateHistory(ms, QUEUE_RATES));
+        depth.seed(lengthHistory(q, QUEUED));
+        seeded = true;
+      }
       rates.push(now, QUEUE_RATES.map(([k]) => dig(ms, `${k}_details.rate`) ?? 0));
       depth.push(now, QUEUED.map(([k]) => q[k] ?? 0));
       mount(
@@ -145,7 +153,7 @@ export async function render(ctx) {
       error.textContent = e.status === 404 ? `Queue ${name} does not exist in ${vhost} (${e.message}).` : e.message;
       error.hidden = false;
     }
-    if (!stopped) timer = setTimeout(refresh, 5000);
+    if (!stopped) timer = setTimeout(refresh, POLL_MS);
   };
   await refresh();
 }

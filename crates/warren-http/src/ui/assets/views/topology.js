@@ -2,6 +2,12 @@
 // between them drawn as an SVG graph. Exchanges stand in columns by how deep they are in
 // exchange-to-exchange bindings, queues in the last column; each edge is labelled with
 // its routing key, exchanges with their publish-in rate and queues with their depth.
+// An edge also shows its message rate, next to its queue, where the API's figures
+// determine it. An exchange's publish-out counts one per queue a message reaches (as in
+// RabbitMQ), so an exchange with a single binding sends all of it along that edge, and a
+// fanout exchange whose bindings go to distinct queues sends an equal share along each.
+// Warren keeps no per-binding counters, so the edges of a direct or topic exchange with
+// several bindings, and those into exchanges, carry no rate.
 // The default exchange (bound to every queue implicitly) and unbound amq.* exchanges are
 // left out. Nodes link to their pages. Redrawn every 5 s while shown.
 import * as api from "../api.js";
@@ -21,7 +27,9 @@ const MAX_NODES = 400;
 function s(tag, attrs, ...children) {
   const el = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs ?? {})) {
-    if (k === "dataset") Object.assign(el.dataset, v);
+    if (k === "dataset") {
+      for (const [dk, dv] of Object.entries(v)) if (dv !== undefined && dv !== null) el.dataset[dk] = dv;
+    }
     else if (v !== undefined && v !== null) el.setAttribute(k, String(v));
   }
   for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
@@ -102,6 +110,20 @@ export async function render(ctx) {
     const width = (queueCol + 1) * (NODE_W + COL_GAP) - COL_GAP + 2;
     const height = Math.max(1, ...columns.map((n) => n ?? 0)) * (NODE_H + ROW_GAP) + 2;
 
+    const byName = new Map(xs.map((x) => [x.name, x]));
+    const out = new Map(); // source -> its bindings
+    for (const b of bs) out.set(b.source, [...(out.get(b.source) ?? []), b]);
+    const edgeRate = (b) => {
+      const x = byName.get(b.source);
+      const all = out.get(b.source) ?? [];
+      const total = dig(x, "message_stats.publish_out_details.rate") ?? 0;
+      if (!x || b.destination_type !== "queue") return null;
+      if (all.length === 1) return total;
+      const toQueues = all.filter((o) => o.destination_type === "queue");
+      const distinct = new Set(toQueues.map((o) => o.destination)).size;
+      if (x.type === "fanout" && toQueues.length === all.length && distinct === all.length) return total / all.length;
+      return null;
+    };
     const edges = bs
       .map((b) => {
         const from = place.get(`e:${b.source}`);
@@ -112,13 +134,16 @@ export async function render(ctx) {
         const x2 = to.x;
         const y2 = to.y + NODE_H / 2;
         const mx = (x1 + x2) / 2;
-        const title = `${b.source} → ${b.destination} (${b.routing_key || "no routing key"})`;
+        const r = edgeRate(b);
+        const title = `${b.source} → ${b.destination} (${b.routing_key || "no routing key"})${r === null ? "" : `, ${rate(r)}`}`;
+        const my = (y1 + y2) / 2;
         return s(
           "g",
-          { class: "edge", dataset: { source: b.source, destination: b.destination, key: b.routing_key } },
+          { class: "edge", dataset: { source: b.source, destination: b.destination, key: b.routing_key, rate: r === null ? undefined : String(r) } },
           s("title", {}, title),
           s("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}` }),
-          b.routing_key ? s("text", { x: mx, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, short(b.routing_key, 18)) : null,
+          b.routing_key ? s("text", { x: mx, y: my - 4, "text-anchor": "middle" }, short(b.routing_key, 18)) : null,
+          r === null ? null : s("text", { x: x2 - 6, y: y2 - 5, "text-anchor": "end", class: "rate" }, rate(r)),
         );
       })
       .filter(Boolean);
