@@ -25,6 +25,7 @@ use lapin::{BasicProperties, Connection, ConnectionProperties, ErrorKind, Event}
 use warren_integration::{TestBroker, TestConfig, connect};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+const FIREFOX: &str = "/usr/bin/firefox-esr";
 
 /// How long one browser script may run.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -84,11 +85,31 @@ fn step(cmd: &mut Command) -> Result<(), String> {
 /// Chromium, Node and npm from Debian's packages. `Err` says why they cannot be had
 /// (then the test skips); an install that was possible but failed panics.
 fn ensure_browser() -> Result<(), String> {
-    let present = || {
-        runs(CHROMIUM, &["--version"])
-            && runs("node", &["--version"])
-            && runs("npm", &["--version"])
-    };
+    ensure_packages(
+        || {
+            runs(CHROMIUM, &["--version"])
+                && runs("node", &["--version"])
+                && runs("npm", &["--version"])
+        },
+        &["chromium", "nodejs", "npm"],
+    )
+}
+
+/// Firefox ESR (driven over WebDriver BiDi), Node and npm from Debian's packages.
+fn ensure_firefox() -> Result<(), String> {
+    ensure_packages(
+        || {
+            runs(FIREFOX, &["--version"])
+                && runs("node", &["--version"])
+                && runs("npm", &["--version"])
+        },
+        &["firefox-esr", "nodejs", "npm"],
+    )
+}
+
+/// `apt-get install packages` unless `present()`, under a lock shared with the client
+/// tests' installs. `Err` says why they cannot be had (not root, no apt-get).
+fn ensure_packages(present: impl Fn() -> bool, packages: &[&str]) -> Result<(), String> {
     if present() {
         return Ok(());
     }
@@ -97,9 +118,10 @@ fn ensure_browser() -> Result<(), String> {
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
     if !root || !runs("apt-get", &["--version"]) {
-        return Err(
-            "installing it needs root and apt-get: apt-get install chromium nodejs npm".into(),
-        );
+        return Err(format!(
+            "installing it needs root and apt-get: apt-get install {}",
+            packages.join(" ")
+        ));
     }
     let _apt = lock("apt-clients");
     if present() {
@@ -110,7 +132,7 @@ fn ensure_browser() -> Result<(), String> {
             Command::new("apt-get")
                 .args(["install", "-y", "-q", "--no-install-recommends"])
                 .args(["-o", "DPkg::Lock::Timeout=600"])
-                .args(["chromium", "nodejs", "npm"])
+                .args(packages)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )
     };
@@ -123,14 +145,11 @@ fn ensure_browser() -> Result<(), String> {
         .unwrap();
         install().unwrap();
     }
-    assert!(
-        present(),
-        "chromium, node or npm missing after apt-get install"
-    );
+    assert!(present(), "{packages:?} missing after apt-get install");
     Ok(())
 }
 
-/// `node_modules` with playwright-core, installed from `integration/ui/package.json`.
+/// `node_modules` with playwright-core and puppeteer-core, installed from `integration/ui/package.json`.
 fn node_modules() -> PathBuf {
     let package = std::fs::read_to_string(ui_dir().join("package.json")).unwrap();
     let dir = target_dir().join("node-ui");
@@ -338,6 +357,7 @@ async fn run_script(
         .arg(shots)
         .env("NODE_PATH", modules)
         .env("CHROMIUM", CHROMIUM)
+        .env("FIREFOX", FIREFOX)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -713,4 +733,50 @@ async fn overview_charts_move_under_load_and_every_view_fits_a_phone() {
         let len = std::fs::metadata(shots.join(shot)).unwrap().len();
         assert!(len > 10_000, "{shot} is {len} bytes");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_view_renders_in_firefox_at_laptop_and_phone_width() {
+    if let Err(why) = ensure_firefox() {
+        say(&format!(
+            "ui_browser: skipping the Firefox pass: no Firefox ({why})"
+        ));
+        return;
+    }
+    let modules = tokio::task::spawn_blocking(node_modules).await.unwrap();
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    let shots = target_dir().join("ui-screenshots").join("firefox");
+    std::fs::create_dir_all(&shots).unwrap();
+    let queue = "ui-firefox";
+    let conn = connect(&broker.url()).await;
+    let channel = conn.create_channel().await.unwrap();
+    declare_bound(&channel, queue, FieldTable::default(), None).await;
+    channel
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            b"seen in firefox",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let (status, stdout, stderr) = run_script(
+        "firefox_views.cjs",
+        &[&broker.http_url(), "guest", "guest", queue],
+        &shots,
+        &modules,
+    )
+    .await;
+    assert!(
+        status.success(),
+        "Firefox script failed ({status}):\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("VIEWS 24"), "{stdout}");
 }

@@ -32,6 +32,15 @@ export function historyQuery(ageSeconds) {
   return `lengths_age=${ageSeconds}&lengths_incr=${incr}&msg_rates_age=${ageSeconds}&msg_rates_incr=${incr}`;
 }
 
+/** The time axis: the samples' span, at least a minute, at most ten (`min`/`max` are
+ * null before the first sample). */
+function timeRange(min, max) {
+  const hi = Number.isFinite(max) ? max : Date.now() / 1000;
+  const lo = Number.isFinite(min) ? min : hi;
+  if (hi - lo < 60) return [hi - 60, hi];
+  return [Math.max(lo, hi - (POINTS * POLL_MS) / 1000), hi];
+}
+
 /** A live line chart in `el`: `series` are [key, label, colour]; `format` renders a value. */
 export function chart(el, title, series, format) {
   const data = [[], ...series.map(() => [])];
@@ -47,7 +56,7 @@ export function chart(el, title, series, format) {
     axes: [{}, { values: (u, ticks) => ticks.map(format), size: 70 }],
     scales: {
       // The last ten minutes at most; fewer while the history is shorter.
-      x: { time: true, range: (u, min, max) => (min === max ? [max - 60, max] : [Math.max(min, max - (POINTS * POLL_MS) / 1000), max]) },
+      x: { time: true, range: (u, min, max) => timeRange(min, max) },
       y: { range: (u, min, max) => [0, Math.max(1, max * 1.1)] },
     },
   };
@@ -97,10 +106,13 @@ export function lengthHistory(obj, keys) {
 }
 
 /** Rate history from counter samples: each point is the rise between two samples per
- * second (a counter reset reads as 0, not a negative rate). */
-export function rateHistory(stats, keys) {
+ * second (a counter reset reads as 0, not a negative rate). An object that has never
+ * counted a message has no samples (no `message_stats`): it gets rate 0 at the times of
+ * `idleTimes` (its depth samples), so its chart spans the same minutes as the depth's. */
+export function rateHistory(stats, keys, idleTimes = []) {
   const cols = keys.map(([k]) => samples(dig(stats, `${k}_details`)));
   const times = cols.find((c) => c.length)?.map(([t]) => t) ?? [];
+  if (!times.length) return idleTimes.map(([t]) => [t, keys.map(() => 0)]);
   const out = [];
   for (let i = 1; i < times.length; i += 1) {
     const dt = (times[i] - times[i - 1]) / 1000;

@@ -70,8 +70,9 @@ export async function render(ctx) {
       if (!seeded) {
         const uptime = nodes[0]?.uptime;
         const since = uptime != null ? t - uptime / 1000 : 0;
-        rates.seed(rateHistory(ms, RATES), since);
-        queued.seed(lengthHistory(qt, QUEUED), since);
+        const lengths = lengthHistory(qt, QUEUED);
+        rates.seed(rateHistory(ms, RATES, lengths), since);
+        queued.seed(lengths, since);
         seeded = true;
       }
       rates.push(t, RATES.map(([k]) => dig(ms, `${k}_details.rate`) ?? 0));

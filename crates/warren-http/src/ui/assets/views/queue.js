@@ -85,8 +85,9 @@ export async function render(ctx) {
       const ms = q.message_stats ?? {};
       const now = Date.now() / 1000;
       if (!seeded) {
-        rates.seed(rateHistory(ms, QUEUE_RATES));
-        depth.seed(lengthHistory(q, QUEUED));
+        const lengths = lengthHistory(q, QUEUED);
+        rates.seed(rateHistory(ms, QUEUE_RATES, lengths));
+        depth.seed(lengths);
         seeded = true;
       }
       rates.push(now, QUEUE_RATES.map(([k]) => dig(ms, `${k}_details.rate`) ?? 0));
