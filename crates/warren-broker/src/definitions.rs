@@ -1184,23 +1184,27 @@ impl Broker {
                 skipped += 1;
                 continue;
             }
-            let kind = ExchangeKind::parse(&x.kind).ok_or_else(|| {
-                invalid(
+            if !crate::delayed::is_known_type(&x.kind) {
+                return Err(invalid(
                     format!("{path}.type"),
                     format!(
-                        "unknown exchange type '{}' (Warren has direct, fanout, topic, headers)",
+                        "unknown exchange type '{}' (Warren has direct, fanout, topic, headers, x-delayed-message)",
                         x.kind
                     ),
-                )
-            })?;
+                ));
+            }
             let arguments = json_to_table(&format!("{path}.arguments"), &x.arguments)?;
+            // The routing (a delayed exchange's `x-delayed-type`), checked as a declare
+            // checks it.
+            let (kind, _) = crate::delayed::exchange_kind(&x.kind, &arguments)
+                .map_err(|e| invalid(format!("{path}.arguments"), e.to_string()))?;
             file_exchanges.insert((x.vhost.clone(), x.name.clone()), kind);
             exchanges.push(PlannedExchange {
                 path,
                 vhost: x.vhost.clone(),
                 spec: ExchangeSpec {
                     name: x.name.clone(),
-                    kind: kind.as_str().into(),
+                    kind: x.kind.clone(),
                     durable: x.durable,
                     auto_delete: x.auto_delete,
                     internal: x.internal,
