@@ -242,7 +242,9 @@ impl Broker {
             };
             match (
                 split(exchange_key),
-                std::str::from_utf8(&value).ok().and_then(|v| v.parse().ok()),
+                std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| v.parse().ok()),
             ) {
                 (Some((vhost, name)), Some(id)) => {
                     hold_ids.entry(vhost).or_default().insert(name, id);
@@ -270,17 +272,23 @@ impl Broker {
         }
         // A record whose exchange did not come back (its deletion was cut short).
         for key in hold_records {
-            let owned = key
-                .strip_prefix(HOLD_PREFIX)
-                .and_then(split)
-                .is_some_and(|(vhost, name)| {
-                    self.vhost(&vhost)
-                        .and_then(|v| v.exchange(&name))
-                        .and_then(|x| x.hold().map(|h| Some(h.hold_id()) == hold_ids.get(&vhost).and_then(|m| m.get(&name)).copied()))
-                        .unwrap_or(false)
-                });
+            let owned =
+                key.strip_prefix(HOLD_PREFIX)
+                    .and_then(split)
+                    .is_some_and(|(vhost, name)| {
+                        self.vhost(&vhost)
+                            .and_then(|v| v.exchange(&name))
+                            .and_then(|x| {
+                                x.hold().map(|h| {
+                                    Some(h.hold_id())
+                                        == hold_ids.get(&vhost).and_then(|m| m.get(&name)).copied()
+                                })
+                            })
+                            .unwrap_or(false)
+                    });
             if !owned {
-                self.store.delete_definition(DefinitionKind::Internal, &key)?;
+                self.store
+                    .delete_definition(DefinitionKind::Internal, &key)?;
             }
         }
         let mut messages = 0usize;

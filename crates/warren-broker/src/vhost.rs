@@ -295,7 +295,11 @@ impl VHost {
 
     /// Writes a durable exchange's definition and, for a delayed one, its hold id, in one
     /// synced batch.
-    fn persist_exchange(&self, spec: &ExchangeSpec, hold_id: Option<u64>) -> Result<(), BrokerError> {
+    fn persist_exchange(
+        &self,
+        spec: &ExchangeSpec,
+        hold_id: Option<u64>,
+    ) -> Result<(), BrokerError> {
         let value = serde_json::to_vec(spec).map_err(|e| BrokerError::Internal(e.to_string()))?;
         let mut changes = vec![DefinitionChange {
             kind: DefinitionKind::Exchange,
@@ -403,8 +407,10 @@ impl VHost {
             // Its held messages go with it (the record first: a crash before the range
             // delete is written leaves an orphaned hold, which recovery drops).
             if durable {
-                self.store
-                    .delete_definition(DefinitionKind::Internal, &hold_key(&self.name, &exchange.name))?;
+                self.store.delete_definition(
+                    DefinitionKind::Internal,
+                    &hold_key(&self.name, &exchange.name),
+                )?;
             }
             hold.drop_all();
         }

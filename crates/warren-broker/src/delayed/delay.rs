@@ -58,7 +58,10 @@ fn integer(text: &[u8]) -> Option<i128> {
 
 /// The properties a held message is routed with: `x-delay` replaced by `-delay` (plugin)
 /// or removed (LavinMQ); everything else as published.
-pub(crate) fn routed_properties(mut properties: BasicProperties, form: DelayForm) -> BasicProperties {
+pub(crate) fn routed_properties(
+    mut properties: BasicProperties,
+    form: DelayForm,
+) -> BasicProperties {
     let Some(mut headers) = properties.headers().clone() else {
         return properties;
     };
@@ -134,7 +137,10 @@ mod tests {
         );
         assert_eq!(delay_of(None, DelayForm::Plugin), None);
         assert_eq!(
-            delay_of(Some(&amq_protocol::types::FieldTable::default()), DelayForm::Plugin),
+            delay_of(
+                Some(&amq_protocol::types::FieldTable::default()),
+                DelayForm::Plugin
+            ),
             None
         );
     }

@@ -186,9 +186,16 @@ impl Hold {
     }
 
     /// Recovery: what the store holds for this hold.
-    pub(super) fn recovered(&self, count: u64, max_seq: u64, earliest: Option<u64>, last_ticket: Option<Ticket>) {
+    pub(super) fn recovered(
+        &self,
+        count: u64,
+        max_seq: u64,
+        earliest: Option<u64>,
+        last_ticket: Option<Ticket>,
+    ) {
         self.count.store(count, Ordering::Relaxed);
-        self.next_seq.store(max_seq.saturating_add(1), Ordering::Relaxed);
+        self.next_seq
+            .store(max_seq.saturating_add(1), Ordering::Relaxed);
         let mut st = self.state.lock();
         st.earliest = earliest;
         st.last_ticket = last_ticket;
@@ -216,6 +223,6 @@ fn due_time(delay_ms: u64) -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let ms = now.as_millis() as u64 + u64::from(now.subsec_nanos() % 1_000_000 != 0);
+    let ms = now.as_millis() as u64 + u64::from(!now.subsec_nanos().is_multiple_of(1_000_000));
     ms.saturating_add(delay_ms)
 }

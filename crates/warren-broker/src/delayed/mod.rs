@@ -81,7 +81,8 @@ pub fn exchange_kind(
     kind: &str,
     arguments: &FieldTable,
 ) -> Result<(ExchangeKind, Option<DelayForm>), BrokerError> {
-    let unknown = |kind: &str| BrokerError::CommandInvalid(format!("unknown exchange type '{kind}'"));
+    let unknown =
+        |kind: &str| BrokerError::CommandInvalid(format!("unknown exchange type '{kind}'"));
     if kind == DELAYED_MESSAGE_TYPE {
         let routing = match arguments.inner().get("x-delayed-type") {
             Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),

@@ -86,10 +86,11 @@ async fn route_due(hold: &Arc<Hold>) -> Result<(), String> {
             return Ok(());
         }
         let (store, hold_id, due_by) = (hold.store.clone(), hold.hold_id, now_ms());
-        let batch = tokio::task::spawn_blocking(move || store.due_held(hold_id, after, due_by, BATCH))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        let batch =
+            tokio::task::spawn_blocking(move || store.due_held(hold_id, after, due_by, BATCH))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
         let full = batch.len() == BATCH;
         let routed = batch.len() as u64;
         for (key, value) in batch {
@@ -168,7 +169,12 @@ fn route_one(hold: &Hold, value: Bytes) {
         .collect();
     let mut queues = Vec::new();
     if vhost
-        .route_dead_letter(&hold.exchange, &keys, properties.headers().as_ref(), &mut queues)
+        .route_dead_letter(
+            &hold.exchange,
+            &keys,
+            properties.headers().as_ref(),
+            &mut queues,
+        )
         .is_err()
     {
         return;
