@@ -698,6 +698,12 @@ impl Broker {
         for queue in self.all_vhosts().iter().flat_map(|vhost| vhost.queues()) {
             queue.settle_delivered_mark();
         }
+        // Delayed exchanges' timers stop routing: what is still held stays in the store.
+        for exchange in self.all_vhosts().iter().flat_map(|vhost| vhost.exchanges()) {
+            if let Some(hold) = exchange.hold() {
+                hold.stop();
+            }
+        }
         self.store.close()?;
         Ok(())
     }

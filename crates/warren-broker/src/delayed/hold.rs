@@ -162,6 +162,13 @@ impl Hold {
         self.wake.notify_one();
     }
 
+    /// The broker is stopping: the timer stops routing (held messages stay in the store).
+    pub(crate) fn stop(&self) {
+        self.deleted.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Whether the exchange was deleted or the broker is stopping: the timer routes no more.
     pub(super) fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Acquire)
     }

@@ -1,15 +1,17 @@
 //! The timer of one delayed exchange, and the routing of its due messages.
 //!
 //! One tokio task per delayed exchange (started at its first held message or at recovery)
-//! sleeps until the hold's earliest due time (`tokio::time::sleep_until`, so it wakes within
+//! sleeps until [`LEAD_MS`] before the hold's earliest due time (`tokio::time::sleep_until`, so it wakes within
 //! the timer wheel's millisecond of it) and is woken early when a publish brings an earlier
 //! one or the exchange is deleted. When something is due it:
 //!
 //! 1. clears the hold's earliest due time and waits until the hold's last ticket is written
 //!    (a put still in the commit loop would be invisible to the read);
-//! 2. reads the due messages from the store in batches of [`BATCH`] on a blocking thread,
-//!    each batch from where the last one ended;
-//! 3. routes each from the exchange as RabbitMQ's plugin does (the exchange's own routing,
+//! 2. reads the messages due within the next [`LEAD_MS`] from the store, in batches of
+//!    [`BATCH`] on a blocking thread, each batch from where the last one ended (the timer
+//!    wakes that much ahead, so the read is done by the due time);
+//! 3. waits for each one's due time (giving way if a publish brings an earlier one), then
+//!    routes it from the exchange as RabbitMQ's plugin does (the exchange's own routing,
 //!    exchange-to-exchange bindings and the alternate exchange; no `mandatory`, no confirm),
 //!    with `x-delay` rewritten and the broker timestamp set to now (a queue's TTL counts
 //!    from when the message enters it), then submits the message's `DeleteHeld`;
@@ -37,10 +39,15 @@ use crate::stats::Counter;
 /// Due messages read and routed per store read.
 pub(super) const BATCH: usize = 256;
 
+/// How long before a message's due time the timer reads it from the store, so that at the
+/// due time only the routing itself is left (a store read and a hop to a blocking thread
+/// take milliseconds on a loaded machine).
+const LEAD_MS: u64 = 25;
+
 /// How long the timer waits before trying again after a store error.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The timer task's body: until the exchange is deleted.
+/// The timer task's body: until the exchange is deleted or the broker stops.
 pub(super) async fn run(hold: Arc<Hold>) {
     loop {
         let notified = hold.wake.notified();
@@ -55,11 +62,9 @@ pub(super) async fn run(hold: Arc<Hold>) {
             None => notified.await,
             Some(due) => {
                 let now = now_ms();
-                if due > now {
-                    // `now` is rounded down, so this never wakes before `due`.
-                    let at = Instant::now() + Duration::from_millis(due - now);
+                if due > now.saturating_add(LEAD_MS) {
                     tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
+                        () = tokio::time::sleep_until(instant_of(due - LEAD_MS, now)) => {}
                         () = &mut notified => {}
                     }
                 } else if let Err(error) = route_due(&hold).await {
@@ -71,7 +76,15 @@ pub(super) async fn run(hold: Arc<Hold>) {
     }
 }
 
-/// Routes everything due now, then re-arms the hold for its next message.
+/// The instant at which the wall clock reads `due_ms`, given that it read `now_ms` (rounded
+/// down) a moment ago: never earlier.
+fn instant_of(due_ms: u64, now_ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(due_ms.saturating_sub(now_ms))
+}
+
+/// Routes every message due within [`LEAD_MS`], each at its due time, then re-arms the hold
+/// for its next message. Stops early (leaving the rest held) when a publish brings a
+/// message due before the one it waits for.
 async fn route_due(hold: &Arc<Hold>) -> Result<(), String> {
     let ticket = {
         let mut st = hold.state.lock();
@@ -81,24 +94,30 @@ async fn route_due(hold: &Arc<Hold>) -> Result<(), String> {
     wait(hold, ticket).await?;
     let mut after: Option<HeldKey> = None;
     let mut last_delete: Option<Ticket> = None;
-    loop {
-        if hold.is_deleted() {
-            return Ok(());
-        }
-        let (store, hold_id, due_by) = (hold.store.clone(), hold.hold_id, now_ms());
+    'batches: loop {
+        let (store, hold_id) = (hold.store.clone(), hold.hold_id);
+        let horizon = now_ms().saturating_add(LEAD_MS);
         let batch =
-            tokio::task::spawn_blocking(move || store.due_held(hold_id, after, due_by, BATCH))
+            tokio::task::spawn_blocking(move || store.due_held(hold_id, after, horizon, BATCH))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
         let full = batch.len() == BATCH;
-        let routed = batch.len() as u64;
         for (key, value) in batch {
+            match wait_until_due(hold, key.due_ms).await {
+                Due::Now => {}
+                Due::Stopped => return Ok(()),
+                Due::Preempted => {
+                    // This one and the rest stay held; the earlier message goes first.
+                    hold.lower_earliest(key.due_ms);
+                    break 'batches;
+                }
+            }
             route_one(hold, value);
             last_delete = Some(hold.store.submit(WriteOp::DeleteHeld { key }));
+            hold.routed(1);
             after = Some(key);
         }
-        hold.routed(routed);
         if !full {
             break;
         }
@@ -122,6 +141,44 @@ async fn route_due(hold: &Arc<Hold>) -> Result<(), String> {
     Ok(())
 }
 
+/// What waiting for a read-ahead message's due time ended with.
+enum Due {
+    /// It is due: route it.
+    Now,
+    /// The exchange was deleted or the broker is stopping.
+    Stopped,
+    /// A message due earlier was published meanwhile.
+    Preempted,
+}
+
+/// Sleeps until the wall clock reaches `due_ms`, unless something earlier comes first.
+async fn wait_until_due(hold: &Hold, due_ms: u64) -> Due {
+    loop {
+        let notified = hold.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if hold.is_deleted() {
+            return Due::Stopped;
+        }
+        let now = now_ms();
+        if due_ms <= now {
+            return Due::Now;
+        }
+        if hold
+            .state
+            .lock()
+            .earliest
+            .is_some_and(|earliest| earliest < due_ms)
+        {
+            return Due::Preempted;
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(instant_of(due_ms, now)) => {}
+            () = &mut notified => {}
+        }
+    }
+}
+
 async fn wait(hold: &Hold, ticket: Option<Ticket>) -> Result<(), String> {
     match ticket {
         Some(ticket) => hold
@@ -135,6 +192,10 @@ async fn wait(hold: &Hold, ticket: Option<Ticket>) -> Result<(), String> {
 
 /// Routes one due message from the hold's exchange into its queues.
 fn route_one(hold: &Hold, value: Bytes) {
+    if hold.is_deleted() {
+        // Deleted meanwhile: another exchange may have its name by now.
+        return;
+    }
     let (stored, extra_keys) = match record::decode(value) {
         Ok(decoded) => decoded,
         Err(error) => {
