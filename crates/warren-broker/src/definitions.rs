@@ -1184,7 +1184,19 @@ impl Broker {
                 skipped += 1;
                 continue;
             }
-            if !crate::delayed::is_known_type(&x.kind) {
+            // LavinMQ exports its delayed exchanges as type `x-delayed-exchange` with the
+            // routing in `x-delayed-type`: that is its `x-delayed-exchange: true` form.
+            let lavinmq = x.kind == "x-delayed-exchange";
+            let kind_text = if lavinmq {
+                x.arguments
+                    .get("x-delayed-type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                x.kind.clone()
+            };
+            if !crate::delayed::is_known_type(&kind_text) {
                 return Err(invalid(
                     format!("{path}.type"),
                     format!(
@@ -1193,10 +1205,20 @@ impl Broker {
                     ),
                 ));
             }
-            let arguments = json_to_table(&format!("{path}.arguments"), &x.arguments)?;
+            let mut arguments = json_to_table(&format!("{path}.arguments"), &x.arguments)?;
+            if lavinmq {
+                let mut kept: BTreeMap<_, _> = arguments
+                    .inner()
+                    .iter()
+                    .filter(|(key, _)| key.as_str() != "x-delayed-type")
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect();
+                kept.insert("x-delayed-exchange".into(), AMQPValue::Boolean(true));
+                arguments = FieldTable::from(kept);
+            }
             // The routing (a delayed exchange's `x-delayed-type`), checked as a declare
             // checks it.
-            let (kind, _) = crate::delayed::exchange_kind(&x.kind, &arguments)
+            let (kind, _) = crate::delayed::exchange_kind(&kind_text, &arguments)
                 .map_err(|e| invalid(format!("{path}.arguments"), e.to_string()))?;
             file_exchanges.insert((x.vhost.clone(), x.name.clone()), kind);
             exchanges.push(PlannedExchange {
@@ -1204,7 +1226,7 @@ impl Broker {
                 vhost: x.vhost.clone(),
                 spec: ExchangeSpec {
                     name: x.name.clone(),
-                    kind: x.kind.clone(),
+                    kind: kind_text,
                     durable: x.durable,
                     auto_delete: x.auto_delete,
                     internal: x.internal,
