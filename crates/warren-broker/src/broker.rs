@@ -8,6 +8,7 @@
 //! by a crash is removed then (the registry record goes first, so the deletion is decided
 //! once it is on disk).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::exchange::ExchangeSpec;
 use crate::memory::MessageMemory;
 use crate::queue::{QueueLimits, TRANSIENT_ID_BASE};
 use crate::stats::Stats;
-use crate::vhost::{BindingDef, QueueDef, VHost};
+use crate::vhost::{BindingDef, HOLD_PREFIX, QueueDef, VHost};
 
 /// Broker-wide settings.
 #[derive(Debug, Clone)]
@@ -232,6 +233,28 @@ impl Broker {
             key.split_once('\u{1f}')
                 .map(|(v, n)| (v.to_owned(), n.to_owned()))
         };
+        // Durable delayed exchanges' hold ids, by vhost then exchange name.
+        let mut hold_ids: HashMap<String, HashMap<String, u64>> = HashMap::new();
+        let mut hold_records = Vec::new();
+        for (key, value) in self.store.definitions(DefinitionKind::Internal)? {
+            let Some(exchange_key) = key.strip_prefix(HOLD_PREFIX) else {
+                continue;
+            };
+            match (
+                split(exchange_key),
+                std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| v.parse().ok()),
+            ) {
+                (Some((vhost, name)), Some(id)) => {
+                    hold_ids.entry(vhost).or_default().insert(name, id);
+                    hold_records.push(key.clone());
+                }
+                _ => tracing::warn!(key, "skipping an unreadable delayed exchange record"),
+            }
+        }
+        let no_holds = HashMap::new();
+        let mut holds = Vec::new();
         for (key, value) in self.store.definitions(DefinitionKind::Exchange)? {
             let (Some((vhost, _)), Ok(spec)) =
                 (split(&key), serde_json::from_slice::<ExchangeSpec>(&value))
@@ -240,8 +263,32 @@ impl Broker {
                 continue;
             };
             match self.vhost(&vhost) {
-                Some(v) => v.restore_exchange(spec),
+                Some(v) => {
+                    let ids = hold_ids.get(&vhost).unwrap_or(&no_holds);
+                    holds.extend(v.restore_exchange(spec, ids)?);
+                }
                 None => self.drop_orphan(DefinitionKind::Exchange, &key)?,
+            }
+        }
+        // A record whose exchange did not come back (its deletion was cut short).
+        for key in hold_records {
+            let owned =
+                key.strip_prefix(HOLD_PREFIX)
+                    .and_then(split)
+                    .is_some_and(|(vhost, name)| {
+                        self.vhost(&vhost)
+                            .and_then(|v| v.exchange(&name))
+                            .and_then(|x| {
+                                x.hold().map(|h| {
+                                    Some(h.hold_id())
+                                        == hold_ids.get(&vhost).and_then(|m| m.get(&name)).copied()
+                                })
+                            })
+                            .unwrap_or(false)
+                    });
+            if !owned {
+                self.store
+                    .delete_definition(DefinitionKind::Internal, &key)?;
             }
         }
         let mut messages = 0usize;
@@ -298,6 +345,11 @@ impl Broker {
                 Some(v) => v.restore_binding(def),
                 None => self.drop_orphan(DefinitionKind::Binding, &key)?,
             }
+        }
+        // Held messages of delayed exchanges, once their bindings are back.
+        let held = crate::delayed::recover_holds(&self.store, &holds)?;
+        if held > 0 {
+            tracing::info!(held, "recovered held messages of delayed exchanges");
         }
         // Queues got their policies' settings as they were restored; now that their
         // messages and the bindings are back, a pass enforces them (a limit lowered by a
@@ -645,6 +697,12 @@ impl Broker {
     pub fn close(&self) -> Result<(), BrokerError> {
         for queue in self.all_vhosts().iter().flat_map(|vhost| vhost.queues()) {
             queue.settle_delivered_mark();
+        }
+        // Delayed exchanges' timers stop routing: what is still held stays in the store.
+        for exchange in self.all_vhosts().iter().flat_map(|vhost| vhost.exchanges()) {
+            if let Some(hold) = exchange.hold() {
+                hold.stop();
+            }
         }
         self.store.close()?;
         Ok(())

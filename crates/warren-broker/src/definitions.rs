@@ -1184,23 +1184,49 @@ impl Broker {
                 skipped += 1;
                 continue;
             }
-            let kind = ExchangeKind::parse(&x.kind).ok_or_else(|| {
-                invalid(
+            // LavinMQ exports its delayed exchanges as type `x-delayed-exchange` with the
+            // routing in `x-delayed-type`: that is its `x-delayed-exchange: true` form.
+            let lavinmq = x.kind == "x-delayed-exchange";
+            let kind_text = if lavinmq {
+                x.arguments
+                    .get("x-delayed-type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                x.kind.clone()
+            };
+            if !crate::delayed::is_known_type(&kind_text) {
+                return Err(invalid(
                     format!("{path}.type"),
                     format!(
-                        "unknown exchange type '{}' (Warren has direct, fanout, topic, headers)",
+                        "unknown exchange type '{}' (Warren has direct, fanout, topic, headers, x-delayed-message)",
                         x.kind
                     ),
-                )
-            })?;
-            let arguments = json_to_table(&format!("{path}.arguments"), &x.arguments)?;
+                ));
+            }
+            let mut arguments = json_to_table(&format!("{path}.arguments"), &x.arguments)?;
+            if lavinmq {
+                let mut kept: BTreeMap<_, _> = arguments
+                    .inner()
+                    .iter()
+                    .filter(|(key, _)| key.as_str() != "x-delayed-type")
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect();
+                kept.insert("x-delayed-exchange".into(), AMQPValue::Boolean(true));
+                arguments = FieldTable::from(kept);
+            }
+            // The routing (a delayed exchange's `x-delayed-type`), checked as a declare
+            // checks it.
+            let (kind, _) = crate::delayed::exchange_kind(&kind_text, &arguments)
+                .map_err(|e| invalid(format!("{path}.arguments"), e.to_string()))?;
             file_exchanges.insert((x.vhost.clone(), x.name.clone()), kind);
             exchanges.push(PlannedExchange {
                 path,
                 vhost: x.vhost.clone(),
                 spec: ExchangeSpec {
                     name: x.name.clone(),
-                    kind: kind.as_str().into(),
+                    kind: kind_text,
                     durable: x.durable,
                     auto_delete: x.auto_delete,
                     internal: x.internal,

@@ -3,6 +3,9 @@
 //! The binding table sits behind a `parking_lot::RwLock`: publishes take the read lock
 //! for the length of one table lookup, binds and unbinds take the write lock.
 //!
+//! A delayed exchange (`crate::delayed`) also has a [`Hold`]; a publish to any other
+//! exchange pays one `Option` check for it.
+//!
 //! The alternate exchange is the `alternate-exchange` argument or, without one, the
 //! policy's (`crate::policy`); it is replaced when the policies change and read only when
 //! a publish matched nothing.
@@ -14,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use warren_router::{BindingTable, Destination, ExchangeKind};
 
+use crate::delayed::Hold;
 use crate::policy::{Applied, PolicyView, exchange_alternate, merged_definition};
 use crate::stats::MessageCounters;
 
@@ -56,6 +60,8 @@ pub struct Exchange {
     pub bindings: RwLock<BindingTable<Dest>>,
     /// `publish_in` / `publish_out`, added by publishing channels once per batch.
     pub stats: MessageCounters,
+    /// The held messages of a delayed exchange.
+    hold: Option<Arc<Hold>>,
 }
 
 impl Exchange {
@@ -76,8 +82,20 @@ impl Exchange {
             applied: Mutex::new(Applied::default()),
             bindings: RwLock::new(BindingTable::new(kind)),
             stats: MessageCounters::default(),
+            hold: None,
             spec,
         }
+    }
+
+    /// The same exchange, delaying messages into `hold`.
+    pub(crate) fn with_hold(mut self, hold: Arc<Hold>) -> Self {
+        self.hold = Some(hold);
+        self
+    }
+
+    /// The held messages of a delayed exchange; `None` for every other exchange.
+    pub fn hold(&self) -> Option<&Arc<Hold>> {
+        self.hold.as_ref()
     }
 
     /// The alternate exchange in effect: the `alternate-exchange` argument, else the

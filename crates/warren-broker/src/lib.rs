@@ -24,6 +24,9 @@
 //!   thread; connections read its flag on publish and block publishers while it is up.
 //! - `vhost.rs`: [`VHost`], registries and the operations on them.
 //! - `exchange.rs`: [`Exchange`] and its binding table.
+//! - `delayed/`: delayed exchanges (RabbitMQ's `x-delayed-message`, LavinMQ's
+//!   `x-delayed-exchange`): held messages in the store, one timer per exchange, routing
+//!   when due (its `mod.rs` doc has the map).
 //! - `policy/`: policies and operator policies: validation, matching, what they change
 //!   ([`Broker::set_policy`], [`Queue::policy_view`]).
 //! - `queue/`: [`Queue`]: entries, dispatch, settling, paging, expiry (one file each).
@@ -43,6 +46,7 @@ mod connections;
 mod consumer;
 mod consumer_args;
 pub mod definitions;
+pub mod delayed;
 mod error;
 mod exchange;
 mod memory;

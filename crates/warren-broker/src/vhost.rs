@@ -11,10 +11,11 @@ use amq_protocol::types::FieldTable;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use warren_router::{Destination, ExchangeGraph, ExchangeKind};
-use warren_store::{DefinitionKind, Store};
+use warren_store::{DefinitionChange, DefinitionKind, Store};
 
 use crate::access::{Access, under_limit};
 use crate::consumer::ConnectionId;
+use crate::delayed::{self, Held, Hold};
 use crate::error::BrokerError;
 use crate::exchange::{Dest, Exchange, ExchangeSpec};
 use crate::memory::MessageMemory;
@@ -117,6 +118,17 @@ pub struct VHost {
 
 fn def_key(vhost: &str, name: &str) -> String {
     format!("{vhost}{SEP}{name}")
+}
+
+/// The store counter of durable delayed exchanges' hold ids.
+const HOLD_COUNTER: &str = "delayed-hold";
+
+/// The prefix of the `Internal` definitions recording durable delayed exchanges' hold ids.
+pub(crate) const HOLD_PREFIX: &str = "delayed-hold/";
+
+/// The `Internal` definition key of a durable delayed exchange's hold id.
+fn hold_key(vhost: &str, name: &str) -> String {
+    format!("{HOLD_PREFIX}{}", def_key(vhost, name))
 }
 
 impl VHost {
@@ -230,9 +242,12 @@ impl VHost {
                 None => Err(BrokerError::no_exchange(&self.name, &spec.name)),
             };
         }
-        let kind = ExchangeKind::parse(&spec.kind).ok_or_else(|| {
-            BrokerError::CommandInvalid(format!("unknown exchange type '{}'", spec.kind))
-        })?;
+        if !delayed::is_known_type(&spec.kind) {
+            return Err(BrokerError::CommandInvalid(format!(
+                "unknown exchange type '{}'",
+                spec.kind
+            )));
+        }
         if let Some(existing) = self.exchange(&spec.name) {
             return self.check_exchange_equivalent(&existing, &spec);
         }
@@ -242,9 +257,25 @@ impl VHost {
                 spec.name
             )));
         }
+        // The type's own checks (RabbitMQ's `validate`, the delayed plugin's arguments).
+        let (kind, delay) = delayed::exchange_kind(&spec.kind, &spec.arguments)?;
         let name: Arc<str> = Arc::from(spec.name.as_str());
         let durable = spec.durable;
-        let exchange = Arc::new(Exchange::new(kind, spec));
+        let hold_id = match delay {
+            Some(_) if durable => Some(self.store.next_id(HOLD_COUNTER)?),
+            _ => None,
+        };
+        let mut exchange = Exchange::new(kind, spec);
+        if let Some(form) = delay {
+            exchange = exchange.with_hold(Hold::new(
+                Arc::clone(&name),
+                self.me.clone(),
+                self.store.clone(),
+                form,
+                hold_id,
+            ));
+        }
+        let exchange = Arc::new(exchange);
         match self.exchanges.entry(Arc::clone(&name)) {
             dashmap::Entry::Occupied(e) => {
                 let existing = Arc::clone(e.get());
@@ -257,18 +288,32 @@ impl VHost {
         }
         self.apply_exchange_policy(&exchange);
         if durable {
-            self.persist_exchange(&exchange.spec)?;
+            self.persist_exchange(&exchange.spec, hold_id)?;
         }
         Ok(())
     }
 
-    fn persist_exchange(&self, spec: &ExchangeSpec) -> Result<(), BrokerError> {
+    /// Writes a durable exchange's definition and, for a delayed one, its hold id, in one
+    /// synced batch.
+    fn persist_exchange(
+        &self,
+        spec: &ExchangeSpec,
+        hold_id: Option<u64>,
+    ) -> Result<(), BrokerError> {
         let value = serde_json::to_vec(spec).map_err(|e| BrokerError::Internal(e.to_string()))?;
-        self.store.put_definition(
-            DefinitionKind::Exchange,
-            &def_key(&self.name, &spec.name),
-            &value,
-        )?;
+        let mut changes = vec![DefinitionChange {
+            kind: DefinitionKind::Exchange,
+            key: def_key(&self.name, &spec.name),
+            value: Some(value),
+        }];
+        if let Some(id) = hold_id {
+            changes.push(DefinitionChange {
+                kind: DefinitionKind::Internal,
+                key: hold_key(&self.name, &spec.name),
+                value: Some(id.to_string().into_bytes()),
+            });
+        }
+        self.store.write_definitions(&changes)?;
         Ok(())
     }
 
@@ -358,6 +403,17 @@ impl VHost {
     fn remove_exchange(&self, exchange: &Arc<Exchange>) -> Result<(), BrokerError> {
         self.exchanges.remove(&exchange.name);
         let durable = exchange.spec.durable;
+        if let Some(hold) = exchange.hold() {
+            // Its held messages go with it (the record first: a crash before the range
+            // delete is written leaves an orphaned hold, which recovery drops).
+            if durable {
+                self.store.delete_definition(
+                    DefinitionKind::Internal,
+                    &hold_key(&self.name, &exchange.name),
+                )?;
+            }
+            hold.drop_all();
+        }
         // Bindings from it.
         let bindings: Vec<(Dest, String, FieldTable)> = exchange
             .bindings
@@ -843,6 +899,9 @@ impl VHost {
     /// (for headers exchanges); `extra_keys` are the routing keys of its `CC` / `BCC`
     /// headers (see `sender_selected`), routed like the routing key. Fails with 404 for a
     /// missing exchange and 403 for an internal one.
+    ///
+    /// A delayed exchange (`crate::delayed`) holds a message with a positive `x-delay`
+    /// instead: `Some(Held)` comes back and `out` is left as it was.
     pub fn route(
         &self,
         exchange: &str,
@@ -850,7 +909,7 @@ impl VHost {
         headers: Option<&FieldTable>,
         extra_keys: &[String],
         out: &mut Vec<Arc<Queue>>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<Option<Held>, BrokerError> {
         let start = out.len();
         if exchange.is_empty() {
             // The default exchange: one lookup, straight to the queue.
@@ -863,6 +922,11 @@ impl VHost {
             }
         } else {
             let source = self.publish_target(exchange)?;
+            if let Some(hold) = source.hold()
+                && let Some(delay) = delayed::delay_of(headers, hold.form())
+            {
+                return Ok(Some(hold.hold(message, extra_keys, delay)));
+            }
             let mut names: Vec<Arc<str>> = Vec::new();
             for key in std::iter::once(message.routing_key.as_str())
                 .chain(extra_keys.iter().map(String::as_str))
@@ -886,7 +950,7 @@ impl VHost {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Route a dead-lettered message from `exchange` with `keys` (internal exchanges are
@@ -987,13 +1051,46 @@ impl VHost {
         self.reply_queues.get(name).map(|q| Arc::clone(q.value()))
     }
 
-    /// Restore a stored exchange.
-    pub(crate) fn restore_exchange(&self, spec: ExchangeSpec) {
-        if let Some(kind) = ExchangeKind::parse(&spec.kind) {
-            let exchange = Arc::new(Exchange::new(kind, spec));
-            self.apply_exchange_policy(&exchange);
-            self.exchanges.insert(Arc::clone(&exchange.name), exchange);
+    /// Restore a stored exchange; a delayed one with the hold id recorded for it
+    /// (`hold_ids`, by exchange name), or a new one. Returns the hold of a delayed exchange
+    /// (its held messages are recovered by the caller).
+    pub(crate) fn restore_exchange(
+        &self,
+        spec: ExchangeSpec,
+        hold_ids: &std::collections::HashMap<String, u64>,
+    ) -> Result<Option<Arc<Hold>>, BrokerError> {
+        let Ok((kind, delay)) = delayed::exchange_kind(&spec.kind, &spec.arguments) else {
+            tracing::warn!(vhost = %self.name, exchange = %spec.name, kind = %spec.kind, "skipping a stored exchange of an unknown type");
+            return Ok(None);
+        };
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let mut exchange = Exchange::new(kind, spec);
+        let mut restored = None;
+        if let Some(form) = delay {
+            let hold_id = match hold_ids.get(name.as_ref()) {
+                Some(id) => *id,
+                None => {
+                    // Declared before Warren knew delayed exchanges (an `x-delayed-exchange`
+                    // argument it ignored then): give it a hold now.
+                    let id = self.store.next_id(HOLD_COUNTER)?;
+                    self.persist_exchange(&exchange.spec, Some(id))?;
+                    id
+                }
+            };
+            let hold = Hold::new(
+                Arc::clone(&name),
+                self.me.clone(),
+                self.store.clone(),
+                form,
+                Some(hold_id),
+            );
+            restored = Some(Arc::clone(&hold));
+            exchange = exchange.with_hold(hold);
         }
+        let exchange = Arc::new(exchange);
+        self.apply_exchange_policy(&exchange);
+        self.exchanges.insert(Arc::clone(&exchange.name), exchange);
+        Ok(restored)
     }
 
     /// Restore a stored queue (its messages are recovered by the caller).

@@ -56,6 +56,10 @@ pub fn exchange(vhost: &str, x: &Exchange) -> Value {
     if let (Some(policy), Value::Object(map)) = (x.policy_view().policy, &mut v) {
         map.insert("policy".into(), Value::String(policy));
     }
+    // As the delayed-message plugin's exchange info: the messages it holds now.
+    if let (Some(hold), Value::Object(map)) = (x.hold(), &mut v) {
+        map.insert("messages_delayed".into(), json!(hold.count()));
+    }
     v
 }
 

@@ -37,8 +37,9 @@ use rocksdb::{DB, WriteBatch, WriteOptions};
 use tokio::sync::watch;
 
 use crate::error::StoreError;
-use crate::keys::{message_key, queue_range};
-use crate::options::{CF_INDEX, CF_MESSAGES};
+use crate::held::HeldKey;
+use crate::keys::{held_key, hold_range, message_key, queue_range};
+use crate::options::{CF_HELD, CF_HELD_INDEX, CF_INDEX, CF_MESSAGES};
 use crate::reclaim::ReclaimTracker;
 use crate::stats::Counters;
 use crate::store::column_family;
@@ -79,6 +80,27 @@ pub enum WriteOp {
     DeleteQueue {
         /// The queue.
         queue_id: u64,
+    },
+    /// Hold a message until `key.due_ms` (a delayed exchange's message, see `held.rs`). A
+    /// durable one is fsynced before its ticket is synced and flagged so in `held-index`;
+    /// a transient one is written without a sync and dropped at the next start.
+    PutHeld {
+        /// Hold, due time and seq.
+        key: HeldKey,
+        /// The encoded message, opaque to the store.
+        value: Bytes,
+        /// Kept across restarts (durable exchange, persistent message).
+        durable: bool,
+    },
+    /// Remove a held message (it was routed). Not fsynced on its own.
+    DeleteHeld {
+        /// The message.
+        key: HeldKey,
+    },
+    /// Remove every message of a hold (its exchange was deleted): range deletes.
+    DeleteHold {
+        /// The hold.
+        hold_id: u64,
     },
     /// Several ops written in the same `WriteBatch`, so that either all of them or none
     /// survive a crash (a dead-lettered message: delete from its queue, put into others).
@@ -125,6 +147,9 @@ impl WriteOp {
             WriteOp::PutTransient { .. } => "put-transient",
             WriteOp::Delete { .. } => "delete",
             WriteOp::DeleteQueue { .. } => "delete-queue",
+            WriteOp::PutHeld { .. } => "put-held",
+            WriteOp::DeleteHeld { .. } => "delete-held",
+            WriteOp::DeleteHold { .. } => "delete-hold",
             WriteOp::Group(_) => "group",
         }
     }
@@ -132,9 +157,11 @@ impl WriteOp {
     /// The bytes this op adds to a batch, roughly (keys and values).
     fn weight(&self) -> usize {
         match self {
-            WriteOp::Put { value, .. } | WriteOp::PutTransient { value, .. } => value.len() + 48,
-            WriteOp::Delete { .. } => 48,
-            WriteOp::DeleteQueue { .. } => 112,
+            WriteOp::Put { value, .. }
+            | WriteOp::PutTransient { value, .. }
+            | WriteOp::PutHeld { value, .. } => value.len() + 48,
+            WriteOp::Delete { .. } | WriteOp::DeleteHeld { .. } => 48,
+            WriteOp::DeleteQueue { .. } | WriteOp::DeleteHold { .. } => 112,
             WriteOp::Group(ops) => ops.iter().map(WriteOp::weight).sum(),
         }
     }
@@ -449,8 +476,7 @@ impl CommitLoop {
         batch.last_ticket = ticket;
         batch.ops += 1;
         batch.weight += op.weight();
-        self.add_op(batch, op, messages, index);
-        Ok(())
+        self.add_op(batch, op, messages, index)
     }
 
     /// One op's RocksDB writes (a group's, in order).
@@ -460,7 +486,7 @@ impl CommitLoop {
         op: WriteOp,
         messages: &rocksdb::ColumnFamily,
         index: &rocksdb::ColumnFamily,
-    ) {
+    ) -> Result<(), StoreError> {
         match op {
             WriteOp::Put {
                 queue_id,
@@ -497,12 +523,57 @@ impl CommitLoop {
                 }
                 self.reclaim.queue_deleted(queue_id);
             }
+            WriteOp::PutHeld {
+                key,
+                value,
+                durable,
+            } => {
+                let db = Arc::clone(&self.db);
+                let (held, held_index) = self.held_families(&db)?;
+                let key = held_key(key);
+                batch.batch.put_cf(held, key, &value);
+                batch.batch.put_cf(held_index, key, [u8::from(durable)]);
+                if durable {
+                    // Counted as a put: the batch is fsynced before its tickets are synced.
+                    batch.puts += 1;
+                }
+                batch.put_bytes += value.len() as u64;
+            }
+            WriteOp::DeleteHeld { key } => {
+                let db = Arc::clone(&self.db);
+                let (held, held_index) = self.held_families(&db)?;
+                let key = held_key(key);
+                batch.batch.delete_cf(held, key);
+                batch.batch.delete_cf(held_index, key);
+                batch.deletes += 1;
+            }
+            WriteOp::DeleteHold { hold_id } => {
+                let db = Arc::clone(&self.db);
+                let (held, held_index) = self.held_families(&db)?;
+                let (start, end) = hold_range(hold_id);
+                for cf in [held, held_index] {
+                    batch.batch.delete_range_cf(cf, &start[..], &end[..]);
+                }
+            }
             WriteOp::Group(ops) => {
                 for op in ops {
-                    self.add_op(batch, op, messages, index);
+                    self.add_op(batch, op, messages, index)?;
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The `held` and `held-index` column families (looked up only by held-message ops, so
+    /// queue writes pay nothing for them).
+    fn held_families<'a>(
+        &self,
+        db: &'a DB,
+    ) -> Result<(&'a rocksdb::ColumnFamily, &'a rocksdb::ColumnFamily), StoreError> {
+        Ok((
+            column_family(db, &self.shared.path, CF_HELD)?,
+            column_family(db, &self.shared.path, CF_HELD_INDEX)?,
+        ))
     }
 
     /// Writes the batch: synced if it holds a `Put`.

@@ -7,11 +7,16 @@
 //!   big-endian) `++` `seq` (u64 big-endian), 16 bytes. Big-endian makes RocksDB's bytewise order
 //!   the numeric order, so one queue is one contiguous, seq-ordered key range and purge or delete
 //!   is one range delete ([`queue_range`]).
+//! - **Held messages** (`held` and `held-index`): `hold_id` `++` `due_ms` `++` `seq`, each a
+//!   u64 big-endian, 24 bytes. One hold (a delayed exchange's held messages) is one
+//!   contiguous range ordered by due time, then by arrival: the earliest due message is the
+//!   hold's first key, the due ones a prefix of the range ([`hold_range`]).
 //! - **Definitions** (`meta`): `"def/"` `++` kind name `++` `"/"` `++` the caller's key (UTF-8).
 //! - **Counters** (`meta`): `"ctr/"` `++` counter name, value a u64 big-endian.
 //! - **Format version** (`meta`): [`FORMAT_KEY`], value a u32 big-endian.
 
 use crate::definitions::DefinitionKind;
+use crate::held::HeldKey;
 
 /// Length of a message key: queue id and sequence number, both u64 big-endian.
 pub(crate) const MESSAGE_KEY_LEN: usize = 16;
@@ -56,6 +61,53 @@ pub(crate) fn queue_range(queue_id: u64) -> ([u8; MESSAGE_KEY_LEN], [u8; MESSAGE
     let mut end = [0u8; MESSAGE_KEY_LEN + 1];
     if let Some(prefix) = end.get_mut(..MESSAGE_KEY_LEN) {
         prefix.copy_from_slice(&message_key(queue_id, u64::MAX));
+    }
+    (start, end)
+}
+
+/// Length of a held-message key: hold id, due time (ms since the Unix epoch), seq.
+pub(crate) const HELD_KEY_LEN: usize = 24;
+
+/// The key of a held message.
+pub(crate) fn held_key(key: HeldKey) -> [u8; HELD_KEY_LEN] {
+    let mut out = [0u8; HELD_KEY_LEN];
+    for (chunk, part) in out
+        .chunks_exact_mut(8)
+        .zip([key.hold_id, key.due_ms, key.seq])
+    {
+        chunk.copy_from_slice(&part.to_be_bytes());
+    }
+    out
+}
+
+/// Reads a held-message key; `None` if it is not 24 bytes long.
+pub(crate) fn decode_held_key(key: &[u8]) -> Option<HeldKey> {
+    let bytes: &[u8; HELD_KEY_LEN] = key.try_into().ok()?;
+    let mut parts = bytes
+        .chunks_exact(8)
+        .map(|chunk| chunk.try_into().ok().map(u64::from_be_bytes));
+    Some(HeldKey {
+        hold_id: parts.next()??,
+        due_ms: parts.next()??,
+        seq: parts.next()??,
+    })
+}
+
+/// The half-open key range `[start, end)` holding every message of hold `hold_id` (the same
+/// construction as [`queue_range`]: the largest key of the hold followed by one `0x00`).
+pub(crate) fn hold_range(hold_id: u64) -> ([u8; HELD_KEY_LEN], [u8; HELD_KEY_LEN + 1]) {
+    let start = held_key(HeldKey {
+        hold_id,
+        due_ms: 0,
+        seq: 0,
+    });
+    let mut end = [0u8; HELD_KEY_LEN + 1];
+    if let Some(prefix) = end.get_mut(..HELD_KEY_LEN) {
+        prefix.copy_from_slice(&held_key(HeldKey {
+            hold_id,
+            due_ms: u64::MAX,
+            seq: u64::MAX,
+        }));
     }
     (start, end)
 }
@@ -129,6 +181,36 @@ mod tests {
                 assert!(message_key(queue_id - 1, u64::MAX).as_slice() < start.as_slice());
             }
         }
+    }
+
+    #[test]
+    fn held_keys_sort_by_hold_then_due_time_then_seq() {
+        let key = |hold_id, due_ms, seq| {
+            held_key(HeldKey {
+                hold_id,
+                due_ms,
+                seq,
+            })
+        };
+        let keys = [
+            key(1, 5, 9),
+            key(1, 6, 0),
+            key(1, 6, 1),
+            key(1, u64::MAX, u64::MAX),
+            key(2, 0, 0),
+        ];
+        assert!(keys.windows(2).all(|pair| pair[0] < pair[1]));
+        let k = HeldKey {
+            hold_id: 3,
+            due_ms: 1_700_000_000_000,
+            seq: 7,
+        };
+        assert_eq!(decode_held_key(&held_key(k)), Some(k));
+        assert_eq!(decode_held_key(&[0u8; 16]), None);
+        let (start, end) = hold_range(1);
+        assert!(start.as_slice() <= key(1, 0, 0).as_slice());
+        assert!(key(1, u64::MAX, u64::MAX).as_slice() < end.as_slice());
+        assert!(end.as_slice() <= key(2, 0, 0).as_slice());
     }
 
     #[test]

@@ -30,6 +30,10 @@
 //! store.read_message(queue_id: u64, seq: u64) -> Result<Option<Bytes>, StoreError>
 //! store.read_messages(queue_id: u64, seqs: &[u64]) -> Result<Vec<Option<Bytes>>, StoreError>
 //! store.read_range(queue_id: u64, from_seq: u64, limit: usize) -> Result<Vec<(u64, Bytes)>, StoreError>
+//! // held (delayed) messages, see `held.rs`
+//! store.due_held(hold_id, after: Option<HeldKey>, due_by: u64, limit) -> Result<Vec<(HeldKey, Bytes)>, _>
+//! store.first_held(hold_id) -> Result<Option<HeldKey>, StoreError>
+//! store.for_each_held(|key: HeldKey, durable: bool| ..) -> Result<(), StoreError>  // recovery
 //! // operations
 //! store.stats() -> StoreStats
 //! store.close() -> Result<(), StoreError>   // writes what is pending, stops threads, flushes
@@ -38,7 +42,8 @@
 //! [`WriteOp`] is `Put { queue_id, seq, value }` (fsynced before its ticket is synced),
 //! `PutTransient { .. }` (a paged-out transient body: not fsynced, not indexed),
 //! `Delete { queue_id, seq }` (an ack) and
-//! `DeleteQueue { queue_id }` (purge or queue delete, as range deletes). Ops apply in
+//! `DeleteQueue { queue_id }` (purge or queue delete, as range deletes), and for held
+//! messages `PutHeld { key, value, durable }`, `DeleteHeld { key }`, `DeleteHold { hold_id }`. Ops apply in
 //! submission order. A [`Durability`] says every ticket `<= synced` is written and, once
 //! `poisoned` is `Some(t)`, that every ticket `>= t` failed for good (a write failed: the store
 //! refuses writes until restart; see `commit.rs`).
@@ -54,8 +59,9 @@
 //!
 //! One RocksDB database in the data directory, with the column families `meta` (definitions,
 //! counters, format version), `messages` (bodies, key = queue id ++ seq, both big-endian),
-//! `index` (the same keys with empty values, so recovery never reads a body) and `delivered`
-//! (the older format's per-message markers; emptied when such a store is opened). Beside it,
+//! `index` (the same keys with empty values, so recovery never reads a body), `delivered`
+//! (the older format's per-message markers; emptied when such a store is opened), and
+//! `held` / `held-index` (delayed exchanges' held messages, key = hold ++ due time ++ seq). Beside it,
 //! `warren-delivered` holds each queue's delivered watermark (`delivered.rs`). Key layout in
 //! `keys.rs`; tuning in `options.rs`.
 //!
@@ -65,6 +71,7 @@
 //! - `commit.rs`: [`WriteOp`], [`Ticket`], [`Durability`]: the group-commit loop and the
 //!   poisoned state.
 //! - `delivered.rs`: the delivered watermarks and their log file.
+//! - `held.rs`: [`HeldKey`] and the reads of held (delayed) messages.
 //! - `definitions.rs`: [`DefinitionKind`] and the definition and counter methods.
 //! - `reclaim.rs`: compactions that give deleted messages' disk space back.
 //! - `keys.rs`: the byte layout of every key.
@@ -83,6 +90,7 @@ mod commit;
 mod definitions;
 mod delivered;
 mod error;
+mod held;
 mod keys;
 mod options;
 mod reclaim;
@@ -92,6 +100,7 @@ mod store;
 pub use commit::{Durability, IndexEntry, Ticket, TicketStatus, WriteOp};
 pub use definitions::{DefinitionChange, DefinitionKind};
 pub use error::StoreError;
+pub use held::HeldKey;
 pub use options::StoreOptions;
 pub use stats::StoreStats;
 pub use store::Store;

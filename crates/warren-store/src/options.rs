@@ -50,6 +50,13 @@ pub(crate) const CF_INDEX: &str = "index";
 /// store is opened (they become watermarks, see `delivered.rs`); kept so that the database
 /// opens with the column families it was created with.
 pub(crate) const CF_DELIVERED: &str = "delivered";
+/// Column family of held (delayed) messages: key = hold id ++ due time ++ seq (see
+/// `keys.rs`), value = the message as the broker encoded it. Bodies in blob files, as in
+/// `messages`.
+pub(crate) const CF_HELD: &str = "held";
+/// The keys of `held` with a one-byte value (durable or not), so recovery counts and sorts
+/// held messages without loading a body.
+pub(crate) const CF_HELD_INDEX: &str = "held-index";
 
 const MIB: usize = 1024 * 1024;
 
@@ -135,10 +142,10 @@ pub(crate) fn rocks_options(options: &StoreOptions) -> (Options, Vec<ColumnFamil
         cf
     };
 
-    let messages = {
+    let bodies = |write_buffer: usize, buffers: i32| {
         let mut cf = column_family_base(&cache);
-        cf.set_write_buffer_size(options.write_buffer_bytes);
-        cf.set_max_write_buffer_number(options.max_write_buffer_number);
+        cf.set_write_buffer_size(write_buffer);
+        cf.set_max_write_buffer_number(buffers);
         if options.blob_files {
             cf.set_enable_blob_files(true);
             cf.set_min_blob_size(options.min_blob_size);
@@ -148,6 +155,7 @@ pub(crate) fn rocks_options(options: &StoreOptions) -> (Options, Vec<ColumnFamil
         }
         cf
     };
+    let messages = bodies(options.write_buffer_bytes, options.max_write_buffer_number);
 
     let small_keys = |write_buffer: usize| {
         let mut cf = column_family_base(&cache);
@@ -161,6 +169,10 @@ pub(crate) fn rocks_options(options: &StoreOptions) -> (Options, Vec<ColumnFamil
         ColumnFamilyDescriptor::new(CF_MESSAGES, messages),
         ColumnFamilyDescriptor::new(CF_INDEX, small_keys(8 * MIB)),
         ColumnFamilyDescriptor::new(CF_DELIVERED, small_keys(4 * MIB)),
+        // Held messages are written once and read once when due: small memtables, so that
+        // millions of them cost disk, not RAM.
+        ColumnFamilyDescriptor::new(CF_HELD, bodies(4 * MIB, 2)),
+        ColumnFamilyDescriptor::new(CF_HELD_INDEX, small_keys(2 * MIB)),
     ];
     (db, families)
 }

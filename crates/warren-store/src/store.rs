@@ -32,7 +32,10 @@ use crate::keys::{
     FORMAT_KEY, FORMAT_VERSION, FORMAT_VERSION_MARKERS, decode_message_key, message_key,
     queue_range,
 };
-use crate::options::{CF_DELIVERED, CF_INDEX, CF_MESSAGES, CF_META, StoreOptions, rocks_options};
+use crate::options::{
+    CF_DELIVERED, CF_HELD, CF_HELD_INDEX, CF_INDEX, CF_MESSAGES, CF_META, StoreOptions,
+    rocks_options,
+};
 use crate::reclaim::{self, ReclaimTracker};
 use crate::stats::{Counters, StoreStats};
 
@@ -481,7 +484,14 @@ impl Inner {
         self.delivered.sync()?;
         let mut flush = FlushOptions::default();
         flush.set_wait(true);
-        for name in [CF_META, CF_MESSAGES, CF_INDEX, CF_DELIVERED] {
+        for name in [
+            CF_META,
+            CF_MESSAGES,
+            CF_INDEX,
+            CF_DELIVERED,
+            CF_HELD,
+            CF_HELD_INDEX,
+        ] {
             let cf = column_family(&self.db, &self.path, name)?;
             self.db
                 .flush_cf_opt(cf, &flush)

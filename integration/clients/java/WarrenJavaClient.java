@@ -641,6 +641,36 @@ public class WarrenJavaClient {
         c.queueDelete(q);
     }
 
+    // rabbitmq-delayed-message-exchange's interface (Warren only: the reference RabbitMQ has
+    // no such plugin). The x-delay 300 message is held and routed after the x-delay 0 one,
+    // not before 300 ms, with x-delay set to -300 (as the plugin does).
+    static void delayedMessageExchange() throws Exception {
+        Channel c = conn.createChannel();
+        c.confirmSelect();
+        String x = unique("java-delayed");
+        c.exchangeDeclare(x, "x-delayed-message", false, false, Map.of("x-delayed-type", "direct"));
+        String q = unique("java-delayed-q");
+        c.queueDeclare(q, false, true, false, null);
+        c.queueBind(q, x, "k");
+        Collector col = new Collector(c);
+        String tag = c.basicConsume(q, true, col);
+        long start = System.nanoTime();
+        c.basicPublish(x, "k", new AMQP.BasicProperties.Builder().headers(Map.of("x-delay", 300)).build(), b("later"));
+        c.basicPublish(x, "k", new AMQP.BasicProperties.Builder().headers(Map.of("x-delay", 0)).build(), b("now"));
+        c.waitForConfirmsOrDie(5000);
+        Object[] first = col.got.poll(5, TimeUnit.SECONDS);
+        check(first != null && s((byte[]) first[2]).equals("now"), "first delivery not the undelayed one");
+        Object[] second = col.got.poll(5, TimeUnit.SECONDS);
+        long elapsedMs = (System.nanoTime() - start) / 1_000_000;
+        check(second != null && s((byte[]) second[2]).equals("later"), "no delayed delivery");
+        check(elapsedMs >= 300, "the delayed message arrived after " + elapsedMs + " ms");
+        Object delay = ((AMQP.BasicProperties) second[1]).getHeaders().get("x-delay");
+        check(delay instanceof Number && ((Number) delay).intValue() == -300, "x-delay " + delay);
+        c.basicCancel(tag);
+        c.exchangeDelete(x);
+        c.close();
+    }
+
     static void closeCleanly() throws Exception {
         main().close();
         conn.close();
@@ -673,6 +703,7 @@ public class WarrenJavaClient {
             {"dead_letter_ttl_retry_loop", (Scenario) WarrenJavaClient::deadLetterTtlRetryLoop},
             {"max_length_reject_publish", (Scenario) WarrenJavaClient::maxLengthRejectPublish},
             {"priority_order", (Scenario) WarrenJavaClient::priorityOrder},
+            {"delayed_message_exchange", (Scenario) WarrenJavaClient::delayedMessageExchange},
             {"close_cleanly", (Scenario) WarrenJavaClient::closeCleanly},
         };
         ExecutorService exec = Executors.newSingleThreadExecutor(r -> {

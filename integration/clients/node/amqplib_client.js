@@ -466,6 +466,38 @@ async function priorityOrder() {
   await ch.deleteQueue(q);
 }
 
+// rabbitmq-delayed-message-exchange's interface (Warren only: the reference RabbitMQ has no
+// such plugin). The x-delay 300 message is held and routed after the x-delay 0 one, not
+// before 300 ms, with x-delay set to -300 (as the plugin does).
+async function delayedMessageExchange() {
+  const ch = await channel(true);
+  const x = unique("amqplib-delayed");
+  await ch.assertExchange(x, "x-delayed-message", { arguments: { "x-delayed-type": "direct" } });
+  const q = (await ch.assertQueue(unique("amqplib-delayed-q"), { exclusive: true })).queue;
+  await ch.bindQueue(q, x, "k");
+  const start = Date.now();
+  const publish = (body, delay) =>
+    new Promise((resolve, reject) =>
+      ch.publish(x, "k", Buffer.from(body), { headers: { "x-delay": delay } }, (err) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+  await publish("later", 300);
+  await publish("now", 0);
+  const got = [];
+  const { consumerTag } = await ch.consume(q, (msg) => {
+    got.push([msg.content.toString(), Date.now() - start, msg.properties.headers["x-delay"]]);
+    ch.ack(msg);
+  });
+  await settle(got, 2);
+  await ch.cancel(consumerTag);
+  check(got.length === 2 && got[0][0] === "now" && got[1][0] === "later", `order ${JSON.stringify(got)}`);
+  check(got[1][1] >= 300, `the delayed message arrived after ${got[1][1]} ms`);
+  check(got[1][2] === -300, `x-delay ${got[1][2]}`);
+  await ch.deleteExchange(x);
+  await ch.close();
+}
+
 async function closeCleanly() {
   await (await main()).close();
   let closedWith = "none";
@@ -500,5 +532,6 @@ run([
   ["dead_letter_ttl_retry_loop", deadLetterTtlRetryLoop],
   ["max_length_reject_publish", maxLengthRejectPublish],
   ["priority_order", priorityOrder],
+  ["delayed_message_exchange", delayedMessageExchange],
   ["close_cleanly", closeCleanly],
 ]);

@@ -316,13 +316,34 @@ async fn publish(
         warren_broker::now_ms(),
     )?);
     let mut queues = Vec::new();
-    v.route(
+    let held = v.route(
         &exchange,
         &message,
         props.headers().as_ref(),
         &extra_keys,
         &mut queues,
     )?;
+    if let Some(held) = held {
+        // Held by a delayed exchange: the plugin's form answers as unroutable (as RabbitMQ
+        // does with the plugin), LavinMQ's as routed.
+        let mut counts = LocalCounts::default();
+        counts.add(Counter::Publish, 1);
+        if held.unroutable {
+            counts.add(Counter::DropUnroutable, 1);
+        } else {
+            counts.add(Counter::PublishOut, 1);
+        }
+        counts.flush(&[&v.stats, &s.broker.stats().totals]);
+        if let Some(x) = v.exchange(&exchange) {
+            x.stats.add(Counter::PublishIn, 1);
+        }
+        if let Some(t) = held.ticket {
+            s.broker.store().wait_durable(t).await.map_err(|e| {
+                ApiError::internal(format!("the store did not write the message: {e}"))
+            })?;
+        }
+        return Ok(Json(json!({"routed": !held.unroutable})));
+    }
     let routed = !queues.is_empty();
     // Counted as RabbitMQ counts its API's publishes (they go through a channel there).
     let mut counts = LocalCounts::default();

@@ -27,13 +27,15 @@ pub(super) fn routes() -> Router<ApiState> {
     Router::new().route("/api/overview", get(overview))
 }
 
-/// The exchange types Warren implements, as RabbitMQ lists them.
+/// The exchange types Warren implements, as RabbitMQ lists them (`x-delayed-message` as
+/// RabbitMQ lists it with the delayed-message plugin enabled).
 pub(crate) fn exchange_types() -> Value {
     json!([
         {"name": "direct", "description": "AMQP direct exchange, as per the AMQP specification", "enabled": true},
         {"name": "fanout", "description": "AMQP fanout exchange, as per the AMQP specification", "enabled": true},
         {"name": "headers", "description": "AMQP headers exchange, as per the AMQP specification", "enabled": true},
         {"name": "topic", "description": "AMQP topic exchange, as per the AMQP specification", "enabled": true},
+        {"name": "x-delayed-message", "description": "Delayed Message Exchange.", "enabled": true},
     ])
 }
 

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use warren_broker::access::{Permission, ResourceKind};
-use warren_broker::{Destination, ExchangeKind, ExchangeSpec, VHost, exchange_argument};
+use warren_broker::{Destination, ExchangeSpec, VHost, exchange_argument};
 use warren_protocol::{AMQPClass, exchange};
 
 use super::permissions::{BindingEnd, permit};
@@ -123,7 +123,7 @@ impl Channel {
         vhost: &VHost,
         d: &exchange::Declare,
     ) -> Result<(), Exception> {
-        if ExchangeKind::parse(d.kind.as_str()).is_none() {
+        if !warren_broker::delayed::is_known_type(d.kind.as_str()) {
             return Err(warren_broker::BrokerError::CommandInvalid(format!(
                 "unknown exchange type '{}'",
                 d.kind

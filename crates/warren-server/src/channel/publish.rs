@@ -5,7 +5,9 @@
 //! `permissions.rs` describes, user-id), held on a transactional channel (`tx.rs`), or
 //! routed at once: CC/BCC routing keys, direct reply-to rewriting of `reply-to`, the
 //! vhost's routing, one enqueue per destination queue, `basic.return` for a mandatory
-//! unroutable message, and a pending confirm in confirm mode (`confirm.rs`).
+//! unroutable message, and a pending confirm in confirm mode (`confirm.rs`). A delayed
+//! exchange may hold the message instead (`warren_broker::delayed`): its store ticket is
+//! then what the confirm waits for.
 
 use std::sync::Arc;
 
@@ -176,13 +178,31 @@ impl Channel {
             warren_broker::now_ms(),
         )?);
         self.routed.clear();
-        ctx.vhost.route(
+        let held = ctx.vhost.route(
             message.exchange.as_str(),
             &message,
             properties.headers().as_ref(),
             &extra_keys,
             &mut self.routed,
         )?;
+        if let Some(held) = held {
+            // A delayed exchange held it. The plugin's form looks unroutable now (a
+            // mandatory publish is returned, though the message is routed when due);
+            // LavinMQ's counts as routed.
+            self.stats.published(
+                &message.exchange,
+                usize::from(!held.unroutable),
+                publish.mandatory,
+                self.confirm,
+            );
+            if held.unroutable && publish.mandatory {
+                self.return_no_route(ctx, &message);
+            }
+            return Ok(Routed {
+                ticket: held.ticket,
+                rejected: false,
+            });
+        }
         self.stats.published(
             &message.exchange,
             self.routed.len(),
@@ -191,22 +211,7 @@ impl Channel {
         );
         if self.routed.is_empty() {
             if publish.mandatory {
-                ctx.send(
-                    self.id,
-                    AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
-                        reply_code: 312,
-                        reply_text: "NO_ROUTE".into(),
-                        exchange: message.exchange.clone(),
-                        routing_key: message.routing_key.clone(),
-                    })),
-                );
-                encode::content(
-                    &mut ctx.out,
-                    self.id,
-                    &message.raw_properties,
-                    &message.body,
-                    ctx.frame_max,
-                );
+                self.return_no_route(ctx, &message);
             }
             return Ok(Routed::default());
         }
@@ -220,6 +225,28 @@ impl Channel {
             routed.rejected |= enqueued.rejected;
         }
         Ok(routed)
+    }
+}
+
+impl Channel {
+    /// `basic.return` 312 NO_ROUTE with the message, for a mandatory publish.
+    fn return_no_route(&self, ctx: &mut ConnCtx, message: &Message) {
+        ctx.send(
+            self.id,
+            AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                reply_code: 312,
+                reply_text: "NO_ROUTE".into(),
+                exchange: message.exchange.clone(),
+                routing_key: message.routing_key.clone(),
+            })),
+        );
+        encode::content(
+            &mut ctx.out,
+            self.id,
+            &message.raw_properties,
+            &message.body,
+            ctx.frame_max,
+        );
     }
 }
 
