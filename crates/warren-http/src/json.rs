@@ -7,7 +7,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use serde_json::{Value, json};
 use warren_broker::definitions::table_to_json;
-use warren_broker::{Destination, Exchange, Queue};
+use warren_broker::{Destination, Exchange, Queue, QueueType};
 
 /// `{"rate": 0.0}`: a rate the API reports before the first sample.
 pub fn zero_rate() -> Value {
@@ -59,7 +59,8 @@ pub fn exchange(vhost: &str, x: &Exchange) -> Value {
     v
 }
 
-/// One queue (classic), with its depths.
+/// One queue (classic or quorum), with its depths; a quorum queue also has RabbitMQ's
+/// `leader`, `members` and `online` (this node).
 pub fn queue(node: &str, q: &Queue) -> Value {
     let info = q.info();
     let policy = q.policy_view();
@@ -73,7 +74,7 @@ pub fn queue(node: &str, q: &Queue) -> Value {
         "exclusive": q.spec.exclusive_owner.is_some(),
         "arguments": table(&q.spec.arguments),
         "node": node,
-        "type": "classic",
+        "type": q.queue_type().as_str(),
         "state": "running",
         "consumers": info.consumers,
         "consumer_capacity": if info.consumers > 0 { 1.0 } else { 0.0 },
@@ -106,6 +107,11 @@ pub fn queue(node: &str, q: &Queue) -> Value {
     });
     if let (Some(idle), Value::Object(map)) = (idle_since, &mut v) {
         map.insert("idle_since".into(), Value::String(idle));
+    }
+    if let (QueueType::Quorum, Value::Object(map)) = (q.queue_type(), &mut v) {
+        map.insert("leader".into(), json!(node));
+        map.insert("members".into(), json!([node]));
+        map.insert("online".into(), json!([node]));
     }
     v
 }

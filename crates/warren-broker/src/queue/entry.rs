@@ -49,6 +49,9 @@ pub struct Entry {
     /// Priority in this queue: the message's `priority` property clamped to the queue's
     /// `x-max-priority` (0 without either); decides its level in the ready list.
     pub priority: u8,
+    /// How many times the message came back to a quorum queue (0 in classic queues); see
+    /// `queue/quorum/`.
+    pub delivery_count: u32,
 }
 
 /// A message's key in the store.

@@ -67,6 +67,7 @@ mod limits;
 mod locked;
 mod paging;
 mod policy;
+mod quorum;
 mod ready;
 mod settle;
 mod single_active;
@@ -212,6 +213,12 @@ impl Queue {
     ) -> Self {
         let args = QueueArgs::parse(&spec.arguments);
         let ready = Ready::new(args.max_priority);
+        let settings = if args.queue_type == crate::arguments::QueueType::Quorum {
+            quorum::warn_fallbacks(&spec.name, &vhost, &args);
+            quorum::normalized(args.clone())
+        } else {
+            args.clone()
+        };
         Self {
             home,
             spec,
@@ -226,8 +233,8 @@ impl Queue {
             state: Mutex::new(QueueState {
                 ready,
                 next_seq: 1,
-                limited: args.has_length_limit(),
-                settings: args.clone(),
+                limited: settings.has_length_limit(),
+                settings,
                 last_used: crate::message::now_ms(),
                 ..QueueState::default()
             }),
@@ -254,7 +261,8 @@ impl Queue {
         for (seq, index) in index {
             st.ready.push_back(Entry {
                 seq,
-                redelivered: seq <= delivered_mark,
+                // A quorum queue's returned message is flagged whatever the watermark.
+                redelivered: seq <= delivered_mark || index.delivery_count > 0,
                 stored: Some(StoreKey {
                     id: self.store_id,
                     seq,
@@ -265,6 +273,7 @@ impl Queue {
                 body_len: index.body_len,
                 expires_at: u64::MAX,
                 priority: index.priority.min(self.args.max_priority),
+                delivery_count: index.delivery_count,
             });
             st.next_seq = st.next_seq.max(seq + 1);
         }
@@ -300,7 +309,7 @@ impl Queue {
         self.stats.add(Counter::Publish, 1);
         // Only queues with a store id (durable, not exclusive) keep messages across restarts;
         // the store id is also what keeps two queues' messages apart in the store.
-        let persist = self.store_id != 0 && message.is_persistent();
+        let persist = self.persists(message);
         let over_limit = self.over_memory_window(&st, message, persist);
         let mut result = Enqueued::default();
         let mut put_ticket = None;
@@ -356,6 +365,7 @@ impl Queue {
         IndexEntry {
             priority: self.priority_of(message),
             body_len: message.body.len() as u32,
+            delivery_count: 0,
         }
     }
 
@@ -388,6 +398,7 @@ impl Queue {
             // delivered if a consumer can take it at once.
             expires_at: u64::MAX,
             priority: self.priority_of(message),
+            delivery_count: 0,
         };
         let priority = entry.priority;
         let page_out = match put_ticket {

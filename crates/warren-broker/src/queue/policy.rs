@@ -17,12 +17,21 @@ impl Queue {
     pub(crate) fn apply_policy(self: &Arc<Self>, applied: Applied) -> bool {
         let definition = merged_definition(&applied);
         let settings = queue_settings(&self.args, &self.spec.arguments, &definition);
+        let asked = settings.clone();
+        let settings = if self.is_quorum() {
+            super::quorum::normalized(settings)
+        } else {
+            settings
+        };
         let now = crate::message::now_ms();
         let mut st = self.lock();
         if st.deleted {
             return false;
         }
         let expires_changed = st.settings.expires != settings.expires;
+        if self.is_quorum() && st.settings != settings {
+            super::quorum::warn_fallbacks(&self.spec.name, &self.vhost, &asked);
+        }
         if st.settings != settings || st.applied != applied {
             tracing::debug!(queue = %self.spec.name, vhost = %self.vhost,
                 policy = ?applied.policy.as_ref().map(|p| &p.name),

@@ -235,6 +235,7 @@ mod tests {
             body_len: 10,
             expires_at: u64::MAX,
             priority,
+            delivery_count: 0,
         }
     }
 

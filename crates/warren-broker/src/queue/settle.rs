@@ -2,7 +2,7 @@
 //! deleted), rejects too unless the queue dead-letters them (`dead_letter.rs`); nacks with
 //! requeue, `basic.recover` and closed channels put it back at
 //! its original position, flagged `redelivered`; a delivery that never reached its consumer
-//! goes back unflagged.
+//! goes back unflagged. A quorum queue counts each return (`quorum/`).
 
 use std::sync::Arc;
 
@@ -53,6 +53,10 @@ impl Queue {
         for mut entry in entries {
             st.unacked = st.unacked.saturating_sub(1);
             if st.deleted {
+                continue;
+            }
+            if self.is_quorum() {
+                self.quorum_return(&mut st, entry);
                 continue;
             }
             entry.redelivered = true;

@@ -71,6 +71,8 @@ impl Channel {
                 // queue named "" (there is none: 404), as RabbitMQ, rather than the last
                 // declared queue.
                 let name = if d.queue.as_str().is_empty() && !d.passive {
+                    // RabbitMQ 3.10: only classic queues may be server-named.
+                    warren_broker::check_server_named(&d.arguments)?;
                     VHost::generate_queue_name()
                 } else {
                     d.queue.as_str().to_owned()

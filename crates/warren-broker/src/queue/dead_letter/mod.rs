@@ -53,6 +53,8 @@ use rewrite::{is_cycle, rewrite};
 mod raw;
 mod rewrite;
 
+pub(super) use raw::with_long_header;
+
 /// Why a message was dead-lettered (the `reason` of its `x-death` record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeathReason {
@@ -62,6 +64,8 @@ pub enum DeathReason {
     Expired,
     /// Dropped by a length limit (`x-max-length`, `x-max-length-bytes`).
     MaxLen,
+    /// Returned more often than a quorum queue's delivery limit allows.
+    DeliveryLimit,
 }
 
 impl DeathReason {
@@ -71,6 +75,7 @@ impl DeathReason {
             DeathReason::Rejected => "rejected",
             DeathReason::Expired => "expired",
             DeathReason::MaxLen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
         }
     }
 }
@@ -236,7 +241,7 @@ impl Batch {
                 let Some(seq) = queue.reserve_seq() else {
                     continue; // deleted meanwhile
                 };
-                let stored = (queue.store_id != 0 && message.is_persistent()).then(|| {
+                let stored = (queue.store_id != 0 && queue.persists(&message)).then(|| {
                     ops.push(WriteOp::Put {
                         queue_id: queue.store_id,
                         seq,
