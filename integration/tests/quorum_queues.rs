@@ -1,0 +1,812 @@
+//! Quorum queues (`x-queue-type: quorum`) on one node, over real TCP: RabbitMQ 3.10's
+//! declare rules and texts (checked against the reference broker), delivery counts and the
+//! `x-delivery-count` header, the delivery limit (RabbitMQ 4's default of 20, negative =
+//! unlimited) dropping or dead-lettering with reason `delivery_limit`, counts surviving a
+//! restart, global qos refused, the type in declare-ok, passive declare and the management
+//! API, and at-least-once dead-lettering under kill -9 of the real binary (needs
+//! `cargo build --workspace --bins`).
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection};
+use serde_json::json;
+use warren_broker::access::{PolicyKind, PolicyRecord};
+use warren_integration::http::Api;
+use warren_integration::{BinaryBroker, TestBroker, TestConfig, connect};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn channel(url: &str) -> (Connection, Channel) {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    (conn, ch)
+}
+
+fn durable() -> QueueDeclareOptions {
+    QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    }
+}
+
+fn long(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+/// `x-queue-type: quorum` plus `extra`.
+fn quorum(extra: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long("quorum"));
+    for (k, v) in extra {
+        args.insert((*k).into(), v.clone());
+    }
+    args
+}
+
+async fn declare(ch: &Channel, name: &str, args: FieldTable) -> lapin::Queue {
+    ch.queue_declare(name.into(), durable(), args)
+        .await
+        .unwrap()
+}
+
+async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.basic_publish(
+        exchange.into(),
+        key.into(),
+        BasicPublishOptions::default(),
+        body,
+        props,
+    )
+    .await
+    .unwrap();
+    assert!(ch.wait_for_confirms().await.unwrap().is_empty(), "nacked");
+}
+
+async fn get(ch: &Channel, queue: &str) -> Option<lapin::message::BasicGetMessage> {
+    ch.basic_get(queue.into(), BasicGetOptions { no_ack: false })
+        .await
+        .unwrap()
+}
+
+fn header(props: &BasicProperties, name: &str) -> Option<AMQPValue> {
+    props
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(name).cloned())
+}
+
+fn delivery_count(props: &BasicProperties) -> Option<i64> {
+    match header(props, "x-delivery-count")? {
+        AMQPValue::LongLongInt(n) => Some(n),
+        other => panic!("x-delivery-count of the wrong type: {other:?}"),
+    }
+}
+
+/// Wait until `ok()` (10 s).
+async fn wait_until(mut ok: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ok().await {
+        assert!(Instant::now() < deadline, "condition never held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn count(ch: &Channel, queue: &str) -> u32 {
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
+}
+
+#[test]
+fn quorum_declare_rules_refuse_with_rabbitmq_texts_and_close_only_the_channel() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let conn = connect(&broker.url()).await;
+        let plain = QueueDeclareOptions::default();
+        let cases: Vec<(&str, QueueDeclareOptions, FieldTable, &str)> = vec![
+            (
+                "qq-transient",
+                plain,
+                quorum(&[]),
+                "invalid property 'non-durable' for queue 'qq-transient' in vhost '/'",
+            ),
+            (
+                "qq-exclusive",
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..durable()
+                },
+                quorum(&[]),
+                "invalid property 'exclusive-owner' for queue 'qq-exclusive' in vhost '/'",
+            ),
+            (
+                "qq-auto-delete",
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..durable()
+                },
+                quorum(&[]),
+                "invalid property 'auto-delete' for queue 'qq-auto-delete' in vhost '/'",
+            ),
+            (
+                "qq-priority",
+                durable(),
+                quorum(&[("x-max-priority", AMQPValue::LongInt(5))]),
+                "invalid arg 'x-max-priority' for queue 'qq-priority' in vhost '/' of queue type rabbit_quorum_queue",
+            ),
+            (
+                "qq-mode",
+                durable(),
+                quorum(&[("x-queue-mode", long("lazy"))]),
+                "invalid arg 'x-queue-mode' for queue 'qq-mode' in vhost '/' of queue type rabbit_quorum_queue",
+            ),
+            (
+                "qq-version",
+                durable(),
+                quorum(&[("x-queue-version", AMQPValue::LongInt(2))]),
+                "invalid arg 'x-queue-version' for queue 'qq-version' in vhost '/' of queue type rabbit_quorum_queue",
+            ),
+            (
+                "qq-master",
+                durable(),
+                quorum(&[("x-queue-master-locator", long("min-masters"))]),
+                "invalid arg 'x-queue-master-locator' for queue 'qq-master' in vhost '/' of queue type rabbit_quorum_queue",
+            ),
+            (
+                "qq-age",
+                durable(),
+                quorum(&[("x-max-age", long("1D"))]),
+                "invalid arg 'x-max-age' for queue 'qq-age' in vhost '/' of queue type rabbit_quorum_queue",
+            ),
+            (
+                "qq-overflow",
+                durable(),
+                quorum(&[("x-overflow", long("foo"))]),
+                "invalid arg 'x-overflow' for queue 'qq-overflow' in vhost '/': invalid_overflow",
+            ),
+            (
+                "qq-strategy",
+                durable(),
+                quorum(&[("x-dead-letter-strategy", long("foo"))]),
+                "invalid arg 'x-dead-letter-strategy' for queue 'qq-strategy' in vhost '/': invalid_dlx_strategy",
+            ),
+            (
+                "qq-strategy-int",
+                durable(),
+                quorum(&[("x-dead-letter-strategy", AMQPValue::LongInt(5))]),
+                "invalid arg 'x-dead-letter-strategy' for queue 'qq-strategy-int' in vhost '/': {unacceptable_type,signedint}",
+            ),
+            (
+                "qq-group",
+                durable(),
+                quorum(&[("x-quorum-initial-group-size", AMQPValue::LongInt(0))]),
+                "invalid arg 'x-quorum-initial-group-size' for queue 'qq-group' in vhost '/': {value_zero,0}",
+            ),
+            (
+                "",
+                durable(),
+                quorum(&[]),
+                "Cannot declare a server-named queue for type rabbit_quorum_queue",
+            ),
+        ];
+        for (name, options, args, text) in cases {
+            let ch = conn.create_channel().await.unwrap();
+            let error = ch
+                .queue_declare(name.into(), options, args)
+                .await
+                .expect_err(name)
+                .to_string();
+            assert!(
+                error.contains(&format!("PRECONDITION_FAILED - {text}")),
+                "{name}: {error}"
+            );
+            assert!(conn.status().connected(), "{name}: a channel error");
+        }
+        // Accepted as RabbitMQ 3.10 accepts them.
+        let ch = conn.create_channel().await.unwrap();
+        for (name, args) in [
+            (
+                "qq-all",
+                quorum(&[
+                    ("x-delivery-limit", AMQPValue::LongInt(3)),
+                    ("x-dead-letter-strategy", long("at-least-once")),
+                    ("x-overflow", long("reject-publish")),
+                    ("x-message-ttl", AMQPValue::LongInt(60_000)),
+                    ("x-expires", AMQPValue::LongInt(600_000)),
+                    ("x-max-length", AMQPValue::LongInt(10)),
+                    ("x-max-length-bytes", AMQPValue::LongInt(10_000)),
+                    ("x-max-in-memory-length", AMQPValue::LongInt(5)),
+                    ("x-max-in-memory-bytes", AMQPValue::LongInt(500)),
+                    ("x-single-active-consumer", AMQPValue::Boolean(true)),
+                    ("x-quorum-initial-group-size", AMQPValue::LongInt(3)),
+                    ("x-queue-leader-locator", long("balanced")),
+                    ("x-dead-letter-exchange", long("dlx")),
+                    ("x-dead-letter-routing-key", long("rk")),
+                ]),
+            ),
+            (
+                "qq-dlx-overflow",
+                quorum(&[("x-overflow", long("reject-publish-dlx"))]),
+            ),
+            (
+                "qq-limit-text",
+                quorum(&[("x-delivery-limit", long("abc"))]),
+            ),
+        ] {
+            declare(&ch, name, args).await;
+        }
+    });
+}
+
+#[test]
+fn redeclaring_with_another_queue_type_is_inequivalent() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let conn = connect(&broker.url()).await;
+        let ch = conn.create_channel().await.unwrap();
+        declare(&ch, "qq", quorum(&[])).await;
+        declare(&ch, "cq", FieldTable::default()).await;
+        let mut classic = FieldTable::default();
+        classic.insert("x-queue-type".into(), long("classic"));
+        let cases = [
+            (
+                "qq",
+                classic,
+                "inequivalent arg 'x-queue-type' for queue 'qq' in vhost '/': received 'classic' but current is 'quorum'",
+            ),
+            (
+                "qq",
+                FieldTable::default(),
+                "inequivalent arg 'x-queue-type' for queue 'qq' in vhost '/': received none but current is the value 'quorum' of type 'longstr'",
+            ),
+            (
+                "cq",
+                quorum(&[]),
+                "inequivalent arg 'x-queue-type' for queue 'cq' in vhost '/': received the value 'quorum' of type 'longstr' but current is none",
+            ),
+            (
+                "qq",
+                quorum(&[("x-delivery-limit", AMQPValue::LongInt(3))]),
+                "inequivalent arg 'x-delivery-limit' for queue 'qq' in vhost '/': received the value '3' of type 'signedint' but current is none",
+            ),
+        ];
+        for (name, args, text) in cases {
+            let ch = conn.create_channel().await.unwrap();
+            let error = ch
+                .queue_declare(name.into(), durable(), args)
+                .await
+                .expect_err(name)
+                .to_string();
+            assert!(error.contains(text), "{error}");
+            assert!(conn.status().connected());
+        }
+        // The same declare again is fine.
+        let ch = conn.create_channel().await.unwrap();
+        declare(&ch, "qq", quorum(&[])).await;
+    });
+}
+
+#[test]
+fn declare_ok_and_passive_declare_count_a_quorum_queues_messages() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        let ok = declare(&ch, "qq-count", quorum(&[])).await;
+        assert_eq!(ok.message_count(), 0);
+        for body in [b"a", b"b"] {
+            publish(&ch, "", "qq-count", body, BasicProperties::default()).await;
+        }
+        assert_eq!(
+            declare(&ch, "qq-count", quorum(&[])).await.message_count(),
+            2
+        );
+        assert_eq!(count(&ch, "qq-count").await, 2);
+    });
+}
+
+#[test]
+fn redeliveries_carry_x_delivery_count_from_one_and_basic_get_always_carries_it() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-hdr", quorum(&[])).await;
+        let mut headers = FieldTable::default();
+        headers.insert("a".into(), AMQPValue::LongInt(1));
+        publish(
+            &ch,
+            "",
+            "qq-hdr",
+            b"m",
+            BasicProperties::default().with_headers(headers),
+        )
+        .await;
+        // A consumer: the first delivery has no header, the redeliveries count from 1.
+        let (_c2, consumer_ch) = channel(&broker.url()).await;
+        let mut consumer = consumer_ch
+            .basic_consume(
+                "qq-hdr".into(),
+                "c".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for expected in [None, Some(1), Some(2), Some(3)] {
+            let d = consumer.next().await.unwrap().unwrap();
+            assert_eq!(delivery_count(&d.properties), expected);
+            assert_eq!(d.redelivered, expected.is_some());
+            assert_eq!(header(&d.properties, "a"), Some(AMQPValue::LongInt(1)));
+            if expected == Some(3) {
+                d.ack(Default::default()).await.unwrap();
+                break;
+            }
+            consumer_ch
+                .basic_nack(
+                    d.delivery_tag,
+                    BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        consumer_ch
+            .basic_cancel("c".into(), Default::default())
+            .await
+            .unwrap();
+        // basic.get of a message never returned: the header with 0, not redelivered.
+        publish(&ch, "", "qq-hdr", b"n", BasicProperties::default()).await;
+        let m = get(&ch, "qq-hdr").await.unwrap();
+        assert_eq!(delivery_count(&m.properties), Some(0));
+        assert!(!m.delivery.redelivered);
+    });
+}
+
+#[test]
+fn losing_the_consumers_connection_and_basic_recover_count_as_returns() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-loss", quorum(&[])).await;
+        publish(&ch, "", "qq-loss", b"m", BasicProperties::default()).await;
+        let (other, other_ch) = channel(&broker.url()).await;
+        assert!(get(&other_ch, "qq-loss").await.is_some());
+        other.close(200, "bye".into()).await.unwrap();
+        wait_until(async || count(&ch, "qq-loss").await == 1).await;
+        let m = get(&ch, "qq-loss").await.unwrap();
+        assert_eq!(delivery_count(&m.properties), Some(1));
+        ch.basic_recover(lapin::options::BasicRecoverOptions { requeue: true })
+            .await
+            .unwrap();
+        wait_until(async || count(&ch, "qq-loss").await == 1).await;
+        let m = get(&ch, "qq-loss").await.unwrap();
+        assert_eq!(delivery_count(&m.properties), Some(2));
+        assert!(m.delivery.redelivered);
+    });
+}
+
+/// Return `queue`'s head `times` times (basic.get + nack requeue).
+async fn return_times(ch: &Channel, queue: &str, times: usize) {
+    for _ in 0..times {
+        let m = get(ch, queue).await.expect("the message is still there");
+        ch.basic_nack(
+            m.delivery.delivery_tag,
+            BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_message_returned_past_the_delivery_limit_without_a_dead_letter_exchange_is_dropped() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(
+            &ch,
+            "qq-limit",
+            quorum(&[("x-delivery-limit", AMQPValue::LongInt(2))]),
+        )
+        .await;
+        publish(&ch, "", "qq-limit", b"m", BasicProperties::default()).await;
+        // Counts 1 and 2 are within the limit; the third return passes it.
+        return_times(&ch, "qq-limit", 2).await;
+        assert_eq!(count(&ch, "qq-limit").await, 1);
+        return_times(&ch, "qq-limit", 1).await;
+        assert_eq!(count(&ch, "qq-limit").await, 0);
+        assert!(get(&ch, "qq-limit").await.is_none());
+    });
+}
+
+#[test]
+fn a_message_returned_past_the_delivery_limit_is_dead_lettered_with_reason_delivery_limit() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-dlq", FieldTable::default()).await;
+        declare(
+            &ch,
+            "qq-poison",
+            quorum(&[
+                ("x-delivery-limit", AMQPValue::LongInt(1)),
+                ("x-dead-letter-exchange", long("")),
+                ("x-dead-letter-routing-key", long("qq-dlq")),
+            ]),
+        )
+        .await;
+        publish(&ch, "", "qq-poison", b"poison", BasicProperties::default()).await;
+        return_times(&ch, "qq-poison", 2).await;
+        wait_until(async || count(&ch, "qq-dlq").await == 1).await;
+        assert_eq!(count(&ch, "qq-poison").await, 0);
+        let m = get(&ch, "qq-dlq").await.unwrap();
+        assert_eq!(m.delivery.data, b"poison");
+        assert_eq!(
+            header(&m.properties, "x-first-death-reason"),
+            Some(long("delivery_limit"))
+        );
+        let Some(AMQPValue::FieldArray(deaths)) = header(&m.properties, "x-death") else {
+            panic!("no x-death: {:?}", m.properties);
+        };
+        let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else {
+            panic!("empty x-death");
+        };
+        assert_eq!(death.inner().get("reason"), Some(&long("delivery_limit")));
+        assert_eq!(death.inner().get("queue"), Some(&long("qq-poison")));
+        assert_eq!(
+            header(&m.properties, "x-delivery-count"),
+            None,
+            "the dead letter does not carry the delivery's header"
+        );
+    });
+}
+
+#[test]
+fn the_default_delivery_limit_is_20_and_a_negative_limit_is_unlimited() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-default", quorum(&[])).await;
+        declare(
+            &ch,
+            "qq-unlimited",
+            quorum(&[("x-delivery-limit", AMQPValue::LongInt(-1))]),
+        )
+        .await;
+        for q in ["qq-default", "qq-unlimited"] {
+            publish(&ch, "", q, b"m", BasicProperties::default()).await;
+        }
+        return_times(&ch, "qq-default", 20).await;
+        assert_eq!(count(&ch, "qq-default").await, 1, "20 returns are allowed");
+        return_times(&ch, "qq-default", 1).await;
+        assert_eq!(
+            count(&ch, "qq-default").await,
+            0,
+            "the 21st passes the limit"
+        );
+        return_times(&ch, "qq-unlimited", 30).await;
+        assert_eq!(count(&ch, "qq-unlimited").await, 1);
+    });
+}
+
+#[test]
+fn a_policy_delivery_limit_applies_to_a_quorum_queue() {
+    let broker = TestBroker::start();
+    broker
+        .broker()
+        .set_policy(
+            "/",
+            "poison",
+            PolicyKind::Policy,
+            PolicyRecord {
+                pattern: "^qq-pol$".into(),
+                apply_to: "queues".into(),
+                priority: 0,
+                definition: json!({"delivery-limit": 1}).as_object().cloned().unwrap(),
+            },
+        )
+        .unwrap();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-pol", quorum(&[])).await;
+        publish(&ch, "", "qq-pol", b"m", BasicProperties::default()).await;
+        return_times(&ch, "qq-pol", 1).await;
+        assert_eq!(count(&ch, "qq-pol").await, 1);
+        return_times(&ch, "qq-pol", 1).await;
+        assert_eq!(count(&ch, "qq-pol").await, 0);
+    });
+}
+
+#[test]
+fn delivery_counts_and_transient_messages_survive_a_restart() {
+    let broker = TestBroker::start();
+    let rt = runtime();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-restart", quorum(&[])).await;
+        // delivery-mode 1: a quorum queue stores it anyway.
+        publish(
+            &ch,
+            "",
+            "qq-restart",
+            b"m",
+            BasicProperties::default().with_delivery_mode(1),
+        )
+        .await;
+        return_times(&ch, "qq-restart", 2).await;
+    });
+    let broker = broker.restart();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        let m = get(&ch, "qq-restart")
+            .await
+            .expect("kept across the restart");
+        assert_eq!(m.delivery.data, b"m");
+        assert_eq!(delivery_count(&m.properties), Some(2));
+        assert!(m.delivery.redelivered);
+    });
+}
+
+#[test]
+fn consuming_from_a_quorum_queue_under_global_qos_is_not_implemented() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-qos", quorum(&[])).await;
+        // A per-consumer prefetch is fine.
+        ch.basic_qos(5, BasicQosOptions { global: false })
+            .await
+            .unwrap();
+        ch.basic_consume(
+            "qq-qos".into(),
+            "ok".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let ch2 = conn.create_channel().await.unwrap();
+        ch2.basic_qos(5, BasicQosOptions { global: true })
+            .await
+            .unwrap();
+        let error = ch2
+            .basic_consume(
+                "qq-qos".into(),
+                "global".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            error.contains(
+                "NOT_IMPLEMENTED - queue 'qq-qos' in vhost '/' does not support global qos"
+            ),
+            "{error}"
+        );
+        wait_until(async || !conn.status().connected()).await;
+    });
+}
+
+#[test]
+fn the_management_api_and_definitions_show_a_quorum_queue_as_such() {
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-api", quorum(&[])).await;
+        let api = Api::new(broker.http_url());
+        let reply = api.get("/api/queues/%2F/qq-api").await;
+        assert_eq!(reply.body["type"], "quorum", "{}", reply.body);
+        let node = reply.body["node"].clone();
+        assert_eq!(reply.body["leader"], node);
+        assert_eq!(reply.body["members"], json!([node]));
+        assert_eq!(reply.body["online"], json!([node]));
+        let defs = api.get("/api/definitions").await.body;
+        let queue = defs["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "qq-api")
+            .unwrap()
+            .clone();
+        assert_eq!(queue["type"], "quorum");
+        assert_eq!(queue["arguments"]["x-queue-type"], "quorum");
+        // A queue made through the API with the type argument is a quorum queue too, and
+        // the declare rules hold there as well.
+        let made = api
+            .put(
+                "/api/queues/%2F/qq-api-made",
+                json!({"durable": true, "arguments": {"x-queue-type": "quorum"}}),
+            )
+            .await;
+        assert!(made.status.is_success(), "{made:?}");
+        assert_eq!(
+            api.get("/api/queues/%2F/qq-api-made").await.body["type"],
+            "quorum"
+        );
+        let refused = api
+            .put(
+                "/api/queues/%2F/qq-api-transient",
+                json!({"durable": false, "arguments": {"x-queue-type": "quorum"}}),
+            )
+            .await;
+        assert_eq!(refused.status.as_u16(), 400, "{refused:?}");
+    });
+}
+
+// ------------------------------------------------------------ at-least-once under kill -9
+
+const WORK: &str = "qq-alo-work";
+const DEAD: &str = "qq-alo-dead";
+
+/// The quorum work queue (at-least-once into `DEAD` through a direct exchange) and the
+/// quorum dead-letter queue.
+async fn declare_at_least_once(ch: &Channel) {
+    ch.exchange_declare(
+        "qq-alo-dlx".into(),
+        lapin::ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    declare(ch, DEAD, quorum(&[])).await;
+    ch.queue_bind(
+        DEAD.into(),
+        "qq-alo-dlx".into(),
+        "dead".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    declare(
+        ch,
+        WORK,
+        quorum(&[
+            ("x-dead-letter-exchange", long("qq-alo-dlx")),
+            ("x-dead-letter-routing-key", long("dead")),
+            ("x-dead-letter-strategy", long("at-least-once")),
+            ("x-overflow", long("reject-publish")),
+        ]),
+    )
+    .await;
+}
+
+async fn contents(url: &str, queue: &str) -> BTreeMap<Vec<u8>, usize> {
+    let (_conn, ch) = channel(url).await;
+    let mut out = BTreeMap::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        *out.entry(m.delivery.data).or_default() += 1;
+    }
+    out
+}
+
+async fn reject_all(url: String) {
+    let (_conn, ch) = channel(&url).await;
+    ch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            WORK.into(),
+            ShortString::from(""),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    while let Some(Ok(d)) = consumer.next().await {
+        if ch
+            .basic_reject(d.delivery_tag, BasicRejectOptions { requeue: false })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[test]
+fn at_least_once_dead_lettering_loses_nothing_across_kill_9() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let n: u32 = 1500;
+    let mut broker = BinaryBroker::spawn(&data);
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare_at_least_once(&ch).await;
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        // Transient messages: a quorum queue stores them all the same.
+        for i in 0..n {
+            ch.basic_publish(
+                "".into(),
+                WORK.into(),
+                BasicPublishOptions::default(),
+                format!("m-{i}").as_bytes(),
+                BasicProperties::default().with_delivery_mode(1),
+            )
+            .await
+            .unwrap();
+        }
+        assert!(ch.wait_for_confirms().await.unwrap().is_empty());
+    });
+    for cycle in 0..3 {
+        let url = broker.url();
+        rt.block_on(async {
+            let rejecter = tokio::spawn(reject_all(url.clone()));
+            let (_conn, ch) = channel(&url).await;
+            let start = count(&ch, DEAD).await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while count(&ch, DEAD).await < start + 50 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            rejecter.abort();
+        });
+        broker.kill();
+        broker = BinaryBroker::spawn(&data);
+        let url = broker.url();
+        rt.block_on(async {
+            let (_conn, ch) = channel(&url).await;
+            let (w, d) = (count(&ch, WORK).await, count(&ch, DEAD).await);
+            assert_eq!(
+                w + d,
+                n,
+                "cycle {cycle}: {w} in the work queue + {d} dead-lettered"
+            );
+            assert!(d > 0, "cycle {cycle}: nothing dead-lettered");
+        });
+    }
+    let url = broker.url();
+    rt.block_on(async {
+        let mut all = contents(&url, WORK).await;
+        for (body, c) in contents(&url, DEAD).await {
+            *all.entry(body).or_default() += c;
+        }
+        assert_eq!(all.len(), n as usize, "lost messages");
+        assert!(all.values().all(|c| *c == 1), "duplicated messages");
+    });
+    broker.kill();
+}
