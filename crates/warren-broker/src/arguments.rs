@@ -600,11 +600,7 @@ pub(crate) fn check_equivalent(
     };
     for key in keys {
         if *key == QUEUE_TYPE {
-            let classic = |t: Option<&AMQPValue>| match t {
-                None => true,
-                Some(AMQPValue::LongString(s)) => s.as_bytes() == b"classic",
-                _ => false,
-            };
+            let classic = |t: Option<&AMQPValue>| t.is_none_or(|v| bytes_of(v) == Some(b"classic"));
             let (r, c) = (
                 received.inner().get(QUEUE_TYPE),
                 current.inner().get(QUEUE_TYPE),
@@ -654,7 +650,22 @@ pub(crate) fn check_arg_equivalent(
 fn equivalent(a: &AMQPValue, b: &AMQPValue) -> bool {
     match (integer(a), integer(b)) {
         (Some(x), Some(y)) => x == y,
-        _ => a == b,
+        // RabbitMQ compares the bare values when the types differ: strings and byte
+        // arrays holding the same bytes are the same binary.
+        _ => match (bytes_of(a), bytes_of(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
+/// The bytes of a string or byte-array value.
+fn bytes_of(value: &AMQPValue) -> Option<&[u8]> {
+    match value {
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
+        AMQPValue::ByteArray(b) => Some(b.as_slice()),
+        _ => None,
     }
 }
 
