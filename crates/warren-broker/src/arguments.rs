@@ -506,7 +506,7 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
         Some("quorum") => (QUORUM_CHECKS, NOT_QUORUM, QueueType::Quorum),
         Some(t @ "stream") => {
             return Err(BrokerError::PreconditionFailed(format!(
-                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': queue type '{t}' is not supported by Warren; declare a classic queue"
+                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': queue type '{t}' is not supported by Warren; declare a classic or quorum queue"
             )));
         }
         Some(other) => {

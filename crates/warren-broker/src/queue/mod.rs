@@ -57,6 +57,9 @@
 //!   enforced at once, and the view for the management API.
 //! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
 //!   released.
+//! - `quorum/`: what a quorum queue (`x-queue-type: quorum`) does differently: every
+//!   message stored, delivery counts and the delivery limit, `x-delivery-count`, its
+//!   settings' fall-backs; its state changes as a few commands a log could replay.
 
 mod dead_letter;
 mod dispatch;
