@@ -810,3 +810,267 @@ fn at_least_once_dead_lettering_loses_nothing_across_kill_9() {
     });
     broker.kill();
 }
+
+// ------------------------------------- at-least-once dead letters that no queue takes
+
+/// A broker with the management API and a short dead-letter retry interval (RabbitMQ's
+/// `dead_letter_worker_publisher_confirm_timeout`, 180 s by default).
+fn retrying_broker() -> TestBroker {
+    let mut config = TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    };
+    config.broker.queue_limits.dead_letter_retry = Duration::from_millis(300);
+    TestBroker::start_with(config)
+}
+
+/// A durable direct exchange.
+async fn exchange(ch: &Channel, name: &str) {
+    ch.exchange_declare(
+        name.into(),
+        lapin::ExchangeKind::Direct,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
+/// A quorum queue dead-lettering at-least-once through `dlx` with routing key `dead`.
+fn at_least_once_into(dlx: &str, extra: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut args = quorum(&[
+        ("x-dead-letter-exchange", long(dlx)),
+        ("x-dead-letter-routing-key", long("dead")),
+        ("x-dead-letter-strategy", long("at-least-once")),
+        ("x-overflow", long("reject-publish")),
+    ]);
+    for (k, v) in extra {
+        args.insert((*k).into(), v.clone());
+    }
+    args
+}
+
+/// Publish `bodies` to `queue` and reject each (requeue false).
+async fn publish_and_reject(ch: &Channel, queue: &str, bodies: &[&[u8]]) {
+    for body in bodies {
+        publish(ch, "", queue, body, BasicProperties::default()).await;
+    }
+    for _ in bodies {
+        let m = get(ch, queue).await.expect("a message to reject");
+        ch.basic_reject(
+            m.delivery.delivery_tag,
+            BasicRejectOptions { requeue: false },
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// The management API's view of `queue`.
+async fn queue_json(api: &Api, queue: &str) -> serde_json::Value {
+    api.get(&format!("/api/queues/%2F/{queue}")).await.body
+}
+
+/// The reason and queue of a dead letter's latest `x-death` record.
+fn latest_death(props: &BasicProperties) -> (AMQPValue, AMQPValue) {
+    let Some(AMQPValue::FieldArray(deaths)) = header(props, "x-death") else {
+        panic!("no x-death: {props:?}");
+    };
+    let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else {
+        panic!("empty x-death");
+    };
+    (
+        death.inner().get("reason").cloned().unwrap(),
+        death.inner().get("queue").cloned().unwrap(),
+    )
+}
+
+#[test]
+fn unroutable_at_least_once_dead_letters_are_kept_across_a_restart_and_reach_a_queue_bound_later() {
+    let broker = retrying_broker();
+    let rt = runtime();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        exchange(&ch, "qq-keep-dlx").await;
+        declare(&ch, "qq-keep", at_least_once_into("qq-keep-dlx", &[])).await;
+        publish_and_reject(&ch, "qq-keep", &[b"a", b"bb", b"ccc"]).await;
+        let api = Api::new(broker.http_url());
+        // Routed nowhere: kept in the source as RabbitMQ 3.10 reports them.
+        wait_until(async || queue_json(&api, "qq-keep").await["messages_dlx"] == 3).await;
+        let q = queue_json(&api, "qq-keep").await;
+        assert_eq!(q["message_bytes_dlx"], 6, "{q}");
+        assert_eq!(q["messages"], 3, "{q}");
+        assert_eq!(q["message_bytes"], 6, "{q}");
+        assert_eq!(q["messages_ready"], 0, "{q}");
+        assert_eq!(q["messages_unacknowledged"], 0, "{q}");
+        assert!(get(&ch, "qq-keep").await.is_none(), "never delivered");
+        assert_eq!(count(&ch, "qq-keep").await, 0);
+        // Retries that still find no queue keep them.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(queue_json(&api, "qq-keep").await["messages_dlx"], 3);
+    });
+    let broker = broker.restart();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        let api = Api::new(broker.http_url());
+        let q = queue_json(&api, "qq-keep").await;
+        assert_eq!(q["messages_dlx"], 3, "kept across the restart: {q}");
+        assert_eq!(q["message_bytes_dlx"], 6, "{q}");
+        assert!(get(&ch, "qq-keep").await.is_none(), "still not delivered");
+        declare(&ch, "qq-keep-dead", quorum(&[])).await;
+        ch.queue_bind(
+            "qq-keep-dead".into(),
+            "qq-keep-dlx".into(),
+            "dead".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        wait_until(async || count(&ch, "qq-keep-dead").await == 3).await;
+        let q = queue_json(&api, "qq-keep").await;
+        assert_eq!(q["messages_dlx"], 0, "{q}");
+        assert_eq!(q["messages"], 0, "{q}");
+        let mut bodies = Vec::new();
+        while let Some(m) = get(&ch, "qq-keep-dead").await {
+            assert_eq!(
+                latest_death(&m.properties),
+                (long("rejected"), long("qq-keep"))
+            );
+            assert_eq!(
+                header(&m.properties, "x-first-death-reason"),
+                Some(long("rejected"))
+            );
+            bodies.push(m.delivery.data.clone());
+            m.ack(Default::default()).await.unwrap();
+        }
+        assert_eq!(bodies, [b"a".to_vec(), b"bb".to_vec(), b"ccc".to_vec()]);
+    });
+    // Moved for good: nothing comes back to the source after another restart.
+    let broker = broker.restart();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        let api = Api::new(broker.http_url());
+        assert_eq!(queue_json(&api, "qq-keep").await["messages_dlx"], 0);
+        assert_eq!(count(&ch, "qq-keep-dead").await, 0);
+    });
+}
+
+#[test]
+fn a_full_reject_publish_target_refuses_at_least_once_dead_letters_until_it_drains() {
+    let broker = retrying_broker();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        exchange(&ch, "qq-full-dlx").await;
+        declare(
+            &ch,
+            "qq-full-dead",
+            quorum(&[
+                ("x-max-length", AMQPValue::LongInt(2)),
+                ("x-overflow", long("reject-publish")),
+            ]),
+        )
+        .await;
+        ch.queue_bind(
+            "qq-full-dead".into(),
+            "qq-full-dlx".into(),
+            "dead".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        for filler in [b"f1", b"f2"] {
+            publish(&ch, "", "qq-full-dead", filler, BasicProperties::default()).await;
+        }
+        declare(&ch, "qq-full", at_least_once_into("qq-full-dlx", &[])).await;
+        publish_and_reject(&ch, "qq-full", &[b"a", b"b"]).await;
+        let api = Api::new(broker.http_url());
+        wait_until(async || queue_json(&api, "qq-full").await["messages_dlx"] == 2).await;
+        // Refused at every retry while the target is full.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(queue_json(&api, "qq-full").await["messages_dlx"], 2);
+        assert_eq!(count(&ch, "qq-full-dead").await, 2);
+        for filler in [b"f1", b"f2"] {
+            let m = get(&ch, "qq-full-dead").await.unwrap();
+            assert_eq!(m.delivery.data, filler);
+            m.ack(Default::default()).await.unwrap();
+        }
+        wait_until(async || count(&ch, "qq-full-dead").await == 2).await;
+        assert_eq!(queue_json(&api, "qq-full").await["messages_dlx"], 0);
+        for body in [b"a", b"b"] {
+            let m = get(&ch, "qq-full-dead").await.unwrap();
+            assert_eq!(m.delivery.data, body);
+            assert_eq!(
+                latest_death(&m.properties),
+                (long("rejected"), long("qq-full"))
+            );
+        }
+    });
+}
+
+#[test]
+fn a_policy_switching_away_from_at_least_once_deletes_the_pending_dead_letters() {
+    let broker = retrying_broker();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        exchange(&ch, "qq-switch-dlx").await;
+        declare(&ch, "qq-switch", at_least_once_into("qq-switch-dlx", &[])).await;
+        publish_and_reject(&ch, "qq-switch", &[b"a"]).await;
+        let api = Api::new(broker.http_url());
+        wait_until(async || queue_json(&api, "qq-switch").await["messages_dlx"] == 1).await;
+        // Pending dead letters count against the length limit (rabbit_fifo:is_over_limit):
+        // at x-max-length 1 from a policy, the next publish is refused.
+        let reply = api
+            .put(
+                "/api/policies/%2F/qq-switch-limit",
+                json!({"pattern": "^qq-switch$", "apply-to": "queues",
+                       "definition": {"max-length": 1}}),
+            )
+            .await;
+        assert!(reply.status.is_success(), "{reply:?}");
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        let confirm = ch
+            .basic_publish(
+                "".into(),
+                "qq-switch".into(),
+                BasicPublishOptions::default(),
+                b"refused",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(confirm.is_nack(), "{confirm:?}");
+        // Overflow drop-head makes the strategy at-most-once: RabbitMQ 3.10 deletes them.
+        let reply = api
+            .put(
+                "/api/policies/%2F/qq-switch-limit",
+                json!({"pattern": "^qq-switch$", "apply-to": "queues",
+                       "definition": {"max-length": 1, "overflow": "drop-head"}}),
+            )
+            .await;
+        assert!(reply.status.is_success(), "{reply:?}");
+        wait_until(async || queue_json(&api, "qq-switch").await["messages_dlx"] == 0).await;
+        assert_eq!(queue_json(&api, "qq-switch").await["messages"], 0);
+        // And they are gone from the store: a queue bound now gets nothing.
+        declare(&ch, "qq-switch-dead", quorum(&[])).await;
+        ch.queue_bind(
+            "qq-switch-dead".into(),
+            "qq-switch-dlx".into(),
+            "dead".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(count(&ch, "qq-switch-dead").await, 0);
+    });
+}

@@ -109,26 +109,34 @@ pub struct IndexEntry {
     pub body_len: u32,
     /// Returns to the queue so far (a quorum queue's delivery count; 0 elsewhere).
     pub delivery_count: u32,
+    /// Non-zero when the message left its queue and awaits dead-lettering (a quorum
+    /// queue's at-least-once dead letter no queue took yet): the broker's code of the
+    /// death reason. 0 for a message in its queue.
+    pub dead_letter: u8,
 }
 
 impl IndexEntry {
     const VERSION: u8 = 1;
 
     /// The index value: version, priority, body length (big-endian), then the delivery
-    /// count (big-endian) only when it is not 0, so a classic queue's entry stays 6 bytes
+    /// count (big-endian) only when it or the dead-letter mark is not 0, then the
+    /// dead-letter mark only when it is not 0; so a classic queue's entry stays 6 bytes
     /// (and readers that predate the count, which ignore trailing bytes, still read it).
     /// On the stack: a put allocates nothing for its index value.
     pub(crate) fn encode(&self) -> EncodedIndex {
-        let mut bytes = [0u8; 10];
+        let mut bytes = [0u8; 11];
         bytes[0] = Self::VERSION;
         bytes[1] = self.priority;
         bytes[2..6].copy_from_slice(&self.body_len.to_be_bytes());
-        let len = if self.delivery_count != 0 {
+        let mut len = 6;
+        if self.delivery_count != 0 || self.dead_letter != 0 {
             bytes[6..10].copy_from_slice(&self.delivery_count.to_be_bytes());
-            10
-        } else {
-            6
-        };
+            len = 10;
+        }
+        if self.dead_letter != 0 {
+            bytes[10] = self.dead_letter;
+            len = 11;
+        }
         EncodedIndex { bytes, len }
     }
 
@@ -143,15 +151,19 @@ impl IndexEntry {
                     [e, f, g, h, ..] => u32::from_be_bytes([*e, *f, *g, *h]),
                     _ => 0,
                 },
+                dead_letter: match rest {
+                    [_, _, _, _, mark, ..] => *mark,
+                    _ => 0,
+                },
             },
             _ => IndexEntry::default(),
         }
     }
 }
 
-/// An encoded [`IndexEntry`] (6 or 10 bytes).
+/// An encoded [`IndexEntry`] (6, 10 or 11 bytes).
 pub(crate) struct EncodedIndex {
-    bytes: [u8; 10],
+    bytes: [u8; 11],
     len: usize,
 }
 
@@ -803,6 +815,7 @@ mod index_entry_tests {
             priority: 7,
             body_len: 0x0102_0304,
             delivery_count: 0,
+            dead_letter: 0,
         };
         assert_eq!(entry.encode().len(), 6, "no count, no extra bytes");
         assert_eq!(IndexEntry::decode(entry.encode().as_ref()), entry);
@@ -811,6 +824,12 @@ mod index_entry_tests {
             ..entry
         };
         assert_eq!(IndexEntry::decode(counted.encode().as_ref()), counted);
+        let marked = IndexEntry {
+            dead_letter: 3,
+            ..entry
+        };
+        assert_eq!(marked.encode().len(), 11);
+        assert_eq!(IndexEntry::decode(marked.encode().as_ref()), marked);
     }
 
     #[test]

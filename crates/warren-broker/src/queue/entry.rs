@@ -16,6 +16,9 @@ pub struct QueueLimits {
     pub ram_messages: usize,
     /// Messages read back from the store at once.
     pub page_in_batch: usize,
+    /// How often a quorum queue retries at-least-once dead letters that no queue took
+    /// (RabbitMQ's `dead_letter_worker_publisher_confirm_timeout`, 180 s).
+    pub dead_letter_retry: std::time::Duration,
 }
 
 impl Default for QueueLimits {
@@ -24,6 +27,7 @@ impl Default for QueueLimits {
             ram_bytes: 8 * 1024 * 1024,
             ram_messages: 1 << 24,
             page_in_batch: 512,
+            dead_letter_retry: std::time::Duration::from_secs(180),
         }
     }
 }

@@ -155,6 +155,9 @@ struct QueueState {
     /// Messages let go to the dead-letter exchange under the lock, published once it is
     /// released (see `dead_letter.rs`).
     dead_letters: Vec<DeadLetter>,
+    /// A quorum queue's at-least-once dead letters that no queue took yet
+    /// (`quorum/discards.rs`).
+    discards: quorum::Discards,
     /// What the queue acts on: its arguments with the policies that apply merged in
     /// (`crate::policy`); replaced when a policy changes, read under this lock.
     settings: QueueArgs,
@@ -191,6 +194,17 @@ pub struct Queue {
     /// Message counters (publish, deliver, get, redeliver, ack...), bumped under the lock.
     pub stats: MessageCounters,
     state: Mutex<QueueState>,
+}
+
+/// Whether a queue has room for an at-least-once dead letter ([`Queue::reserve_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Yes, at this seq.
+    Seq(u64),
+    /// No: reject-publish at its limits.
+    Full,
+    /// The queue was deleted.
+    Deleted,
 }
 
 /// What publishing to a queue produced.
@@ -253,8 +267,10 @@ impl Queue {
     /// Restore recovered messages (index only; bodies paged in on demand), in seq order,
     /// each into its priority level (from the stored index entry). Those
     /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
-    /// and come back `redelivered`.
-    pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) {
+    /// and come back `redelivered`. A quorum queue's messages marked as awaiting
+    /// dead-lettering go back to its discards; returns whether there are any (the broker
+    /// retries them once its bindings are restored: [`Queue::retry_discards`]).
+    pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) -> bool {
         let mut st = self.lock();
         let recovered_any = !index.is_empty();
         // New messages get seqs above everything a lease of the last run may have covered.
@@ -262,6 +278,11 @@ impl Queue {
         st.delivered_lease = delivered_mark;
         st.delivered_max = delivered_mark;
         for (seq, index) in index {
+            if index.dead_letter != 0 {
+                self.recover_discard(&mut st, seq, index);
+                st.next_seq = st.next_seq.max(seq + 1);
+                continue;
+            }
             st.ready.push_back(Entry {
                 seq,
                 // A quorum queue's returned message is flagged whatever the watermark.
@@ -285,6 +306,7 @@ impl Queue {
         if recovered_any && st.settings.message_ttl.is_some() {
             self.schedule_expiry(&mut st, crate::message::now_ms());
         }
+        !st.discards.is_empty()
     }
 
     /// Add a message (routed here by a publish). `encoded` caches the stored form across
@@ -369,6 +391,7 @@ impl Queue {
             priority: self.priority_of(message),
             body_len: message.body.len() as u32,
             delivery_count: 0,
+            dead_letter: 0,
         }
     }
 
@@ -442,14 +465,32 @@ impl Queue {
         Some(seq)
     }
 
+    /// At-least-once dead-lettering: a place for `message` if the queue has room for it
+    /// (reject-publish refuses it at its limits, as a publish), as [`Queue::reserve_seq`].
+    pub(super) fn reserve_room(&self, message: &Message) -> Room {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Room::Deleted;
+        }
+        if st.limited && self.would_overflow(&st, message.body.len() as u64) {
+            return Room::Full;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        Room::Seq(seq)
+    }
+
     /// Take a dead-lettered message at the seq reserved for it, its store write (if any)
     /// submitted as `ticket` (together with its removal from the queue it left).
+    /// `room_reserved`: [`Queue::reserve_room`] found room for it, so the limits are not
+    /// checked again (the source's copy may be gone already).
     pub(super) fn accept_dead_letter(
         self: &Arc<Self>,
         message: &Arc<Message>,
         seq: u64,
         stored: Option<StoreKey>,
         ticket: Option<Ticket>,
+        room_reserved: bool,
     ) {
         let mut st = self.lock();
         if st.deleted {
@@ -461,7 +502,7 @@ impl Queue {
             }
             return;
         }
-        if st.limited && self.would_overflow(&st, message.body.len() as u64) {
+        if !room_reserved && st.limited && self.would_overflow(&st, message.body.len() as u64) {
             // reject-publish: a dead letter is refused like a publish (and dead-lettered
             // again with reject-publish-dlx).
             if st.settings.overflow == crate::arguments::Overflow::RejectPublishDlx {
@@ -523,6 +564,7 @@ impl Queue {
         st.deleted = true;
         let count = st.ready.len() as u32;
         st.ready.clear();
+        st.discards.clear();
         let (bytes, messages) = (st.ram_bytes, st.ram_messages);
         self.unhold(&mut st, bytes, messages);
         st.unwritten.clear();

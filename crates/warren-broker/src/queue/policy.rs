@@ -38,8 +38,19 @@ impl Queue {
                 operator_policy = ?applied.operator.as_ref().map(|p| &p.name),
                 "queue policy applied");
         }
+        let changed = st.settings != settings;
         st.limited = settings.has_length_limit();
         st.settings = settings;
+        // At-least-once dead letters awaiting a queue: retried under the new settings, or
+        // deleted when the queue is no longer at-least-once (`quorum/discards.rs`).
+        if changed
+            && self.is_quorum()
+            && self.discards_after_policy(&mut st)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let queue = Arc::clone(self);
+            runtime.spawn(async move { queue.retry_discards() });
+        }
         st.applied = applied;
         if expires_changed {
             st.expiry_epoch += 1;

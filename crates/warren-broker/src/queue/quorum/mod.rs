@@ -39,9 +39,13 @@
 //!   puts) is one synced `WriteBatch` as for every queue (`dead_letter/mod.rs`), and a
 //!   quorum target stores every message, so the source's copy is deleted only in the
 //!   same fsynced batch that writes the targets' copies: a kill -9 leaves it in one place
-//!   or the other. Not yet done: RabbitMQ also keeps a dead letter that reaches no queue
-//!   (or is refused by a full target) in the source and retries it; Warren drops it, as
-//!   at-most-once does.
+//!   or the other. A dead letter that reaches no queue, or that a full reject-publish
+//!   target refuses, stays in the source, stored and marked, and is retried
+//!   (`discards.rs`).
+
+mod discards;
+
+pub(super) use discards::Discards;
 
 use std::sync::Arc;
 
@@ -98,6 +102,7 @@ impl Queue {
                     priority: entry.priority,
                     body_len: entry.body_len,
                     delivery_count: entry.delivery_count,
+                    dead_letter: 0,
                 },
             });
         }
