@@ -1074,3 +1074,168 @@ fn a_policy_switching_away_from_at_least_once_deletes_the_pending_dead_letters()
         assert_eq!(count(&ch, "qq-switch-dead").await, 0);
     });
 }
+
+// ------------------------------------------------------------- returned messages first
+
+/// Publish m1..m5 to `queue`, take m1..m3 with `basic.get` on a channel of `url`, ack m2
+/// and give back m3 then m1 (`nack` with requeue), or close the connection (`lose`).
+async fn return_m3_then_m1(url: &str, ch: &Channel, queue: &str, lose: bool) {
+    for i in 1..=5 {
+        publish(
+            ch,
+            "",
+            queue,
+            format!("m{i}").as_bytes(),
+            BasicProperties::default(),
+        )
+        .await;
+    }
+    let (taker_conn, taker) = channel(url).await;
+    let mut tags = BTreeMap::new();
+    for _ in 0..3 {
+        let m = get(&taker, queue).await.unwrap();
+        tags.insert(m.delivery.data.clone(), m.delivery.delivery_tag);
+    }
+    taker
+        .basic_ack(tags[&b"m2".to_vec()], Default::default())
+        .await
+        .unwrap();
+    if lose {
+        taker_conn.close(200, "bye".into()).await.unwrap();
+    } else {
+        for body in [b"m3", b"m1"] {
+            taker
+                .basic_nack(
+                    tags[&body.to_vec()],
+                    BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+        }
+    }
+    wait_until(async || count(ch, queue).await == 4).await;
+}
+
+/// What `basic.get` finds in `queue`, in order: (body, redelivered, x-delivery-count).
+async fn drain(ch: &Channel, queue: &str) -> Vec<(String, bool, Option<i64>)> {
+    let mut out = Vec::new();
+    while let Some(m) = get(ch, queue).await {
+        out.push((
+            String::from_utf8(m.delivery.data.clone()).unwrap(),
+            m.delivery.redelivered,
+            delivery_count(&m.properties),
+        ));
+        m.ack(Default::default()).await.unwrap();
+    }
+    out
+}
+
+fn order(expected: &[(&str, bool, i64)]) -> Vec<(String, bool, Option<i64>)> {
+    expected
+        .iter()
+        .map(|(b, r, c)| (b.to_string(), *r, Some(*c)))
+        .collect()
+}
+
+#[test]
+fn a_quorum_queue_delivers_returned_messages_first_in_the_order_they_came_back() {
+    // As RabbitMQ 3.10 (checked on it): with a delivery limit (Warren's default is 20) a
+    // nack returns to the front, in return order; so does a consumer that goes away.
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-returns", quorum(&[])).await;
+        return_m3_then_m1(&broker.url(), &ch, "qq-returns", false).await;
+        assert_eq!(
+            drain(&ch, "qq-returns").await,
+            order(&[
+                ("m3", true, 1),
+                ("m1", true, 1),
+                ("m4", false, 0),
+                ("m5", false, 0)
+            ])
+        );
+        return_m3_then_m1(&broker.url(), &ch, "qq-returns", true).await;
+        assert_eq!(
+            drain(&ch, "qq-returns").await,
+            order(&[
+                ("m1", true, 1),
+                ("m3", true, 1),
+                ("m4", false, 0),
+                ("m5", false, 0)
+            ])
+        );
+    });
+}
+
+#[test]
+fn without_a_delivery_limit_a_nacked_message_goes_to_the_back_as_in_rabbitmq_3_10() {
+    let broker = TestBroker::start();
+    let rt = runtime();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        let unlimited = quorum(&[("x-delivery-limit", AMQPValue::LongInt(-1))]);
+        declare(&ch, "qq-back", unlimited.clone()).await;
+        return_m3_then_m1(&broker.url(), &ch, "qq-back", false).await;
+        assert_eq!(
+            drain(&ch, "qq-back").await,
+            order(&[
+                ("m4", false, 0),
+                ("m5", false, 0),
+                ("m3", true, 1),
+                ("m1", true, 1)
+            ])
+        );
+        // A consumer that goes away still returns its messages to the front.
+        return_m3_then_m1(&broker.url(), &ch, "qq-back", true).await;
+        assert_eq!(
+            drain(&ch, "qq-back").await,
+            order(&[
+                ("m1", true, 1),
+                ("m3", true, 1),
+                ("m4", false, 0),
+                ("m5", false, 0)
+            ])
+        );
+        // The order at the back is the stored order: it survives a restart.
+        declare(&ch, "qq-back-kept", unlimited).await;
+        return_m3_then_m1(&broker.url(), &ch, "qq-back-kept", false).await;
+    });
+    let broker = broker.restart();
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        assert_eq!(
+            drain(&ch, "qq-back-kept").await,
+            order(&[
+                ("m4", false, 0),
+                ("m5", false, 0),
+                ("m3", true, 1),
+                ("m1", true, 1)
+            ])
+        );
+    });
+}
+
+#[test]
+fn a_classic_queue_still_puts_returned_messages_back_in_place() {
+    let broker = TestBroker::start();
+    runtime().block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "cq-returns", FieldTable::default()).await;
+        return_m3_then_m1(&broker.url(), &ch, "cq-returns", false).await;
+        let got: Vec<(String, bool)> = drain(&ch, "cq-returns")
+            .await
+            .into_iter()
+            .map(|(b, r, _)| (b, r))
+            .collect();
+        let expected: Vec<(String, bool)> =
+            [("m1", true), ("m3", true), ("m4", false), ("m5", false)]
+                .iter()
+                .map(|(b, r)| (b.to_string(), *r))
+                .collect();
+        assert_eq!(got, expected);
+    });
+}

@@ -229,8 +229,13 @@ impl Queue {
         home: Weak<VHost>,
     ) -> Self {
         let args = QueueArgs::parse(&spec.arguments);
-        let ready = Ready::new(args.max_priority);
-        let settings = if args.queue_type == crate::arguments::QueueType::Quorum {
+        let quorum = args.queue_type == crate::arguments::QueueType::Quorum;
+        let ready = if quorum {
+            Ready::returning()
+        } else {
+            Ready::new(args.max_priority)
+        };
+        let settings = if quorum {
             quorum::warn_fallbacks(&spec.name, &vhost, &args);
             quorum::normalized(args.clone())
         } else {

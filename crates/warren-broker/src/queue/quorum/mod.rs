@@ -23,8 +23,14 @@
 //!   as RabbitMQ 4 resolves them; 20 when neither sets one, a negative value for none) it
 //!   is dead-lettered with reason `delivery_limit`, or dropped without a dead-letter
 //!   exchange (as `rabbit_fifo:return_one`); otherwise the new count goes to the store
-//!   (`WriteOp::SetIndex`, synced) and the message back to its place, `redelivered`.
-//!   A delivery that never reached its consumer (`return_undelivered`) is not counted.
+//!   (`WriteOp::SetIndex`, synced) and the message, `redelivered`, goes before the
+//!   other ready messages, after those returned before it (`rabbit_fifo`'s `returns`;
+//!   `Ready::push_returned`). One exception, as RabbitMQ 3.10 (checked on it): with no
+//!   delivery limit (a negative one), a nack, reject or recover sends it to the back of
+//!   the queue (3.10 appends a `requeue` command), its stored copy moved to a new seq in
+//!   one synced batch; a consumer that went away still returns its messages to the
+//!   front. A delivery that never reached its consumer (`return_undelivered`) is not
+//!   counted and goes back to its place.
 //! - **`x-delivery-count`** ([`Queue::show_delivery_count`]): a delivery of a message
 //!   returned before carries the header `x-delivery-count` (long) with its count, and a
 //!   `basic.get` always does (0 for a first delivery), as RabbitMQ 3.10's
@@ -52,7 +58,7 @@ use std::sync::Arc;
 use warren_store::{IndexEntry, WriteOp};
 
 use super::dead_letter::with_long_header;
-use super::{DeathReason, Entry, Queue, QueueState};
+use super::{DeathReason, Entry, Queue, QueueState, StoreKey};
 use crate::arguments::{DeadLetterStrategy, Overflow, QueueArgs, QueueType};
 use crate::message::Message;
 
@@ -76,14 +82,16 @@ impl Queue {
         self.store_id != 0 && (message.is_persistent() || self.is_quorum())
     }
 
-    /// The *return* command: `entry` comes back from a consumer (see the module docs).
-    pub(super) fn quorum_return(&self, st: &mut QueueState, mut entry: Entry) {
+    /// The *return* command: `entry` comes back from a consumer (see the module docs);
+    /// `lost`: its consumer went away (channel or connection closed).
+    pub(super) fn quorum_return(&self, st: &mut QueueState, mut entry: Entry, lost: bool) {
         entry.delivery_count = entry.delivery_count.saturating_add(1);
         // The queue's copy never carries the header the delivery showed.
         if let Some(message) = entry.message.take() {
             entry.message = Some(without_count_header(message));
         }
-        if let Some(limit) = st.settings.effective_delivery_limit()
+        let limit = st.settings.effective_delivery_limit();
+        if let Some(limit) = limit
             && u64::from(entry.delivery_count) > limit
         {
             self.let_go(
@@ -92,6 +100,14 @@ impl Queue {
                 entry.stored,
                 DeathReason::DeliveryLimit,
             );
+            return;
+        }
+        entry.redelivered = true;
+        if !lost
+            && limit.is_none()
+            && let Some(message) = entry.message.clone()
+        {
+            self.requeue_at_back(st, entry, &message);
             return;
         }
         if let Some(key) = entry.stored.filter(|k| k.persistent) {
@@ -106,7 +122,40 @@ impl Queue {
                 },
             });
         }
-        entry.redelivered = true;
+        if entry.message.is_some() {
+            self.hold(st, entry.size as usize, 1);
+        }
+        st.ready.push_returned(entry);
+    }
+
+    /// RabbitMQ 3.10 without a delivery limit: a message nacked or rejected with requeue
+    /// goes to the back of the queue (`rabbit_fifo` appends it to its log again as a
+    /// `requeue` command). Here it takes the next seq: its stored copy moves to that seq
+    /// (with its count) in one synced batch, so the order survives a restart too.
+    fn requeue_at_back(&self, st: &mut QueueState, mut entry: Entry, message: &Arc<Message>) {
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        if let Some(key) = entry.stored.filter(|k| k.persistent) {
+            self.store.submit(WriteOp::Group(vec![
+                WriteOp::Put {
+                    queue_id: key.id,
+                    seq,
+                    value: message.encode(),
+                    index: IndexEntry {
+                        priority: entry.priority,
+                        body_len: entry.body_len,
+                        delivery_count: entry.delivery_count,
+                        dead_letter: 0,
+                    },
+                },
+                WriteOp::Delete {
+                    queue_id: key.id,
+                    seq: key.seq,
+                },
+            ]));
+            entry.stored = Some(StoreKey { seq, ..key });
+        }
+        entry.seq = seq;
         self.put_back(st, entry);
     }
 
