@@ -1239,3 +1239,109 @@ fn a_classic_queue_still_puts_returned_messages_back_in_place() {
         assert_eq!(got, expected);
     });
 }
+
+// ------------------------------------------------------------ returns counted at a crash
+
+/// What holds a delivery out: its connection, channel and consumer, kept open (dropping
+/// the channel would close it and return the message).
+type Holder = (Connection, Channel, lapin::Consumer);
+
+/// Take one delivery of `queue` on a consumer (left unacked) and return it with its
+/// `x-delivery-count` (None for a first delivery) and redelivered flag.
+async fn take_one(url: &str, queue: &str) -> (Holder, Option<i64>, bool) {
+    let (conn, ch) = channel(url).await;
+    ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            queue.into(),
+            "poison-taker".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a delivery")
+        .expect("a delivery")
+        .expect("a delivery");
+    assert_eq!(d.data, b"poison");
+    (
+        (conn, ch, consumer),
+        delivery_count(&d.properties),
+        d.redelivered,
+    )
+}
+
+#[test]
+fn a_message_out_with_a_consumer_at_each_kill_9_reaches_the_delivery_limit() {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut broker = BinaryBroker::spawn(&data);
+    let taker = rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        declare(&ch, "qq-crash-dlq", FieldTable::default()).await;
+        declare(
+            &ch,
+            "qq-crash",
+            quorum(&[
+                ("x-delivery-limit", AMQPValue::LongInt(2)),
+                ("x-dead-letter-exchange", long("")),
+                ("x-dead-letter-routing-key", long("qq-crash-dlq")),
+            ]),
+        )
+        .await;
+        publish(&ch, "", "qq-crash", b"poison", BasicProperties::default()).await;
+        // Behind the poison: published, never delivered; a clean stop counts nothing
+        // for it, and a crash at most the lease (it is below it).
+        publish(
+            &ch,
+            "",
+            "qq-crash",
+            b"bystander",
+            BasicProperties::default(),
+        )
+        .await;
+        let (holder, count, redelivered) = take_one(&broker.url(), "qq-crash").await;
+        assert_eq!((count, redelivered), (None, false));
+        holder
+    });
+    // A clean stop, the delivery still out: the broker closes the consumer's connection,
+    // which returns it (counted once), and the restart does not count it again.
+    assert_eq!(broker.terminate(), Some(0));
+    drop(taker);
+    broker = BinaryBroker::spawn(&data);
+    let taker = rt.block_on(async {
+        let (holder, count, redelivered) = take_one(&broker.url(), "qq-crash").await;
+        assert_eq!((count, redelivered), (Some(1), true), "after a clean stop");
+        holder
+    });
+    // The broker dies while the message is out: RabbitMQ counts it as returned.
+    broker.kill();
+    drop(taker);
+    broker = BinaryBroker::spawn(&data);
+    let taker = rt.block_on(async {
+        let (holder, count, redelivered) = take_one(&broker.url(), "qq-crash").await;
+        assert_eq!((count, redelivered), (Some(2), true), "after kill -9");
+        holder
+    });
+    broker.kill();
+    drop(taker);
+    // Third return: past the limit of 2, dead-lettered at start.
+    broker = BinaryBroker::spawn(&data);
+    rt.block_on(async {
+        let (_conn, ch) = channel(&broker.url()).await;
+        wait_until(async || count(&ch, "qq-crash-dlq").await == 1).await;
+        let m = get(&ch, "qq-crash-dlq").await.unwrap();
+        assert_eq!(m.delivery.data, b"poison");
+        assert_eq!(
+            latest_death(&m.properties),
+            (long("delivery_limit"), long("qq-crash"))
+        );
+        let b = get(&ch, "qq-crash").await.expect("the bystander stays");
+        assert_eq!(b.delivery.data, b"bystander");
+        assert!(get(&ch, "qq-crash").await.is_none());
+    });
+    broker.kill();
+}

@@ -248,8 +248,8 @@ impl Broker {
         let mut queues = 0usize;
         let mut owned_ids = std::collections::HashSet::new();
         let mut unreadable_queues = false;
-        // Quorum queues with at-least-once dead letters awaiting a queue.
-        let mut with_discards = Vec::new();
+        // Quorum queues with work to do once the bindings are back (`Queue::after_recovery`).
+        let mut needs_pass = Vec::new();
         for (key, value) in self.store.definitions(DefinitionKind::Queue)? {
             let (Some((vhost, _)), Ok(def)) =
                 (split(&key), serde_json::from_slice::<QueueDef>(&value))
@@ -270,7 +270,7 @@ impl Broker {
             messages += index.len();
             queues += 1;
             if queue.recover(index, self.store.delivered_mark(store_id)) {
-                with_discards.push(queue);
+                needs_pass.push(queue);
             }
         }
         // Messages of a durable queue whose definition is gone: the queue was deleted and the
@@ -309,10 +309,11 @@ impl Broker {
         for vhost in self.all_vhosts() {
             vhost.apply_policies();
         }
-        // Dead letters that no queue took before the stop: a first attempt now that the
+        // Quorum queues: messages a crash counted past the delivery limit go, and dead
+        // letters that no queue took before the stop get a first attempt, now that the
         // bindings are back (RabbitMQ's dead-letter worker starts with the queue).
-        for queue in with_discards {
-            queue.retry_discards();
+        for queue in needs_pass {
+            queue.after_recovery();
         }
         tracing::info!(queues, messages, "recovered durable queues");
         Ok(())

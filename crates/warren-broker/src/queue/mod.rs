@@ -273,10 +273,13 @@ impl Queue {
     /// each into its priority level (from the stored index entry). Those
     /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
     /// and come back `redelivered`. A quorum queue's messages marked as awaiting
-    /// dead-lettering go back to its discards; returns whether there are any (the broker
-    /// retries them once its bindings are restored: [`Queue::retry_discards`]).
+    /// dead-lettering go back to its discards, and after a crash its messages that may
+    /// have been out with consumers are counted as returned (`quorum/crash.rs`). Returns
+    /// whether the queue needs [`Queue::after_recovery`] once the bindings are restored.
     pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) -> bool {
         let mut st = self.lock();
+        let crash_returns = self.counts_crash_returns(delivered_mark);
+        let mut bumped = Vec::new();
         let recovered_any = !index.is_empty();
         // New messages get seqs above everything a lease of the last run may have covered.
         st.next_seq = st.next_seq.max(delivered_mark.saturating_add(1));
@@ -287,6 +290,11 @@ impl Queue {
                 self.recover_discard(&mut st, seq, index);
                 st.next_seq = st.next_seq.max(seq + 1);
                 continue;
+            }
+            let mut index = index;
+            if crash_returns && seq <= delivered_mark {
+                index.delivery_count = index.delivery_count.saturating_add(1);
+                bumped.push((seq, index));
             }
             st.ready.push_back(Entry {
                 seq,
@@ -311,7 +319,18 @@ impl Queue {
         if recovered_any && st.settings.message_ttl.is_some() {
             self.schedule_expiry(&mut st, crate::message::now_ms());
         }
-        !st.discards.is_empty()
+        let over_limit = !bumped.is_empty() && self.count_crash_returns(&mut st, bumped);
+        over_limit || !st.discards.is_empty()
+    }
+
+    /// After recovery, once the bindings are restored (see [`Queue::recover`]): a quorum
+    /// queue's messages counted past the delivery limit by a crash go, and its pending
+    /// at-least-once dead letters get a first attempt.
+    pub fn after_recovery(self: &Arc<Self>) {
+        if self.is_quorum() {
+            self.enforce_delivery_limit();
+            self.retry_discards();
+        }
     }
 
     /// Add a message (routed here by a publish). `encoded` caches the stored form across

@@ -229,6 +229,29 @@ impl Ready {
         }
     }
 
+    /// Take the ready message with this seq out of the list, wherever it is.
+    pub(crate) fn remove(&mut self, seq: u64) -> Option<Entry> {
+        let by_seq = |entries: &mut VecDeque<Entry>| {
+            let at = entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+            entries.remove(at)
+        };
+        let entry = match &mut self.order {
+            Order::Fifo(entries) => by_seq(entries)?,
+            Order::Returning { returns, rest } => match returns.iter().position(|e| e.seq == seq) {
+                Some(at) => returns.remove(at)?,
+                None => by_seq(rest)?,
+            },
+            Order::Levels(l) => {
+                let entry = l.levels.iter_mut().find_map(by_seq)?;
+                l.len -= 1;
+                l.settle_top();
+                entry
+            }
+        };
+        self.body_bytes = self.body_bytes.saturating_sub(u64::from(entry.body_len));
+        Some(entry)
+    }
+
     /// Every ready message, in delivery order.
     pub(crate) fn iter(&self) -> Box<dyn Iterator<Item = &Entry> + '_> {
         match &self.order {

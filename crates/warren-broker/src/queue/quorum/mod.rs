@@ -49,6 +49,7 @@
 //!   target refuses, stays in the source, stored and marked, and is retried
 //!   (`discards.rs`).
 
+mod crash;
 mod discards;
 
 pub(super) use discards::Discards;
