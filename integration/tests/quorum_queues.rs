@@ -1345,3 +1345,140 @@ fn a_message_out_with_a_consumer_at_each_kill_9_reaches_the_delivery_limit() {
     });
     broker.kill();
 }
+
+// ------------------------------------------------------------ the vhost's default type
+
+#[test]
+fn a_vhost_default_queue_type_of_quorum_applies_to_fitting_declares_as_in_rabbitmq_3_10() {
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    runtime().block_on(async {
+        let api = Api::new(broker.http_url());
+        // RabbitMQ 3.10's management API takes the type as `defaultqueuetype`.
+        let made = api
+            .put("/api/vhosts/dqt", json!({"defaultqueuetype": "quorum"}))
+            .await;
+        assert!(made.status.is_success(), "{made:?}");
+        assert_eq!(
+            api.get("/api/vhosts/dqt").await.body["default_queue_type"],
+            "quorum"
+        );
+        let granted = api
+            .put(
+                "/api/permissions/dqt/guest",
+                json!({"configure": ".*", "write": ".*", "read": ".*"}),
+            )
+            .await;
+        assert!(granted.status.is_success(), "{granted:?}");
+        let url = broker.url_as("guest", "guest", "dqt");
+        let conn = connect(&url).await;
+        let ch = conn.create_channel().await.unwrap();
+        let shown = async |name: &str| {
+            let q = api.get(&format!("/api/queues/dqt/{name}")).await.body;
+            (q["type"].clone(), q["arguments"].clone())
+        };
+        // Durable, not exclusive, not auto-delete: the declare gets x-queue-type quorum.
+        declare(&ch, "d1", FieldTable::default()).await;
+        assert_eq!(
+            shown("d1").await,
+            (json!("quorum"), json!({"x-queue-type": "quorum"}))
+        );
+        // A declare the type does not fit stays classic, without the argument.
+        let others = [
+            ("t1", QueueDeclareOptions::default()),
+            (
+                "e1",
+                QueueDeclareOptions {
+                    exclusive: true,
+                    ..durable()
+                },
+            ),
+            (
+                "a1",
+                QueueDeclareOptions {
+                    auto_delete: true,
+                    ..durable()
+                },
+            ),
+        ];
+        for (name, options) in others {
+            ch.queue_declare(name.into(), options, FieldTable::default())
+                .await
+                .unwrap();
+            assert_eq!(shown(name).await, (json!("classic"), json!({})), "{name}");
+        }
+        declare(&ch, "c1", quorum_or_classic("classic")).await;
+        assert_eq!(shown("c1").await.0, json!("classic"));
+        // Redeclares and passive declares: the added argument takes part.
+        declare(&ch, "d1", FieldTable::default()).await;
+        ch.queue_declare(
+            "d1".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        let refused: Vec<(&str, QueueDeclareOptions, FieldTable, &str)> = vec![
+            (
+                "c1",
+                durable(),
+                FieldTable::default(),
+                "inequivalent arg 'x-queue-type' for queue 'c1' in vhost 'dqt': received 'quorum' but current is 'classic'",
+            ),
+            (
+                "",
+                durable(),
+                FieldTable::default(),
+                "Cannot declare a server-named queue for type rabbit_quorum_queue",
+            ),
+            (
+                "p1",
+                durable(),
+                {
+                    let mut args = FieldTable::default();
+                    args.insert("x-max-priority".into(), AMQPValue::LongInt(5));
+                    args
+                },
+                "invalid arg 'x-max-priority' for queue 'p1' in vhost 'dqt' of queue type rabbit_quorum_queue",
+            ),
+        ];
+        for (name, options, args, text) in refused {
+            let ch = conn.create_channel().await.unwrap();
+            let error = ch
+                .queue_declare(name.into(), options, args)
+                .await
+                .expect_err(name)
+                .to_string();
+            assert!(
+                error.contains(&format!("PRECONDITION_FAILED - {text}")),
+                "{name}: {error}"
+            );
+        }
+        // A transient server-named queue is classic and allowed.
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_declare("".into(), QueueDeclareOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        // The management API's queue PUT declares through AMQP in 3.10: the default applies.
+        let made = api
+            .put("/api/queues/dqt/m1", json!({"durable": true}))
+            .await;
+        assert!(made.status.is_success(), "{made:?}");
+        assert_eq!(
+            shown("m1").await,
+            (json!("quorum"), json!({"x-queue-type": "quorum"}))
+        );
+    });
+}
+
+/// `x-queue-type: kind`.
+fn quorum_or_classic(kind: &str) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), long(kind));
+    args
+}

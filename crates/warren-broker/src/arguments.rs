@@ -574,6 +574,37 @@ pub(crate) fn check_properties(
     )))
 }
 
+/// RabbitMQ 3.10's `rabbit_amqqueue:augment_declare_args`, applied to an active AMQP
+/// `queue.declare` (not a passive one) and to the management API's queue PUT (which 3.10
+/// sends as one): when the vhost has a
+/// `default_queue_type` and the arguments name no `x-queue-type`, the declare gets
+/// `x-queue-type` = that type if the type fits the declare (quorum and stream: durable,
+/// not exclusive, not auto-delete; classic: always). The queue then records the argument,
+/// and a redeclare is compared with it.
+pub fn with_default_queue_type(
+    default_queue_type: Option<&str>,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    mut args: FieldTable,
+) -> FieldTable {
+    let Some(kind) = default_queue_type else {
+        return args;
+    };
+    if args.inner().contains_key(QUEUE_TYPE) {
+        return args;
+    }
+    let fits = match kind {
+        "classic" => true,
+        "quorum" | "stream" => durable && !exclusive && !auto_delete,
+        _ => false,
+    };
+    if fits {
+        args.insert(QUEUE_TYPE.into(), AMQPValue::LongString(kind.into()));
+    }
+    args
+}
+
 /// A server-named queue ("" declared) of a type that cannot have one: RabbitMQ 3.10's
 /// channel refuses it before anything else.
 pub fn check_server_named(args: &FieldTable) -> Result<(), BrokerError> {

@@ -57,7 +57,7 @@ pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
 pub use alarms::{AlarmConfig, AlarmSet, AlarmStatus, Alarms, DiskFreeLimit, MemoryWatermark};
 pub use arguments::{
     DEFAULT_DELIVERY_LIMIT, DeadLetterStrategy, DeadLetterTarget, Overflow, QueueArgs, QueueType,
-    check_server_named, exchange_argument,
+    check_server_named, exchange_argument, with_default_queue_type,
 };
 pub use broker::{AuthError, Broker, BrokerConfig, OpenError, OpenedConnection};
 pub use connections::{
