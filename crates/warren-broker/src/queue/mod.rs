@@ -554,7 +554,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.lock();
         let count = st.ready.len() as u32;
-        if st.unacked == 0 {
+        // A range delete would take the stored copies of unacked messages and of a quorum
+        // queue's pending dead letters (which a purge leaves, as `rabbit_fifo`) with it.
+        if st.unacked == 0 && st.discards.is_empty() {
             self.drop_stored_ranges();
         } else {
             for entry in st.ready.iter() {
