@@ -58,8 +58,10 @@
 //! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
 //!   released.
 //! - `quorum/`: what a quorum queue (`x-queue-type: quorum`) does differently: every
-//!   message stored, delivery counts and the delivery limit, `x-delivery-count`, its
-//!   settings' fall-backs; its state changes as a few commands a log could replay.
+//!   message stored, delivery counts and the delivery limit, `x-delivery-count`, returned
+//!   messages first, its settings' fall-backs, at-least-once dead letters kept until a
+//!   queue takes them (`discards.rs`), returns counted after a crash (`crash.rs`); its
+//!   state changes as a few commands a log could replay.
 
 mod dead_letter;
 mod dispatch;

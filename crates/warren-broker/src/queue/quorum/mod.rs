@@ -49,6 +49,9 @@
 //!   target refuses, stays in the source, stored and marked, and is retried
 //!   (`discards.rs`).
 
+// Layout: `mod.rs` the return command, `x-delivery-count` and the settings' fall-backs;
+// `discards.rs` at-least-once dead letters awaiting a queue; `crash.rs` returns counted
+// after a crash.
 mod crash;
 mod discards;
 
