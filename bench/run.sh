@@ -8,7 +8,7 @@
 # Options:
 #   --quick                 short run (see above)
 #   --runs N                runs per broker, alternating brokers A B A B (default 2)
-#   --scenarios "S1 S5"     subset (default S1..S9)
+#   --scenarios "S1 S5"     subset (default S1..S10)
 #   --out FILE              report path (default BENCHMARKS.md at the repository root)
 #   --no-build              use the release binaries already built
 #   --warren-only           do not look for RabbitMQ / GarageMQ
@@ -25,20 +25,23 @@
 #     WARREN_DEFAULT_PERMISSIONS_CONFIGURE='^warren-perf-' WARREN_DEFAULT_PERMISSIONS_READ='^warren-perf-' \
 #     WARREN_DEFAULT_PERMISSIONS_WRITE='^(warren-perf-|amq\.default$)' bench/run.sh --warren-only
 #
-# Scenarios S1-S7 are those of the shared perf README (same parameters). S8 and S9 are ours:
+# Scenarios S1-S7 are those of the shared perf README (same parameters). S8-S10 are ours:
 #   S8  S2 with every message rejected: consumers basic.nack(requeue=false) per 100, the
 #       queue dead-letters into a fanout DLX whose queue a second consumer drains (auto-ack);
 #       reports the main consume rate and the dead-letter drain rate (warren-perf --nack
 #       --dead-letter).
 #   S9  S1 into a queue with x-max-length 1000 and x-overflow drop-head (warren-perf
 #       --queue-args): the publisher outruns the consumer, so the head is dropped.
+#   S10 S3 on a quorum queue (--queue-args x-queue-type=quorum; durable, as RabbitMQ
+#       requires): persistent, confirms 1000, qos 1000, multi-ack 100, 1 KiB. RabbitMQ's
+#       quorum queue (Raft log, one node) against Warren's.
 # Raw results: one JSON per broker/run/scenario plus its stderr log in $RESULTS.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 QUICK=0
 RUNS=2
-SCENARIOS="S1 S2 S3 S4 S5 S6 S7 S8 S9"
+SCENARIOS="S1 S2 S3 S4 S5 S6 S7 S8 S9 S10"
 OUT=$ROOT/BENCHMARKS.md
 BUILD=1
 OTHERS=1
@@ -52,7 +55,7 @@ while [ $# -gt 0 ]; do
         --no-build) BUILD=0 ;;
         --warren-only) OTHERS=0 ;;
         --report-only) REPORT_ONLY=$2; shift ;;
-        -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -147,6 +150,7 @@ scenario_args() {
         S7) echo "--backlog $BACKLOG --durable --persistent --confirm 1000 --qos 1000 --multi-ack 100 --size 1024" ;;
         S8) echo "--time $T --warmup $W --qos 1000 --multi-ack 100 --nack --dead-letter" ;;
         S9) echo "--time $T --warmup $W --auto-ack --queue-args x-max-length=1000,x-overflow=drop-head" ;;
+        S10) echo "--time $T --warmup $W --durable --persistent --confirm 1000 --qos 1000 --multi-ack 100 --size 1024 --queue-args x-queue-type=quorum" ;;
         *) return 1 ;;
     esac
 }
@@ -179,6 +183,8 @@ for run in $(seq 1 "$RUNS"); do
     for b in $BROKERS; do
         for S in $SCENARIOS; do
             ARGS=$(scenario_args "$S") || { echo "unknown scenario $S" >&2; continue; }
+            # GarageMQ has no quorum queues.
+            [ "$b" = garagemq ] && [ "$S" = S10 ] && continue
             if [ "$b" = warren ] && ! kill -0 "$WARREN_PID" 2>/dev/null; then
                 echo "# warren is not running any more (see $WLOG); restarting on a fresh data dir" | tee -a "$RESULTS/incidents.txt"
                 start_warren || exit 1
@@ -257,6 +263,7 @@ titles = {
     "S7": f"backlog {int(meta['backlog']):,} persistent 1 KiB: publish, then drain",
     "S8": "S2, every message nacked into a DLX, DLQ drained (cons / dead-letter drain)",
     "S9": "S1 into x-max-length 1000, drop-head",
+    "S10": "S3 on a quorum queue",
 }
 names = {"warren": "Warren", "rabbitmq": "RabbitMQ", "garagemq": "GarageMQ"}
 
@@ -331,7 +338,8 @@ for b in brokers:
 L.append("")
 L.append("Scenarios S1–S7 are those of the shared perf README (same parameters); S8 is S2 with "
          "every message nacked (requeue=false) into a dead-letter exchange whose queue a second "
-         "consumer drains, S9 is S1 into a queue with x-max-length 1000 and drop-head (bench/run.sh --help). "
+         "consumer drains, S9 is S1 into a queue with x-max-length 1000 and drop-head, S10 is S3 on a "
+         "quorum queue (bench/run.sh --help). "
          "msg/s is consumed messages per second (S4: deliveries summed over the 10 consumers; "
          "S7: publish rate with confirms / drain rate; S8: main queue / dead-letter queue). "
          "bµs/msg is broker CPU time per consumed message of the main queues "

@@ -6,13 +6,18 @@
 //! `x-dead-letter-routing-key`, `x-max-length`, `x-max-length-bytes`, `x-overflow`,
 //! `x-max-priority`, `x-single-active-consumer`, `x-queue-mode` / `x-queue-version`
 //! (classic queues always page to disk past their memory window, so both modes behave
-//! alike) and `x-queue-type` (classic). Arguments of the other queue types (quorum's
-//! `x-delivery-limit`, stream's `x-max-age`, ...) are refused on a classic queue as
-//! RabbitMQ refuses them.
+//! alike), `x-queue-master-locator` and `x-queue-type` (classic). Quorum queues
+//! (`x-queue-type: quorum`) take `x-expires`, `x-message-ttl`, the dead-letter pair,
+//! `x-dead-letter-strategy`, `x-max-length`, `x-max-length-bytes`,
+//! `x-max-in-memory-length` / `-bytes` (accepted and checked; a quorum queue pages like a
+//! classic one), `x-overflow`, `x-single-active-consumer`, `x-quorum-initial-group-size`,
+//! `x-delivery-limit` and `x-queue-leader-locator`. Each type refuses the others'
+//! arguments with RabbitMQ 3.10's words (`... of queue type rabbit_quorum_queue`); the
+//! lists are the types' `capabilities()` in 3.10.
 //!
-//! RabbitMQ compares only the arguments it knows when a queue is declared again (an
-//! unknown `x-foo` may differ freely), and treats an absent `x-queue-type` as the default
-//! type, classic.
+//! RabbitMQ compares, when a queue is declared again, only the arguments its type knows,
+//! in the type's order (an unknown `x-foo` may differ freely), and treats an absent
+//! `x-queue-type` on a classic queue as `classic`.
 
 use std::sync::Arc;
 
@@ -20,30 +25,42 @@ use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 
 use crate::error::BrokerError;
 
-/// Arguments RabbitMQ 3.10 checks for equivalence (`rabbit_amqqueue:declare_args/0`).
-const KNOWN: &[&str] = &[
+/// A classic queue's arguments, in the order of RabbitMQ 3.10's
+/// `rabbit_classic_queue:capabilities()` (the order of the redeclare comparison).
+const CLASSIC_ARGS: &[&str] = &[
     "x-expires",
     "x-message-ttl",
     "x-dead-letter-exchange",
     "x-dead-letter-routing-key",
     "x-max-length",
     "x-max-length-bytes",
-    "x-max-in-memory-length",
-    "x-max-in-memory-bytes",
     "x-max-priority",
     "x-overflow",
     "x-queue-mode",
     "x-queue-version",
     "x-single-active-consumer",
     "x-queue-type",
-    "x-quorum-initial-group-size",
-    "x-max-age",
-    "x-stream-max-segment-size-bytes",
-    "x-initial-cluster-size",
-    "x-queue-leader-locator",
     "x-queue-master-locator",
-    "x-delivery-limit",
+];
+
+/// A quorum queue's arguments, in the order of RabbitMQ 3.10's
+/// `rabbit_quorum_queue:capabilities()`.
+const QUORUM_ARGS: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
     "x-dead-letter-strategy",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-quorum-initial-group-size",
+    "x-delivery-limit",
+    "x-message-ttl",
+    "x-queue-leader-locator",
 ];
 
 /// Arguments of the other queue types, refused on a classic queue (RabbitMQ: "invalid
@@ -59,6 +76,22 @@ const NOT_CLASSIC: &[&str] = &[
     "x-quorum-initial-group-size",
     "x-stream-max-segment-size-bytes",
 ];
+
+/// Arguments of the other queue types, refused on a quorum queue ("... of queue type
+/// rabbit_quorum_queue"): classic-only and stream-only ones.
+const NOT_QUORUM: &[&str] = &[
+    "x-initial-cluster-size",
+    "x-max-age",
+    "x-max-priority",
+    "x-queue-master-locator",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-stream-max-segment-size-bytes",
+];
+
+/// The delivery limit a quorum queue gets when neither an argument nor a policy sets one:
+/// RabbitMQ 4's default (3.10 had none). A negative limit means unlimited, as in 4.x.
+pub const DEFAULT_DELIVERY_LIMIT: u64 = 20;
 
 /// The longest TTL or expiry RabbitMQ accepts: ten years, in milliseconds.
 pub(crate) const MAX_EXPIRY_MS: u64 = 315_360_000_000;
@@ -78,6 +111,71 @@ const MAX_LENGTH_BYTES: &str = "x-max-length-bytes";
 const MAX_PRIORITY: &str = "x-max-priority";
 const OVERFLOW: &str = "x-overflow";
 const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+const DELIVERY_LIMIT: &str = "x-delivery-limit";
+const DEAD_LETTER_STRATEGY: &str = "x-dead-letter-strategy";
+const MAX_IN_MEMORY_LENGTH: &str = "x-max-in-memory-length";
+const MAX_IN_MEMORY_BYTES: &str = "x-max-in-memory-bytes";
+const QUORUM_INITIAL_GROUP_SIZE: &str = "x-quorum-initial-group-size";
+const QUEUE_LEADER_LOCATOR: &str = "x-queue-leader-locator";
+
+/// A queue's type (`x-queue-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// RabbitMQ's classic queue (the default).
+    #[default]
+    Classic,
+    /// A quorum queue (one node: every message stored, delivery counts, poison-message
+    /// handling; see `queue/quorum/`).
+    Quorum,
+}
+
+impl QueueType {
+    /// The name clients and the management API use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Classic => "classic",
+            QueueType::Quorum => "quorum",
+        }
+    }
+
+    /// RabbitMQ's module name for the type, as its error texts print it.
+    pub fn module(self) -> &'static str {
+        match self {
+            QueueType::Classic => "rabbit_classic_queue",
+            QueueType::Quorum => "rabbit_quorum_queue",
+        }
+    }
+
+    /// The type an argument table declares (absent or not understood: classic; the
+    /// declare checks refuse what is not understood).
+    pub fn of(args: &FieldTable) -> QueueType {
+        match queue_type(args).as_deref() {
+            Some("quorum") => QueueType::Quorum,
+            _ => QueueType::Classic,
+        }
+    }
+}
+
+/// How a quorum queue dead-letters (`x-dead-letter-strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeadLetterStrategy {
+    /// Dead letters that reach no queue are dropped (the default, as classic queues).
+    #[default]
+    AtMostOnce,
+    /// A dead letter leaves its queue only once a target queue holds it; one that reaches
+    /// no queue stays and is retried. Effective only with `x-overflow: reject-publish`.
+    AtLeastOnce,
+}
+
+impl DeadLetterStrategy {
+    /// The argument's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterStrategy::AtMostOnce => "at-most-once",
+            DeadLetterStrategy::AtLeastOnce => "at-least-once",
+        }
+    }
+}
 
 /// What happens when a publish would take a queue past its length limit (`x-overflow`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -119,6 +217,16 @@ pub struct QueueArgs {
     pub max_priority: u8,
     /// `x-single-active-consumer`.
     pub single_active_consumer: bool,
+    /// `x-queue-type`.
+    pub queue_type: QueueType,
+    /// `x-delivery-limit` (quorum) as set: `None` when absent (the default applies,
+    /// [`DEFAULT_DELIVERY_LIMIT`]), a negative value for unlimited. RabbitMQ 3.10 accepts
+    /// any value; one that is not an integer never compares below a count, so it reads as
+    /// unlimited (`i64::MAX`).
+    pub delivery_limit: Option<i64>,
+    /// `x-dead-letter-strategy` (quorum) as declared; see [`QueueArgs::at_least_once`]
+    /// for when it takes effect.
+    pub dead_letter_strategy: DeadLetterStrategy,
 }
 
 impl QueueArgs {
@@ -156,12 +264,39 @@ impl QueueArgs {
                 table.get(SINGLE_ACTIVE_CONSUMER),
                 Some(AMQPValue::Boolean(true))
             ),
+            queue_type: QueueType::of(args),
+            delivery_limit: table
+                .get(DELIVERY_LIMIT)
+                .map(|v| integer(v).unwrap_or(i64::MAX)),
+            dead_letter_strategy: match table.get(DEAD_LETTER_STRATEGY).and_then(string).as_deref()
+            {
+                Some("at-least-once") => DeadLetterStrategy::AtLeastOnce,
+                _ => DeadLetterStrategy::AtMostOnce,
+            },
         }
     }
 
     /// Whether the queue has a length limit.
     pub fn has_length_limit(&self) -> bool {
         self.max_length.is_some() || self.max_length_bytes.is_some()
+    }
+
+    /// The delivery limit in force (quorum queues): `None` = unlimited. A message whose
+    /// delivery count passes it is dropped or dead-lettered (`delivery_limit`).
+    pub fn effective_delivery_limit(&self) -> Option<u64> {
+        match self.delivery_limit {
+            None => Some(DEFAULT_DELIVERY_LIMIT),
+            Some(n) => u64::try_from(n).ok(),
+        }
+    }
+
+    /// Whether dead-lettering is at-least-once: asked for, with a dead-letter exchange,
+    /// and with `reject-publish` overflow (RabbitMQ 3.10 falls back to at-most-once
+    /// otherwise).
+    pub fn at_least_once(&self) -> bool {
+        self.dead_letter_strategy == DeadLetterStrategy::AtLeastOnce
+            && self.overflow == Overflow::RejectPublish
+            && self.dead_letter.is_some()
     }
 }
 
@@ -315,15 +450,63 @@ const CLASSIC_CHECKS: &[(&str, Check)] = &[
     (SINGLE_ACTIVE_CONSUMER, check_bool),
 ];
 
+fn check_dlx_strategy(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => match string(value).as_deref() {
+            Some("at-most-once" | "at-least-once") => Ok(()),
+            _ => Err("invalid_dlx_strategy".into()),
+        },
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+/// `check_initial_cluster_size_arg`: a positive integer.
+fn check_positive(value: &AMQPValue, args: &FieldTable) -> Result<(), String> {
+    check_non_negative(value, args)?;
+    match check_int(value)? {
+        0 => Err("{value_zero,0}".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_leader_locator(value: &AMQPValue, _: &FieldTable) -> Result<(), String> {
+    match value {
+        AMQPValue::LongString(_) | AMQPValue::ShortString(_) => match string(value).as_deref() {
+            Some("client-local" | "balanced" | "random" | "least-leaders") => Ok(()),
+            _ => Err("invalid_queue_locator_arg".into()),
+        },
+        other => Err(format!("{{unacceptable_type,{}}}", type_name(other))),
+    }
+}
+
+/// Quorum queues' arguments that RabbitMQ 3.10 checks, in `declare_args/0`'s order
+/// (`x-delivery-limit` has no check there: any value is accepted).
+const QUORUM_CHECKS: &[(&str, Check)] = &[
+    (EXPIRES, check_expires),
+    (MESSAGE_TTL, check_message_ttl),
+    (DLX, check_dlx_name),
+    (DLRK, check_dlx_routing_key),
+    (DEAD_LETTER_STRATEGY, check_dlx_strategy),
+    (MAX_LENGTH, check_non_negative),
+    (MAX_LENGTH_BYTES, check_non_negative),
+    (MAX_IN_MEMORY_LENGTH, check_non_negative),
+    (MAX_IN_MEMORY_BYTES, check_non_negative),
+    (OVERFLOW, check_overflow),
+    (SINGLE_ACTIVE_CONSUMER, check_bool),
+    (QUORUM_INITIAL_GROUP_SIZE, check_positive),
+    (QUEUE_LEADER_LOCATOR, check_leader_locator),
+];
+
 /// Check the arguments of a new queue, as RabbitMQ 3.10's `check_declare_arguments`:
 /// the queue type first, then each argument of the type in RabbitMQ's order, then the
 /// arguments that belong to other queue types.
 pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(), BrokerError> {
-    match queue_type(args).as_deref() {
-        Some("classic") => {}
-        Some(t @ ("quorum" | "stream")) => {
+    let (checks, refused, kind) = match queue_type(args).as_deref() {
+        Some("classic") => (CLASSIC_CHECKS, NOT_CLASSIC, QueueType::Classic),
+        Some("quorum") => (QUORUM_CHECKS, NOT_QUORUM, QueueType::Quorum),
+        Some(t @ "stream") => {
             return Err(BrokerError::PreconditionFailed(format!(
-                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': queue type '{t}' is not supported by Warren; declare a classic queue"
+                "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': queue type '{t}' is not supported by Warren; declare a classic or quorum queue"
             )));
         }
         Some(other) => {
@@ -341,8 +524,8 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
                 "invalid arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': {{unacceptable_type,{kind}}}"
             )));
         }
-    }
-    for (key, check) in CLASSIC_CHECKS {
+    };
+    for (key, check) in checks {
         let Some(value) = args.inner().get(*key) else {
             continue;
         };
@@ -353,31 +536,110 @@ pub(crate) fn validate(name: &str, vhost: &str, args: &FieldTable) -> Result<(),
         }
     }
     for key in args.inner().keys() {
-        if NOT_CLASSIC.contains(&key.as_str()) {
+        if refused.contains(&key.as_str()) {
             return Err(BrokerError::PreconditionFailed(format!(
-                "invalid arg '{key}' for queue '{name}' in vhost '{vhost}' of queue type rabbit_classic_queue"
+                "invalid arg '{key}' for queue '{name}' in vhost '{vhost}' of queue type {}",
+                kind.module()
             )));
         }
     }
     Ok(())
 }
 
-/// RabbitMQ's redeclare check over the arguments it knows.
+/// A quorum queue's properties, checked after its arguments as RabbitMQ 3.10's
+/// `rabbit_quorum_queue:declare` does (auto-delete, then exclusive, then durable; an
+/// exclusive declare is never durable). Nothing to check for a classic queue.
+pub(crate) fn check_properties(
+    name: &str,
+    vhost: &str,
+    args: &FieldTable,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+) -> Result<(), BrokerError> {
+    if QueueType::of(args) != QueueType::Quorum {
+        return Ok(());
+    }
+    let property = if auto_delete {
+        "auto-delete"
+    } else if exclusive {
+        "exclusive-owner"
+    } else if !durable {
+        "non-durable"
+    } else {
+        return Ok(());
+    };
+    Err(BrokerError::PreconditionFailed(format!(
+        "invalid property '{property}' for queue '{name}' in vhost '{vhost}'"
+    )))
+}
+
+/// RabbitMQ 3.10's `rabbit_amqqueue:augment_declare_args`, applied to an active AMQP
+/// `queue.declare` (not a passive one) and to the management API's queue PUT (which 3.10
+/// sends as one): when the vhost has a
+/// `default_queue_type` and the arguments name no `x-queue-type`, the declare gets
+/// `x-queue-type` = that type if the type fits the declare (quorum and stream: durable,
+/// not exclusive, not auto-delete; classic: always). The queue then records the argument,
+/// and a redeclare is compared with it.
+pub fn with_default_queue_type(
+    default_queue_type: Option<&str>,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    mut args: FieldTable,
+) -> FieldTable {
+    let Some(kind) = default_queue_type else {
+        return args;
+    };
+    if args.inner().contains_key(QUEUE_TYPE) {
+        return args;
+    }
+    let fits = match kind {
+        "classic" => true,
+        "quorum" | "stream" => durable && !exclusive && !auto_delete,
+        _ => false,
+    };
+    if fits {
+        args.insert(QUEUE_TYPE.into(), AMQPValue::LongString(kind.into()));
+    }
+    args
+}
+
+/// A server-named queue ("" declared) of a type that cannot have one: RabbitMQ 3.10's
+/// channel refuses it before anything else.
+pub fn check_server_named(args: &FieldTable) -> Result<(), BrokerError> {
+    match QueueType::of(args) {
+        QueueType::Classic => Ok(()),
+        kind => Err(BrokerError::PreconditionFailed(format!(
+            "Cannot declare a server-named queue for type {}",
+            kind.module()
+        ))),
+    }
+}
+
+/// RabbitMQ 3.10's redeclare check: the existing queue's type's arguments, in that
+/// type's order; on a classic queue an absent `x-queue-type` equals `classic`.
 pub(crate) fn check_equivalent(
     name: &str,
     vhost: &str,
     current: &FieldTable,
     received: &FieldTable,
 ) -> Result<(), BrokerError> {
-    let (rt, ct) = (queue_type(received), queue_type(current));
-    if rt != ct {
-        return Err(BrokerError::PreconditionFailed(format!(
-            "inequivalent arg '{QUEUE_TYPE}' for queue '{name}' in vhost '{vhost}': received '{}' but current is '{}'",
-            rt.unwrap_or_default(),
-            ct.unwrap_or_default()
-        )));
-    }
-    for key in KNOWN.iter().filter(|k| **k != QUEUE_TYPE) {
+    let keys = match QueueType::of(current) {
+        QueueType::Classic => CLASSIC_ARGS,
+        QueueType::Quorum => QUORUM_ARGS,
+    };
+    for key in keys {
+        if *key == QUEUE_TYPE {
+            let classic = |t: Option<&AMQPValue>| t.is_none_or(|v| bytes_of(v) == Some(b"classic"));
+            let (r, c) = (
+                received.inner().get(QUEUE_TYPE),
+                current.inner().get(QUEUE_TYPE),
+            );
+            if classic(r) && classic(c) {
+                continue;
+            }
+        }
         check_arg_equivalent("queue", name, vhost, key, current, received)?;
     }
     Ok(())
@@ -419,7 +681,22 @@ pub(crate) fn check_arg_equivalent(
 fn equivalent(a: &AMQPValue, b: &AMQPValue) -> bool {
     match (integer(a), integer(b)) {
         (Some(x), Some(y)) => x == y,
-        _ => a == b,
+        // RabbitMQ compares the bare values when the types differ: strings and byte
+        // arrays holding the same bytes are the same binary.
+        _ => match (bytes_of(a), bytes_of(b)) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        },
+    }
+}
+
+/// The bytes of a string or byte-array value.
+fn bytes_of(value: &AMQPValue) -> Option<&[u8]> {
+    match value {
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
+        AMQPValue::ByteArray(b) => Some(b.as_slice()),
+        _ => None,
     }
 }
 

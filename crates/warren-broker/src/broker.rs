@@ -295,6 +295,8 @@ impl Broker {
         let mut queues = 0usize;
         let mut owned_ids = std::collections::HashSet::new();
         let mut unreadable_queues = false;
+        // Quorum queues with work to do once the bindings are back (`Queue::after_recovery`).
+        let mut needs_pass = Vec::new();
         for (key, value) in self.store.definitions(DefinitionKind::Queue)? {
             let (Some((vhost, _)), Ok(def)) =
                 (split(&key), serde_json::from_slice::<QueueDef>(&value))
@@ -314,7 +316,9 @@ impl Broker {
             let index = self.store.queue_index_entries(store_id)?;
             messages += index.len();
             queues += 1;
-            queue.recover(index, self.store.delivered_mark(store_id));
+            if queue.recover(index, self.store.delivered_mark(store_id)) {
+                needs_pass.push(queue);
+            }
         }
         // Messages of a durable queue whose definition is gone: the queue was deleted and the
         // process died before the commit loop wrote the range delete (the definition delete is
@@ -356,6 +360,12 @@ impl Broker {
         // policy, messages that expired while the broker was down) and may dead-letter.
         for vhost in self.all_vhosts() {
             vhost.apply_policies();
+        }
+        // Quorum queues: messages a crash counted past the delivery limit go, and dead
+        // letters that no queue took before the stop get a first attempt, now that the
+        // bindings are back (RabbitMQ's dead-letter worker starts with the queue).
+        for queue in needs_pass {
+            queue.after_recovery();
         }
         tracing::info!(queues, messages, "recovered durable queues");
         Ok(())

@@ -1253,15 +1253,40 @@ impl Broker {
             if q.name.is_empty() {
                 return Err(invalid(format!("{path}.name"), "empty queue name"));
             }
-            if let Some(t) = q.queue_type.as_deref().filter(|t| *t != "classic") {
+            if let Some(t) = q
+                .queue_type
+                .as_deref()
+                .filter(|t| !matches!(*t, "classic" | "quorum"))
+            {
                 return Err(invalid(
                     format!("{path}.type"),
-                    format!("queue type '{t}' is not supported by Warren (classic queues only)"),
+                    format!(
+                        "queue type '{t}' is not supported by Warren (classic and quorum queues only)"
+                    ),
                 ));
             }
-            let arguments = json_to_table(&format!("{path}.arguments"), &q.arguments)?;
+            let mut arguments = json_to_table(&format!("{path}.arguments"), &q.arguments)?;
+            // RabbitMQ exports a quorum queue with both; a file that only gives the type
+            // still means a quorum queue.
+            if q.queue_type.as_deref() == Some("quorum")
+                && !arguments.inner().contains_key("x-queue-type")
+            {
+                arguments.insert(
+                    "x-queue-type".into(),
+                    amq_protocol::types::AMQPValue::LongString("quorum".into()),
+                );
+            }
             crate::arguments::validate(&q.name, &q.vhost, &arguments)
                 .map_err(|e| invalid(format!("{path}.arguments"), reason(e)))?;
+            crate::arguments::check_properties(
+                &q.name,
+                &q.vhost,
+                &arguments,
+                q.durable,
+                false,
+                q.auto_delete,
+            )
+            .map_err(|e| invalid(path.clone(), reason(e)))?;
             let exists = self
                 .vhost(&q.vhost)
                 .is_some_and(|v| v.queue(&q.name, IMPORT_CONNECTION).is_ok());
@@ -1552,7 +1577,7 @@ impl Broker {
                 defs.queues.push(QueueDefinition {
                     vhost: vhost.name.to_string(),
                     name: q.name().to_string(),
-                    queue_type: Some("classic".into()),
+                    queue_type: Some(q.queue_type().as_str().into()),
                     durable: q.spec.durable,
                     auto_delete: q.spec.auto_delete,
                     arguments: table_to_json(&q.spec.arguments),

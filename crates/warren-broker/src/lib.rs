@@ -59,7 +59,10 @@ mod vhost;
 
 pub use access::{Access, AccessCommand, AccessError, ConnectionAccess};
 pub use alarms::{AlarmConfig, AlarmSet, AlarmStatus, Alarms, DiskFreeLimit, MemoryWatermark};
-pub use arguments::{DeadLetterTarget, Overflow, QueueArgs, exchange_argument};
+pub use arguments::{
+    DEFAULT_DELIVERY_LIMIT, DeadLetterStrategy, DeadLetterTarget, Overflow, QueueArgs, QueueType,
+    check_server_named, exchange_argument, with_default_queue_type,
+};
 pub use broker::{AuthError, Broker, BrokerConfig, OpenError, OpenedConnection};
 pub use connections::{
     ChannelInfo, ChannelSlot, CloseRequest, ConnectionDetails, ConnectionHandle, ConnectionInfo,

@@ -672,6 +672,14 @@ impl VHost {
         }
         crate::arguments::validate(&declare.name, &self.name, &declare.arguments)?;
         self.check_queue_limit(&declare.name)?;
+        crate::arguments::check_properties(
+            &declare.name,
+            &self.name,
+            &declare.arguments,
+            declare.durable && !declare.exclusive,
+            declare.exclusive,
+            declare.auto_delete,
+        )?;
         // As RabbitMQ: an exclusive queue is never durable, whatever the declare says.
         let durable = declare.durable && !declare.exclusive;
         let persistent_def = durable;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use serde_json::{Value, json};
 use warren_broker::definitions::table_to_json;
-use warren_broker::{Destination, Exchange, Queue};
+use warren_broker::{Destination, Exchange, Queue, QueueType};
 
 /// `{"rate": 0.0}`: a rate the API reports before the first sample.
 pub fn zero_rate() -> Value {
@@ -63,11 +63,14 @@ pub fn exchange(vhost: &str, x: &Exchange) -> Value {
     v
 }
 
-/// One queue (classic), with its depths.
+/// One queue (classic or quorum), with its depths; a quorum queue also has RabbitMQ's
+/// `leader`, `members` and `online` (this node).
 pub fn queue(node: &str, q: &Queue) -> Value {
     let info = q.info();
     let policy = q.policy_view();
-    let messages = info.messages_ready + info.messages_unacknowledged;
+    // A quorum queue's dead letters awaiting a queue count in `messages`, as RabbitMQ 3.10.
+    let messages = info.messages_ready + info.messages_unacknowledged + info.messages_dlx;
+    let message_bytes = info.message_bytes_ready + info.message_bytes_dlx;
     let idle_since = (info.consumers == 0).then(|| timestamp(info.last_used_ms));
     let mut v = json!({
         "name": &**q.name(),
@@ -77,7 +80,7 @@ pub fn queue(node: &str, q: &Queue) -> Value {
         "exclusive": q.spec.exclusive_owner.is_some(),
         "arguments": table(&q.spec.arguments),
         "node": node,
-        "type": "classic",
+        "type": q.queue_type().as_str(),
         "state": "running",
         "consumers": info.consumers,
         "consumer_capacity": if info.consumers > 0 { 1.0 } else { 0.0 },
@@ -95,12 +98,12 @@ pub fn queue(node: &str, q: &Queue) -> Value {
         "messages_unacknowledged_ram": 0,
         "messages_paged_out": info.messages_ready.saturating_sub(info.messages_ram),
         "messages_persistent": if q.spec.durable { messages } else { 0 },
-        "message_bytes": info.message_bytes_ready,
+        "message_bytes": message_bytes,
         "message_bytes_ready": info.message_bytes_ready,
         "message_bytes_unacknowledged": 0,
         "message_bytes_ram": info.message_bytes_ram,
         "message_bytes_paged_out": info.message_bytes_ready.saturating_sub(info.message_bytes_ram),
-        "message_bytes_persistent": if q.spec.durable { info.message_bytes_ready } else { 0 },
+        "message_bytes_persistent": if q.spec.durable { message_bytes } else { 0 },
         "memory": info.message_bytes_ram,
         "head_message_timestamp": Value::Null,
         "recoverable_slaves": Value::Null,
@@ -110,6 +113,13 @@ pub fn queue(node: &str, q: &Queue) -> Value {
     });
     if let (Some(idle), Value::Object(map)) = (idle_since, &mut v) {
         map.insert("idle_since".into(), Value::String(idle));
+    }
+    if let (QueueType::Quorum, Value::Object(map)) = (q.queue_type(), &mut v) {
+        map.insert("leader".into(), json!(node));
+        map.insert("members".into(), json!([node]));
+        map.insert("online".into(), json!([node]));
+        map.insert("messages_dlx".into(), json!(info.messages_dlx));
+        map.insert("message_bytes_dlx".into(), json!(info.message_bytes_dlx));
     }
     v
 }

@@ -289,8 +289,14 @@ pub fn insert_queue_stats(
     let key = [ObjectKey::Queue(queue.vhost.clone(), queue.name().clone())];
     let (ready, unacked) = queue.lengths();
     let counts = queue.stats.snapshot();
+    // A quorum queue's at-least-once dead letters awaiting a queue count in `messages`
+    // (not in ready or unacked), as RabbitMQ 3.10.
+    let dlx = queue.dead_letters_pending();
     stats.read(|h| {
         obj.extend(depth(h, &key, ready, unacked, ranges));
+        if dlx > 0 {
+            obj.insert("messages".into(), Value::from(ready + unacked + dlx));
+        }
         let mut ms = Map::new();
         put_group(
             &mut ms,

@@ -102,40 +102,103 @@ pub enum WriteOp {
         /// The hold.
         hold_id: u64,
     },
+    /// Replace a stored message's index entry (a quorum queue's message came back with a
+    /// higher delivery count). The body is untouched. Synced like a put, so the count a
+    /// redelivery announces is on disk before the message can be delivered again after a
+    /// crash. Submitted under the queue's lock while the message is in the queue, so it
+    /// always precedes the message's delete.
+    SetIndex {
+        /// The queue.
+        queue_id: u64,
+        /// The message.
+        seq: u64,
+        /// The new index entry.
+        index: IndexEntry,
+    },
     /// Several ops written in the same `WriteBatch`, so that either all of them or none
     /// survive a crash (a dead-lettered message: delete from its queue, put into others).
     Group(Vec<WriteOp>),
 }
 
 /// What the `index` column family keeps of a stored message, so that recovery can rebuild
-/// a queue without reading bodies: its priority and its body length.
+/// a queue without reading bodies: its priority, its body length and (quorum queues) how
+/// many times it came back to its queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexEntry {
     /// The message's priority in its queue (0 unless the queue has `x-max-priority`).
     pub priority: u8,
     /// Body bytes (what `x-max-length-bytes` counts).
     pub body_len: u32,
+    /// Returns to the queue so far (a quorum queue's delivery count; 0 elsewhere).
+    pub delivery_count: u32,
+    /// Non-zero when the message left its queue and awaits dead-lettering (a quorum
+    /// queue's at-least-once dead letter no queue took yet): the broker's code of the
+    /// death reason. 0 for a message in its queue.
+    pub dead_letter: u8,
 }
 
 impl IndexEntry {
     const VERSION: u8 = 1;
 
-    /// The index value: version, priority, body length (big-endian).
-    pub(crate) fn encode(&self) -> [u8; 6] {
-        let len = self.body_len.to_be_bytes();
-        [Self::VERSION, self.priority, len[0], len[1], len[2], len[3]]
+    /// The index value: version, priority, body length (big-endian), then the delivery
+    /// count (big-endian) only when it or the dead-letter mark is not 0, then the
+    /// dead-letter mark only when it is not 0; so a classic queue's entry stays 6 bytes
+    /// (and readers that predate the count, which ignore trailing bytes, still read it).
+    /// On the stack: a put allocates nothing for its index value.
+    pub(crate) fn encode(&self) -> EncodedIndex {
+        let mut bytes = [0u8; 11];
+        bytes[0] = Self::VERSION;
+        bytes[1] = self.priority;
+        bytes[2..6].copy_from_slice(&self.body_len.to_be_bytes());
+        let mut len = 6;
+        if self.delivery_count != 0 || self.dead_letter != 0 {
+            bytes[6..10].copy_from_slice(&self.delivery_count.to_be_bytes());
+            len = 10;
+        }
+        if self.dead_letter != 0 {
+            bytes[10] = self.dead_letter;
+            len = 11;
+        }
+        EncodedIndex { bytes, len }
     }
 
     /// Reads an index value; the empty value of stores written before the index held
     /// anything reads as priority 0 and an unknown (0) body length.
     pub(crate) fn decode(value: &[u8]) -> IndexEntry {
         match value {
-            [Self::VERSION, priority, a, b, c, d, ..] => IndexEntry {
+            [Self::VERSION, priority, a, b, c, d, rest @ ..] => IndexEntry {
                 priority: *priority,
                 body_len: u32::from_be_bytes([*a, *b, *c, *d]),
+                delivery_count: match rest {
+                    [e, f, g, h, ..] => u32::from_be_bytes([*e, *f, *g, *h]),
+                    _ => 0,
+                },
+                dead_letter: match rest {
+                    [_, _, _, _, mark, ..] => *mark,
+                    _ => 0,
+                },
             },
             _ => IndexEntry::default(),
         }
+    }
+}
+
+/// An encoded [`IndexEntry`] (6, 10 or 11 bytes).
+pub(crate) struct EncodedIndex {
+    bytes: [u8; 11],
+    len: usize,
+}
+
+impl EncodedIndex {
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl AsRef<[u8]> for EncodedIndex {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -150,6 +213,7 @@ impl WriteOp {
             WriteOp::PutHeld { .. } => "put-held",
             WriteOp::DeleteHeld { .. } => "delete-held",
             WriteOp::DeleteHold { .. } => "delete-hold",
+            WriteOp::SetIndex { .. } => "set-index",
             WriteOp::Group(_) => "group",
         }
     }
@@ -160,7 +224,7 @@ impl WriteOp {
             WriteOp::Put { value, .. }
             | WriteOp::PutTransient { value, .. }
             | WriteOp::PutHeld { value, .. } => value.len() + 48,
-            WriteOp::Delete { .. } | WriteOp::DeleteHeld { .. } => 48,
+            WriteOp::Delete { .. } | WriteOp::DeleteHeld { .. } | WriteOp::SetIndex { .. } => 48,
             WriteOp::DeleteQueue { .. } | WriteOp::DeleteHold { .. } => 112,
             WriteOp::Group(ops) => ops.iter().map(WriteOp::weight).sum(),
         }
@@ -555,6 +619,16 @@ impl CommitLoop {
                     batch.batch.delete_range_cf(cf, &start[..], &end[..]);
                 }
             }
+            WriteOp::SetIndex {
+                queue_id,
+                seq,
+                index: entry,
+            } => {
+                batch
+                    .batch
+                    .put_cf(index, message_key(queue_id, seq), entry.encode());
+                batch.puts += 1;
+            }
             WriteOp::Group(ops) => {
                 for op in ops {
                     self.add_op(batch, op, messages, index)?;
@@ -810,8 +884,22 @@ mod index_entry_tests {
         let entry = IndexEntry {
             priority: 7,
             body_len: 0x0102_0304,
+            delivery_count: 0,
+            dead_letter: 0,
         };
-        assert_eq!(IndexEntry::decode(&entry.encode()), entry);
+        assert_eq!(entry.encode().len(), 6, "no count, no extra bytes");
+        assert_eq!(IndexEntry::decode(entry.encode().as_ref()), entry);
+        let counted = IndexEntry {
+            delivery_count: 21,
+            ..entry
+        };
+        assert_eq!(IndexEntry::decode(counted.encode().as_ref()), counted);
+        let marked = IndexEntry {
+            dead_letter: 3,
+            ..entry
+        };
+        assert_eq!(marked.encode().len(), 11);
+        assert_eq!(IndexEntry::decode(marked.encode().as_ref()), marked);
     }
 
     #[test]

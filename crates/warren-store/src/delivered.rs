@@ -24,6 +24,12 @@
 //! delivered ([`DeliveredLog::set`]), so after a clean restart no lease shows: only messages
 //! that were delivered come back flagged.
 //!
+//! The log also says whether the last run stopped cleanly: the rewrite at close adds a
+//! record for the reserved queue id [`CLEAN_ID`] (no durable queue has id 0), and the
+//! rewrite at open drops it again, so only a run that reached `close` leaves it
+//! ([`DeliveredLog::was_clean`]). A quorum queue needs it: after a crash it counts the
+//! messages that may have been out with consumers as returned (`queue/quorum/`).
+//!
 //! Records: `queue_id` (u64 BE), `seq` (u64 BE), check (u64 BE, a mix of both, so a torn or
 //! zeroed tail is recognised and ignored). A raise keeps the higher of the old mark and `seq`;
 //! with [`SET`] in `seq` the record sets the mark to the rest of `seq` exactly (0 forgets the
@@ -48,11 +54,15 @@ const REWRITE_AT: u64 = 1 << 20;
 const CHECK_SEED: u64 = 0x5741_5252_454e_444c; // "WARRENDL"
 /// In a record's `seq`: set the mark to the other bits exactly instead of raising it.
 const SET: u64 = 1 << 63;
+/// The queue id of the record the rewrite at close adds: the run stopped cleanly.
+const CLEAN_ID: u64 = 0;
 
 /// The delivered watermarks of every queue and the file that keeps them.
 pub(crate) struct DeliveredLog {
     path: PathBuf,
     state: Mutex<LogState>,
+    /// The log held the clean-stop record when it was opened.
+    clean: bool,
 }
 
 struct LogState {
@@ -117,6 +127,7 @@ impl DeliveredLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io("open")(e)),
         }
+        let clean = marks.remove(&CLEAN_ID).is_some();
         for (queue_id, seq) in extra {
             let mark = marks.entry(queue_id).or_insert(0);
             *mark = (*mark).max(seq);
@@ -125,7 +136,14 @@ impl DeliveredLog {
         Ok(DeliveredLog {
             path,
             state: Mutex::new(LogState { file, len, marks }),
+            clean,
         })
+    }
+
+    /// Whether the run before this one stopped cleanly (reached `close`); false after a
+    /// crash or kill, and for a new data directory.
+    pub(crate) fn was_clean(&self) -> bool {
+        self.clean
     }
 
     /// The watermark of `queue_id` (0: nothing delivered).
@@ -165,10 +183,12 @@ impl DeliveredLog {
         Ok(())
     }
 
-    /// Rewrites the log reduced and fsynced (at close).
+    /// Rewrites the log reduced and fsynced, with the clean-stop record (at close).
     pub(crate) fn sync(&self) -> Result<(), StoreError> {
         let mut state = self.state.lock();
-        let (file, len) = rewrite(&self.path, &state.marks)?;
+        let mut marks = state.marks.clone();
+        marks.insert(CLEAN_ID, 1);
+        let (file, len) = rewrite(&self.path, &marks)?;
         state.file = file;
         state.len = len;
         Ok(())
@@ -263,6 +283,24 @@ mod tests {
             .expect("metadata")
             .len();
         assert_eq!(len, 4 * RECORD_LEN as u64);
+    }
+
+    #[test]
+    fn only_a_log_closed_by_sync_says_the_last_stop_was_clean() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = DeliveredLog::open(dir.path(), HashMap::new()).expect("open");
+        assert!(!log.was_clean(), "a new log");
+        log.raise(4, 8).expect("raise");
+        log.sync().expect("close");
+        drop(log);
+        let log = DeliveredLog::open(dir.path(), HashMap::new()).expect("open");
+        assert!(log.was_clean());
+        assert_eq!(log.mark(4), 8);
+        assert_eq!(log.mark(CLEAN_ID), 0, "the marker is no queue's mark");
+        drop(log); // a kill: no sync
+        let log = DeliveredLog::open(dir.path(), HashMap::new()).expect("open");
+        assert!(!log.was_clean(), "the open before consumed the marker");
+        assert_eq!(log.mark(4), 8);
     }
 
     #[test]

@@ -273,6 +273,12 @@ impl Store {
         self.inner.delivered.raise(queue_id, seq)
     }
 
+    /// Whether the previous run stopped cleanly (its `close` completed): false after a
+    /// crash or kill -9 (and on a new data directory).
+    pub fn last_stop_was_clean(&self) -> bool {
+        self.inner.delivered.was_clean()
+    }
+
     /// Drops the delivered watermark of a deleted queue.
     pub fn forget_delivered(&self, queue_id: u64) -> Result<(), StoreError> {
         self.inner.delivered.set(queue_id, 0)

@@ -140,6 +140,9 @@ pub struct Config {
     pub queue_ram_bytes: usize,
     /// Messages a queue keeps in memory before paging new ones out.
     pub queue_ram_messages: usize,
+    /// Milliseconds between a quorum queue's retries of at-least-once dead letters that no
+    /// queue took (RabbitMQ's `dead_letter_worker_publisher_confirm_timeout`, 180000).
+    pub dead_letter_worker_publisher_confirm_timeout: u64,
     /// Bytes of messages all queues together keep in memory before paging to disk.
     pub message_memory: usize,
     /// A RabbitMQ definitions file (as `rabbitmqctl export_definitions` writes) imported at
@@ -310,6 +313,10 @@ impl Default for Config {
             max_message_size: broker.max_message_size,
             queue_ram_bytes: broker.queue_limits.ram_bytes,
             queue_ram_messages: broker.queue_limits.ram_messages,
+            dead_letter_worker_publisher_confirm_timeout: broker
+                .queue_limits
+                .dead_letter_retry
+                .as_millis() as u64,
             message_memory: broker.message_memory,
             load_definitions: None,
             vm_memory_high_watermark: Threshold {
@@ -454,6 +461,13 @@ impl Config {
                 "queue_ram_messages must be at least 1".to_string().into(),
             ));
         }
+        if self.dead_letter_worker_publisher_confirm_timeout == 0 {
+            return Err(Box::new(
+                "dead_letter_worker_publisher_confirm_timeout must be at least 1 (milliseconds)"
+                    .to_string()
+                    .into(),
+            ));
+        }
         for (name, threshold, max_relative) in [
             (
                 "vm_memory_high_watermark",
@@ -539,6 +553,9 @@ impl Config {
             queue_limits: QueueLimits {
                 ram_bytes: self.queue_ram_bytes,
                 ram_messages: self.queue_ram_messages,
+                dead_letter_retry: Duration::from_millis(
+                    self.dead_letter_worker_publisher_confirm_timeout,
+                ),
                 ..QueueLimits::default()
             },
             message_memory: self.message_memory,

@@ -668,6 +668,51 @@ public class WarrenJavaClient {
         check(delay instanceof Number && ((Number) delay).intValue() == -300, "x-delay " + delay);
         c.basicCancel(tag);
         c.exchangeDelete(x);
+    }
+
+    /** A quorum queue with x-delivery-limit 2 and a DLX: publish with confirms, consume, nack
+     *  with requeue until the message passes the limit and is dead-lettered. */
+    static void quorumDeliveryLimit() throws Exception {
+        Channel c = conn.createChannel();
+        c.confirmSelect();
+        String dlx = unique("java-qq-dlx"), dlq = unique("java-qq-dlq"), qq = unique("java-qq");
+        c.exchangeDeclare(dlx, "fanout");
+        c.queueDeclare(dlq, true, false, false, null);
+        c.queueBind(dlq, dlx, "");
+        c.queueDeclare(qq, true, false, false,
+                Map.of("x-queue-type", "quorum", "x-delivery-limit", 2, "x-dead-letter-exchange", dlx));
+        c.basicPublish("", qq, new AMQP.BasicProperties.Builder().headers(Map.of("app", "x")).build(),
+                b("poison"));
+        check(c.waitForConfirms(5000), "publish not confirmed");
+        List<String> seen = new ArrayList<>();
+        String tag = c.basicConsume(qq, false, new DefaultConsumer(c) {
+            @Override
+            public void handleDelivery(String t, Envelope env, AMQP.BasicProperties props, byte[] body)
+                    throws IOException {
+                Object n = props.getHeaders() == null ? null : props.getHeaders().get("x-delivery-count");
+                synchronized (seen) {
+                    seen.add(env.isRedeliver() + "/" + n);
+                }
+                getChannel().basicNack(env.getDeliveryTag(), false, true);
+            }
+        });
+        check(eventually(() -> countQuietly(dlq) == 1), "nothing dead-lettered");
+        c.basicCancel(tag);
+        synchronized (seen) {
+            check(seen.equals(Arrays.asList("false/null", "true/1", "true/2")), "deliveries " + seen);
+        }
+        check(count(qq) == 0, "quorum queue holds " + count(qq));
+        GetResponse got = c.basicGet(dlq, true);
+        check(got != null && s(got.getBody()).equals("poison"), "dead letter");
+        Map<String, Object> h = got.getProps().getHeaders();
+        check(String.valueOf(h.get("x-first-death-reason")).equals("delivery_limit"), "headers " + h);
+        @SuppressWarnings("unchecked")
+        List<Map<String, Object>> deaths = (List<Map<String, Object>>) h.get("x-death");
+        check(String.valueOf(deaths.get(0).get("reason")).equals("delivery_limit"), "x-death " + deaths);
+        check(!h.containsKey("x-delivery-count"), "the dead letter carries x-delivery-count");
+        c.queueDelete(qq);
+        c.queueDelete(dlq);
+        c.exchangeDelete(dlx);
         c.close();
     }
 
@@ -704,6 +749,7 @@ public class WarrenJavaClient {
             {"max_length_reject_publish", (Scenario) WarrenJavaClient::maxLengthRejectPublish},
             {"priority_order", (Scenario) WarrenJavaClient::priorityOrder},
             {"delayed_message_exchange", (Scenario) WarrenJavaClient::delayedMessageExchange},
+            {"quorum_delivery_limit", (Scenario) WarrenJavaClient::quorumDeliveryLimit},
             {"close_cleanly", (Scenario) WarrenJavaClient::closeCleanly},
         };
         ExecutorService exec = Executors.newSingleThreadExecutor(r -> {

@@ -495,6 +495,47 @@ async function delayedMessageExchange() {
   check(got[1][1] >= 300, `the delayed message arrived after ${got[1][1]} ms`);
   check(got[1][2] === -300, `x-delay ${got[1][2]}`);
   await ch.deleteExchange(x);
+}
+
+// A quorum queue with x-delivery-limit 2 and a DLX: publish with confirms, consume, nack
+// with requeue until the message passes the limit and is dead-lettered.
+async function quorumDeliveryLimit() {
+  const ch = await channel(true);
+  const dlx = unique("amqplib-qq-dlx");
+  await ch.assertExchange(dlx, "fanout", { durable: false });
+  const dlq = (await ch.assertQueue(unique("amqplib-qq-dlq"), { durable: true })).queue;
+  await ch.bindQueue(dlq, dlx, "");
+  const qq = (
+    await ch.assertQueue(unique("amqplib-qq"), {
+      durable: true,
+      deadLetterExchange: dlx,
+      arguments: { "x-queue-type": "quorum", "x-delivery-limit": 2 },
+    })
+  ).queue;
+  ch.sendToQueue(qq, Buffer.from("poison"), { headers: { app: "x" } });
+  await ch.waitForConfirms();
+  const seen = [];
+  const { consumerTag } = await ch.consume(qq, (msg) => {
+    seen.push([msg.fields.redelivered, (msg.properties.headers || {})["x-delivery-count"]]);
+    ch.nack(msg, false, true);
+  });
+  check(await eventually(async () => (await count(dlq)) === 1), "nothing dead-lettered");
+  await ch.cancel(consumerTag);
+  assert.deepStrictEqual(seen, [
+    [false, undefined],
+    [true, 1],
+    [true, 2],
+  ]);
+  check((await count(qq)) === 0, "the quorum queue still holds the message");
+  const got = await ch.get(dlq, { noAck: true });
+  check(got && got.content.toString() === "poison", "dead letter body");
+  const headers = got.properties.headers;
+  check(headers["x-first-death-reason"] === "delivery_limit", `headers ${JSON.stringify(headers)}`);
+  check(headers["x-death"][0].reason === "delivery_limit", "x-death reason");
+  check(!("x-delivery-count" in headers), "the dead letter carries x-delivery-count");
+  await ch.deleteQueue(qq);
+  await ch.deleteQueue(dlq);
+  await ch.deleteExchange(dlx);
   await ch.close();
 }
 
@@ -533,5 +574,6 @@ run([
   ["max_length_reject_publish", maxLengthRejectPublish],
   ["priority_order", priorityOrder],
   ["delayed_message_exchange", delayedMessageExchange],
+  ["quorum_delivery_limit", quorumDeliveryLimit],
   ["close_cleanly", closeCleanly],
 ]);

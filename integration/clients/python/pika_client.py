@@ -503,6 +503,45 @@ def delayed_message_exchange():
     c.close()
 
 
+def quorum_delivery_limit():
+    """A quorum queue with x-delivery-limit 2 and a DLX: publish with confirms, consume,
+    nack with requeue until the message passes the limit and is dead-lettered."""
+    dlx = unique("pika-qq-dlx")
+    cch = conn.channel()
+    cch.confirm_delivery()
+    cch.exchange_declare(exchange=dlx, exchange_type="fanout")
+    dlq = unique("pika-qq-dlq")
+    cch.queue_declare(queue=dlq, durable=True)
+    cch.queue_bind(dlq, dlx)
+    qq = unique("pika-qq")
+    ok = cch.queue_declare(queue=qq, durable=True, arguments={
+        "x-queue-type": "quorum", "x-delivery-limit": 2, "x-dead-letter-exchange": dlx})
+    check(ok.method.message_count == 0, f"declare-ok {ok.method}")
+    cch.basic_publish("", qq, b"poison", pika.BasicProperties(headers={"app": "x"}))
+    seen = []
+
+    def on_message(chan, method, props, body):
+        seen.append((method.redelivered, (props.headers or {}).get("x-delivery-count")))
+        chan.basic_nack(method.delivery_tag, requeue=True)
+
+    cch.basic_consume(qq, on_message)
+    deadline = time.time() + 10
+    while count(dlq) == 0 and time.time() < deadline:
+        conn.process_data_events(time_limit=0.1)
+    check(seen == [(False, None), (True, 1), (True, 2)], f"deliveries {seen}")
+    check(count(dlq) == 1 and count(qq) == 0, f"dlq {count(dlq)}, quorum queue {count(qq)}")
+    method, props, body = cch.basic_get(dlq, auto_ack=True)
+    check(body == b"poison", f"body {body!r}")
+    headers = props.headers
+    check(headers["x-first-death-reason"] == "delivery_limit", f"headers {headers}")
+    check(headers["x-death"][0]["reason"] == "delivery_limit", f"x-death {headers['x-death']}")
+    check("x-delivery-count" not in headers, f"headers {headers}")
+    cch.close()
+    reopen().queue_delete(qq)
+    reopen().queue_delete(dlq)
+    reopen().exchange_delete(dlx)
+
+
 def close_cleanly():
     reopen().close()
     conn.close()
@@ -535,5 +574,6 @@ if __name__ == "__main__":
         ("max_length_reject_publish", max_length_reject_publish),
         ("priority_order", priority_order),
         ("delayed_message_exchange", delayed_message_exchange),
+        ("quorum_delivery_limit", quorum_delivery_limit),
         ("close_cleanly", close_cleanly),
     ])

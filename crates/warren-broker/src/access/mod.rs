@@ -239,6 +239,14 @@ impl ConnectionAccess {
         }
     }
 
+    /// The vhost's `default_queue_type` metadata, if set (read from the registry: for
+    /// `queue.declare`, not a per-message path).
+    pub fn default_queue_type(&self) -> Option<String> {
+        self.access
+            .vhost(self.current.vhost())
+            .and_then(|record| record.default_queue_type)
+    }
+
     /// The current permissions (one atomic load when nothing changed).
     pub fn get(&mut self) -> &Permissions {
         self.refresh();

@@ -22,6 +22,10 @@
 //! queues' `delivery-limit`, streams' `max-age`, mirroring's `ha-*`, ...) are kept in the
 //! effective definition and have no effect on a classic queue, as in RabbitMQ.
 //!
+//! Quorum queues (`quorum_settings`) follow `rabbit_quorum_queue:ra_machine_config`
+//! instead where it differs: the policy's `overflow` and `expires` win, and
+//! `delivery-limit` and `dead-letter-strategy` apply.
+//!
 //! Exchanges: the `alternate-exchange` argument wins over the policy's
 //! (`rabbit_policy:get_arg`).
 
@@ -31,7 +35,7 @@ use amq_protocol::types::{AMQPValue, FieldTable, ShortString};
 use serde_json::{Map, Value};
 
 use super::matching::Applied;
-use crate::arguments::{DeadLetterTarget, Overflow, QueueArgs};
+use crate::arguments::{DeadLetterStrategy, DeadLetterTarget, Overflow, QueueArgs, QueueType};
 
 /// Keys whose policy and operator policy values merge to the lower one.
 const MIN_KEYS: [&str; 7] = [
@@ -111,7 +115,7 @@ pub(crate) fn queue_settings(
             _ => Overflow::DropHead,
         }
     };
-    QueueArgs {
+    let settings = QueueArgs {
         message_ttl: min(declared.message_ttl, "message-ttl"),
         expires: min(declared.expires, "expires"),
         dead_letter: dlx.map(|exchange| DeadLetterTarget {
@@ -122,7 +126,49 @@ pub(crate) fn queue_settings(
         max_length_bytes: min(declared.max_length_bytes, "max-length-bytes"),
         overflow,
         ..declared.clone()
+    };
+    match declared.queue_type {
+        QueueType::Classic => settings,
+        QueueType::Quorum => quorum_settings(settings, declared, arguments, definition),
     }
+}
+
+/// A quorum queue's differences, as RabbitMQ's `rabbit_quorum_queue:ra_machine_config`:
+/// the policy's `overflow` and `expires` win over the arguments; `delivery-limit` is the
+/// lower of the two unless one is negative (RabbitMQ 4's `resolve_delivery_limit`: then
+/// the higher, so a negative one means unlimited only when nothing sets a limit);
+/// `dead-letter-strategy` is the argument's, else the policy's.
+fn quorum_settings(
+    mut settings: QueueArgs,
+    declared: &QueueArgs,
+    arguments: &FieldTable,
+    definition: &Map<String, Value>,
+) -> QueueArgs {
+    match definition.get("overflow").and_then(Value::as_str) {
+        Some("reject-publish") => settings.overflow = Overflow::RejectPublish,
+        Some("drop-head") => settings.overflow = Overflow::DropHead,
+        Some("reject-publish-dlx") => settings.overflow = Overflow::RejectPublishDlx,
+        _ => {}
+    }
+    if let Some(expires) = definition.get("expires").and_then(Value::as_u64) {
+        settings.expires = Some(expires);
+    }
+    let policy_limit = definition.get("delivery-limit").and_then(Value::as_i64);
+    settings.delivery_limit = match (declared.delivery_limit, policy_limit) {
+        (Some(a), Some(p)) if a < 0 || p < 0 => Some(a.max(p)),
+        (Some(a), Some(p)) => Some(a.min(p)),
+        (a, p) => a.or(p),
+    };
+    if !arguments.inner().contains_key("x-dead-letter-strategy") {
+        settings.dead_letter_strategy = match definition
+            .get("dead-letter-strategy")
+            .and_then(Value::as_str)
+        {
+            Some("at-least-once") => DeadLetterStrategy::AtLeastOnce,
+            _ => DeadLetterStrategy::AtMostOnce,
+        };
+    }
+    settings
 }
 
 /// The alternate exchange of an exchange whose own argument is `declared`, under the

@@ -28,7 +28,7 @@ impl Queue {
             if st.ready.front().is_some_and(|e| e.message.is_none()) {
                 self.page_in(st);
             }
-            let Some(entry) = st.ready.pop_front() else {
+            let Some(mut entry) = st.ready.pop_front() else {
                 return;
             };
             if entry.message.is_none() {
@@ -62,6 +62,9 @@ impl Queue {
                 self.stats.add(Counter::Redeliver, 1);
             }
             self.note_delivery(st, &entry);
+            if entry.delivery_count != 0 {
+                self.show_delivery_count(&mut entry, false);
+            }
             let sink = Arc::clone(&consumer.sink);
             sink.send(ConsumerEvent::Deliver {
                 consumer,
@@ -232,6 +235,7 @@ impl Queue {
             if entry.redelivered {
                 self.stats.add(Counter::Redeliver, 1);
             }
+            self.show_delivery_count(&mut entry, true);
             if no_ack {
                 self.stats.add(Counter::GetNoAck, 1);
                 self.forget(&entry);

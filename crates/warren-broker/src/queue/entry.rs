@@ -16,6 +16,9 @@ pub struct QueueLimits {
     pub ram_messages: usize,
     /// Messages read back from the store at once.
     pub page_in_batch: usize,
+    /// How often a quorum queue retries at-least-once dead letters that no queue took
+    /// (RabbitMQ's `dead_letter_worker_publisher_confirm_timeout`, 180 s).
+    pub dead_letter_retry: std::time::Duration,
 }
 
 impl Default for QueueLimits {
@@ -24,6 +27,7 @@ impl Default for QueueLimits {
             ram_bytes: 8 * 1024 * 1024,
             ram_messages: 1 << 24,
             page_in_batch: 512,
+            dead_letter_retry: std::time::Duration::from_secs(180),
         }
     }
 }
@@ -49,6 +53,9 @@ pub struct Entry {
     /// Priority in this queue: the message's `priority` property clamped to the queue's
     /// `x-max-priority` (0 without either); decides its level in the ready list.
     pub priority: u8,
+    /// How many times the message came back to a quorum queue (0 in classic queues); see
+    /// `queue/quorum/`.
+    pub delivery_count: u32,
 }
 
 /// A message's key in the store.
@@ -60,4 +67,14 @@ pub struct StoreKey {
     pub seq: u64,
     /// Written as a persistent message (survives restart).
     pub persistent: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    /// The quorum queue's delivery count fits in the entry's padding: a classic queue's
+    /// backlog pays nothing for it.
+    #[test]
+    fn an_entry_stays_64_bytes() {
+        assert_eq!(std::mem::size_of::<super::Entry>(), 64);
+    }
 }

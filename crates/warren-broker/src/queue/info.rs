@@ -27,6 +27,10 @@ pub struct QueueInfo {
     pub single_active_consumer_tag: Option<String>,
     /// Last use (declare, consume, get, last consumer gone), ms since the epoch.
     pub last_used_ms: u64,
+    /// A quorum queue's at-least-once dead letters awaiting a queue (`messages_dlx`).
+    pub messages_dlx: u64,
+    /// Their body bytes (`message_bytes_dlx`).
+    pub message_bytes_dlx: u64,
 }
 
 impl Queue {
@@ -54,6 +58,15 @@ impl Queue {
             exclusive_consumer_tag: exclusive,
             single_active_consumer_tag: single_active,
             last_used_ms: st.last_used,
+            messages_dlx: st.discards.len() as u64,
+            message_bytes_dlx: st.discards.bytes(),
         }
+    }
+}
+
+impl Queue {
+    /// A quorum queue's at-least-once dead letters awaiting a queue (0 for others).
+    pub fn dead_letters_pending(&self) -> u64 {
+        self.state.lock().discards.len() as u64
     }
 }

@@ -21,25 +21,27 @@ use crate::arguments::Overflow;
 
 impl Queue {
     /// reject-publish(-dlx): whether a new message with `body_len` body bytes would take
-    /// the queue past a limit.
+    /// the queue past a limit (argument or policy). A quorum queue's dead letters awaiting
+    /// dead-lettering count as ready messages, as in RabbitMQ 3.10's `rabbit_fifo`.
     pub(super) fn would_overflow(&self, st: &QueueState, body_len: u64) -> bool {
+        let (discards, discard_bytes) = (st.discards.len() as u64, st.discards.bytes());
         st.settings.overflow != Overflow::DropHead
-            && (self
-                .args
+            && (st
+                .settings
                 .max_length
-                .is_some_and(|max| st.ready.len() as u64 + 1 > max)
-                || self
-                    .args
+                .is_some_and(|max| st.ready.len() as u64 + discards + 1 > max)
+                || st
+                    .settings
                     .max_length_bytes
-                    .is_some_and(|max| st.ready.body_bytes() + body_len > max))
+                    .is_some_and(|max| st.ready.body_bytes() + discard_bytes + body_len > max))
     }
 
     fn over_limit(&self, st: &QueueState) -> bool {
         st.settings
             .max_length
             .is_some_and(|max| st.ready.len() as u64 > max)
-            || self
-                .args
+            || st
+                .settings
                 .max_length_bytes
                 .is_some_and(|max| st.ready.body_bytes() > max)
     }

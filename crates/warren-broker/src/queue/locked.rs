@@ -51,7 +51,8 @@ impl Drop for Locked<'_> {
         let dead = std::mem::take(&mut guard.dead_letters);
         // The target as it is now (a policy may change it once the lock is released).
         let target = guard.settings.dead_letter.clone();
+        let at_least_once = self.queue.is_quorum() && guard.settings.at_least_once();
         drop(guard);
-        self.queue.dead_letter(dead, target);
+        self.queue.dead_letter(dead, target, at_least_once);
     }
 }

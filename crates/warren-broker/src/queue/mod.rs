@@ -57,6 +57,11 @@
 //!   enforced at once, and the view for the management API.
 //! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
 //!   released.
+//! - `quorum/`: what a quorum queue (`x-queue-type: quorum`) does differently: every
+//!   message stored, delivery counts and the delivery limit, `x-delivery-count`, returned
+//!   messages first, its settings' fall-backs, at-least-once dead letters kept until a
+//!   queue takes them (`discards.rs`), returns counted after a crash (`crash.rs`); its
+//!   state changes as a few commands a log could replay.
 
 mod dead_letter;
 mod dispatch;
@@ -67,6 +72,7 @@ mod limits;
 mod locked;
 mod paging;
 mod policy;
+mod quorum;
 mod ready;
 mod settle;
 mod single_active;
@@ -151,6 +157,9 @@ struct QueueState {
     /// Messages let go to the dead-letter exchange under the lock, published once it is
     /// released (see `dead_letter.rs`).
     dead_letters: Vec<DeadLetter>,
+    /// A quorum queue's at-least-once dead letters that no queue took yet
+    /// (`quorum/discards.rs`).
+    discards: quorum::Discards,
     /// What the queue acts on: its arguments with the policies that apply merged in
     /// (`crate::policy`); replaced when a policy changes, read under this lock.
     settings: QueueArgs,
@@ -189,6 +198,17 @@ pub struct Queue {
     state: Mutex<QueueState>,
 }
 
+/// Whether a queue has room for an at-least-once dead letter ([`Queue::reserve_room`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Room {
+    /// Yes, at this seq.
+    Seq(u64),
+    /// No: reject-publish at its limits.
+    Full,
+    /// The queue was deleted.
+    Deleted,
+}
+
 /// What publishing to a queue produced.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Enqueued {
@@ -211,7 +231,18 @@ impl Queue {
         home: Weak<VHost>,
     ) -> Self {
         let args = QueueArgs::parse(&spec.arguments);
-        let ready = Ready::new(args.max_priority);
+        let quorum = args.queue_type == crate::arguments::QueueType::Quorum;
+        let ready = if quorum {
+            Ready::returning()
+        } else {
+            Ready::new(args.max_priority)
+        };
+        let settings = if quorum {
+            quorum::warn_fallbacks(&spec.name, &vhost, &args);
+            quorum::normalized(args.clone())
+        } else {
+            args.clone()
+        };
         Self {
             home,
             spec,
@@ -226,8 +257,8 @@ impl Queue {
             state: Mutex::new(QueueState {
                 ready,
                 next_seq: 1,
-                limited: args.has_length_limit(),
-                settings: args.clone(),
+                limited: settings.has_length_limit(),
+                settings,
                 last_used: crate::message::now_ms(),
                 ..QueueState::default()
             }),
@@ -243,18 +274,34 @@ impl Queue {
     /// Restore recovered messages (index only; bodies paged in on demand), in seq order,
     /// each into its priority level (from the stored index entry). Those
     /// at or below `delivered_mark` (the store's delivered watermark) were delivered before
-    /// and come back `redelivered`.
-    pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) {
+    /// and come back `redelivered`. A quorum queue's messages marked as awaiting
+    /// dead-lettering go back to its discards, and after a crash its messages that may
+    /// have been out with consumers are counted as returned (`quorum/crash.rs`). Returns
+    /// whether the queue needs [`Queue::after_recovery`] once the bindings are restored.
+    pub fn recover(self: &Arc<Self>, index: Vec<(u64, IndexEntry)>, delivered_mark: u64) -> bool {
         let mut st = self.lock();
+        let crash_returns = self.counts_crash_returns(delivered_mark);
+        let mut bumped = Vec::new();
         let recovered_any = !index.is_empty();
         // New messages get seqs above everything a lease of the last run may have covered.
         st.next_seq = st.next_seq.max(delivered_mark.saturating_add(1));
         st.delivered_lease = delivered_mark;
         st.delivered_max = delivered_mark;
         for (seq, index) in index {
+            if index.dead_letter != 0 {
+                self.recover_discard(&mut st, seq, index);
+                st.next_seq = st.next_seq.max(seq + 1);
+                continue;
+            }
+            let mut index = index;
+            if crash_returns && seq <= delivered_mark {
+                index.delivery_count = index.delivery_count.saturating_add(1);
+                bumped.push((seq, index));
+            }
             st.ready.push_back(Entry {
                 seq,
-                redelivered: seq <= delivered_mark,
+                // A quorum queue's returned message is flagged whatever the watermark.
+                redelivered: seq <= delivered_mark || index.delivery_count > 0,
                 stored: Some(StoreKey {
                     id: self.store_id,
                     seq,
@@ -265,6 +312,7 @@ impl Queue {
                 body_len: index.body_len,
                 expires_at: u64::MAX,
                 priority: index.priority.min(self.args.max_priority),
+                delivery_count: index.delivery_count,
             });
             st.next_seq = st.next_seq.max(seq + 1);
         }
@@ -272,6 +320,18 @@ impl Queue {
         // when a client next touches the queue: check the head at once.
         if recovered_any && st.settings.message_ttl.is_some() {
             self.schedule_expiry(&mut st, crate::message::now_ms());
+        }
+        let over_limit = !bumped.is_empty() && self.count_crash_returns(&mut st, bumped);
+        over_limit || !st.discards.is_empty()
+    }
+
+    /// After recovery, once the bindings are restored (see [`Queue::recover`]): a quorum
+    /// queue's messages counted past the delivery limit by a crash go, and its pending
+    /// at-least-once dead letters get a first attempt.
+    pub fn after_recovery(self: &Arc<Self>) {
+        if self.is_quorum() {
+            self.enforce_delivery_limit();
+            self.retry_discards();
         }
     }
 
@@ -300,7 +360,7 @@ impl Queue {
         self.stats.add(Counter::Publish, 1);
         // Only queues with a store id (durable, not exclusive) keep messages across restarts;
         // the store id is also what keeps two queues' messages apart in the store.
-        let persist = self.store_id != 0 && message.is_persistent();
+        let persist = self.persists(message);
         let over_limit = self.over_memory_window(&st, message, persist);
         let mut result = Enqueued::default();
         let mut put_ticket = None;
@@ -356,6 +416,8 @@ impl Queue {
         IndexEntry {
             priority: self.priority_of(message),
             body_len: message.body.len() as u32,
+            delivery_count: 0,
+            dead_letter: 0,
         }
     }
 
@@ -388,6 +450,7 @@ impl Queue {
             // delivered if a consumer can take it at once.
             expires_at: u64::MAX,
             priority: self.priority_of(message),
+            delivery_count: 0,
         };
         let priority = entry.priority;
         let page_out = match put_ticket {
@@ -428,14 +491,32 @@ impl Queue {
         Some(seq)
     }
 
+    /// At-least-once dead-lettering: a place for `message` if the queue has room for it
+    /// (reject-publish refuses it at its limits, as a publish), as [`Queue::reserve_seq`].
+    pub(super) fn reserve_room(&self, message: &Message) -> Room {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return Room::Deleted;
+        }
+        if st.limited && self.would_overflow(&st, message.body.len() as u64) {
+            return Room::Full;
+        }
+        let seq = st.next_seq;
+        st.next_seq += 1;
+        Room::Seq(seq)
+    }
+
     /// Take a dead-lettered message at the seq reserved for it, its store write (if any)
     /// submitted as `ticket` (together with its removal from the queue it left).
+    /// `room_reserved`: [`Queue::reserve_room`] found room for it, so the limits are not
+    /// checked again (the source's copy may be gone already).
     pub(super) fn accept_dead_letter(
         self: &Arc<Self>,
         message: &Arc<Message>,
         seq: u64,
         stored: Option<StoreKey>,
         ticket: Option<Ticket>,
+        room_reserved: bool,
     ) {
         let mut st = self.lock();
         if st.deleted {
@@ -447,7 +528,7 @@ impl Queue {
             }
             return;
         }
-        if st.limited && self.would_overflow(&st, message.body.len() as u64) {
+        if !room_reserved && st.limited && self.would_overflow(&st, message.body.len() as u64) {
             // reject-publish: a dead letter is refused like a publish (and dead-lettered
             // again with reject-publish-dlx).
             if st.settings.overflow == crate::arguments::Overflow::RejectPublishDlx {
@@ -475,7 +556,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.lock();
         let count = st.ready.len() as u32;
-        if st.unacked == 0 {
+        // A range delete would take the stored copies of unacked messages and of a quorum
+        // queue's pending dead letters (which a purge leaves, as `rabbit_fifo`) with it.
+        if st.unacked == 0 && st.discards.is_empty() {
             self.drop_stored_ranges();
         } else {
             for entry in st.ready.iter() {
@@ -509,6 +592,7 @@ impl Queue {
         st.deleted = true;
         let count = st.ready.len() as u32;
         st.ready.clear();
+        st.discards.clear();
         let (bytes, messages) = (st.ram_bytes, st.ram_messages);
         self.unhold(&mut st, bytes, messages);
         st.unwritten.clear();

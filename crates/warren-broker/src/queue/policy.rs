@@ -17,20 +17,40 @@ impl Queue {
     pub(crate) fn apply_policy(self: &Arc<Self>, applied: Applied) -> bool {
         let definition = merged_definition(&applied);
         let settings = queue_settings(&self.args, &self.spec.arguments, &definition);
+        let asked = settings.clone();
+        let settings = if self.is_quorum() {
+            super::quorum::normalized(settings)
+        } else {
+            settings
+        };
         let now = crate::message::now_ms();
         let mut st = self.lock();
         if st.deleted {
             return false;
         }
         let expires_changed = st.settings.expires != settings.expires;
+        if self.is_quorum() && st.settings != settings {
+            super::quorum::warn_fallbacks(&self.spec.name, &self.vhost, &asked);
+        }
         if st.settings != settings || st.applied != applied {
             tracing::debug!(queue = %self.spec.name, vhost = %self.vhost,
                 policy = ?applied.policy.as_ref().map(|p| &p.name),
                 operator_policy = ?applied.operator.as_ref().map(|p| &p.name),
                 "queue policy applied");
         }
+        let changed = st.settings != settings;
         st.limited = settings.has_length_limit();
         st.settings = settings;
+        // At-least-once dead letters awaiting a queue: retried under the new settings, or
+        // deleted when the queue is no longer at-least-once (`quorum/discards.rs`).
+        if changed
+            && self.is_quorum()
+            && self.discards_after_policy(&mut st)
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let queue = Arc::clone(self);
+            runtime.spawn(async move { queue.retry_discards() });
+        }
         st.applied = applied;
         if expires_changed {
             st.expiry_epoch += 1;

@@ -8,6 +8,9 @@
 //! FIFO by seq (a requeue goes back to its old place in its own level). Every method
 //! matches the two shapes once, so a plain queue pays one branch per call.
 //!
+//! A quorum queue delivers the messages its consumers gave back first, in the order they
+//! came back, then the rest in seq order (`rabbit_fifo`'s `returns` queue).
+//!
 //! Every reader and writer of the list goes through [`Ready`], so that the order is decided
 //! in this one file. Page-in (`paging.rs`) reads the head run: for a priority queue that is
 //! the head level alone, whose seqs ascend as `Store::read_messages` needs.
@@ -30,6 +33,14 @@ enum Order {
     Fifo(VecDeque<Entry>),
     /// One seq-ordered deque per priority, highest first.
     Levels(Levels),
+    /// A quorum queue: messages its consumers gave back (`returns`, in the order they came
+    /// back, as `rabbit_fifo`'s `returns`) go before the others (`rest`, in seq order).
+    /// A returned message always holds its body (it comes back from a delivery), so
+    /// page-in only ever reads `rest`.
+    Returning {
+        returns: VecDeque<Entry>,
+        rest: VecDeque<Entry>,
+    },
 }
 
 impl Default for Order {
@@ -109,11 +120,23 @@ impl Ready {
         }
     }
 
+    /// An empty ready list for a quorum queue: returned messages first (see [`Order`]).
+    pub(crate) fn returning() -> Ready {
+        Ready {
+            order: Order::Returning {
+                returns: VecDeque::new(),
+                rest: VecDeque::new(),
+            },
+            body_bytes: 0,
+        }
+    }
+
     /// Ready messages.
     pub(crate) fn len(&self) -> usize {
         match &self.order {
             Order::Fifo(entries) => entries.len(),
             Order::Levels(l) => l.len,
+            Order::Returning { returns, rest } => returns.len() + rest.len(),
         }
     }
 
@@ -131,6 +154,7 @@ impl Ready {
         match &self.order {
             Order::Fifo(entries) => entries.front(),
             Order::Levels(l) => l.levels[l.top].front(),
+            Order::Returning { returns, rest } => returns.front().or_else(|| rest.front()),
         }
     }
 
@@ -144,6 +168,10 @@ impl Ready {
                 l.settle_top();
                 entry
             }
+            Order::Returning { returns, rest } => match returns.pop_front() {
+                Some(entry) => entry,
+                None => rest.pop_front()?,
+            },
         };
         self.body_bytes = self.body_bytes.saturating_sub(u64::from(entry.body_len));
         Some(entry)
@@ -153,7 +181,9 @@ impl Ready {
     pub(crate) fn push_back(&mut self, entry: Entry) {
         self.body_bytes += u64::from(entry.body_len);
         match &mut self.order {
-            Order::Fifo(entries) => entries.push_back(entry),
+            Order::Fifo(entries) | Order::Returning { rest: entries, .. } => {
+                entries.push_back(entry)
+            }
             Order::Levels(l) => l.push(entry),
         }
     }
@@ -167,6 +197,10 @@ impl Ready {
                 let level = usize::from(priority).min(l.levels.len() - 1);
                 find_mut(&mut l.levels[level], seq)
             }
+            Order::Returning { returns, rest } => match returns.iter().position(|e| e.seq == seq) {
+                Some(at) => returns.get_mut(at),
+                None => find_mut(rest, seq),
+            },
         }
     }
 
@@ -176,9 +210,46 @@ impl Ready {
     pub(crate) fn insert_by_seq(&mut self, entry: Entry) {
         self.body_bytes += u64::from(entry.body_len);
         match &mut self.order {
-            Order::Fifo(entries) => insert_by_seq(entries, entry),
+            Order::Fifo(entries) | Order::Returning { rest: entries, .. } => {
+                insert_by_seq(entries, entry)
+            }
             Order::Levels(l) => l.push(entry),
         }
+    }
+
+    /// A quorum queue's returned message: after the messages returned before it, ahead of
+    /// the rest. Other queues (and a message without its body): back at its place by seq.
+    pub(crate) fn push_returned(&mut self, entry: Entry) {
+        match &mut self.order {
+            Order::Returning { returns, .. } if entry.message.is_some() => {
+                self.body_bytes += u64::from(entry.body_len);
+                returns.push_back(entry);
+            }
+            _ => self.insert_by_seq(entry),
+        }
+    }
+
+    /// Take the ready message with this seq out of the list, wherever it is.
+    pub(crate) fn remove(&mut self, seq: u64) -> Option<Entry> {
+        let by_seq = |entries: &mut VecDeque<Entry>| {
+            let at = entries.binary_search_by_key(&seq, |e| e.seq).ok()?;
+            entries.remove(at)
+        };
+        let entry = match &mut self.order {
+            Order::Fifo(entries) => by_seq(entries)?,
+            Order::Returning { returns, rest } => match returns.iter().position(|e| e.seq == seq) {
+                Some(at) => returns.remove(at)?,
+                None => by_seq(rest)?,
+            },
+            Order::Levels(l) => {
+                let entry = l.levels.iter_mut().find_map(by_seq)?;
+                l.len -= 1;
+                l.settle_top();
+                entry
+            }
+        };
+        self.body_bytes = self.body_bytes.saturating_sub(u64::from(entry.body_len));
+        Some(entry)
     }
 
     /// Every ready message, in delivery order.
@@ -186,6 +257,7 @@ impl Ready {
         match &self.order {
             Order::Fifo(entries) => Box::new(entries.iter()),
             Order::Levels(l) => Box::new(l.levels.iter().rev().flatten()),
+            Order::Returning { returns, rest } => Box::new(returns.iter().chain(rest)),
         }
     }
 
@@ -194,7 +266,8 @@ impl Ready {
     /// is its head level (the next level's seqs may be lower, so it waits for its turn).
     pub(crate) fn head_run_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
         match &mut self.order {
-            Order::Fifo(entries) => entries.iter_mut(),
+            // Returned messages hold their bodies: the run to page in is `rest`.
+            Order::Fifo(entries) | Order::Returning { rest: entries, .. } => entries.iter_mut(),
             Order::Levels(l) => l.levels[l.top].iter_mut(),
         }
     }
@@ -202,7 +275,7 @@ impl Ready {
     /// The run of messages that will be delivered next (see [`Ready::head_run_mut`]).
     pub(crate) fn head_run(&self) -> impl Iterator<Item = &Entry> {
         match &self.order {
-            Order::Fifo(entries) => entries.iter(),
+            Order::Fifo(entries) | Order::Returning { rest: entries, .. } => entries.iter(),
             Order::Levels(l) => l.levels[l.top].iter(),
         }
     }
@@ -211,6 +284,10 @@ impl Ready {
     pub(crate) fn clear(&mut self) {
         match &mut self.order {
             Order::Fifo(entries) => entries.clear(),
+            Order::Returning { returns, rest } => {
+                returns.clear();
+                rest.clear();
+            }
             Order::Levels(l) => {
                 l.levels.iter_mut().for_each(VecDeque::clear);
                 l.top = 0;
@@ -235,6 +312,7 @@ mod tests {
             body_len: 10,
             expires_at: u64::MAX,
             priority,
+            delivery_count: 0,
         }
     }
 
@@ -276,6 +354,41 @@ mod tests {
         assert_eq!(ready.find_mut(3, 3).map(|e| e.seq), Some(3));
         assert_eq!(ready.find_mut(3, 1).map(|e| e.seq), None);
         assert_eq!(drain(&mut ready), [2, 3, 1, 4]);
+    }
+
+    #[test]
+    fn a_quorum_ready_list_delivers_returns_first_in_return_order() {
+        let with_body = |seq| Entry {
+            message: Some(std::sync::Arc::new(crate::message::Message {
+                exchange: "".into(),
+                routing_key: "".into(),
+                persistent: true,
+                expiration: None,
+                priority: 0,
+                raw_properties: bytes::Bytes::new(),
+                body: bytes::Bytes::new(),
+                timestamp_ms: 0,
+            })),
+            ..entry(seq, 0)
+        };
+        let mut ready = Ready::returning();
+        for seq in 1..=5 {
+            ready.insert_by_seq(entry(seq, 0));
+        }
+        let taken: Vec<Entry> = (0..3).filter_map(|_| ready.pop_front()).collect();
+        assert_eq!(taken.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        ready.push_returned(with_body(3));
+        ready.push_returned(with_body(1));
+        // Without its body a return goes back to its place (page-in reads only `rest`).
+        ready.push_returned(entry(2, 0));
+        assert_eq!(ready.len(), 5);
+        assert_eq!(ready.body_bytes(), 50);
+        assert_eq!(ready.find_mut(1, 0).map(|e| e.seq), Some(1));
+        assert_eq!(
+            ready.head_run().map(|e| e.seq).collect::<Vec<_>>(),
+            [2, 4, 5]
+        );
+        assert_eq!(drain(&mut ready), [3, 1, 2, 4, 5]);
     }
 
     #[test]

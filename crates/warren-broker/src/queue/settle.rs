@@ -2,7 +2,8 @@
 //! deleted), rejects too unless the queue dead-letters them (`dead_letter.rs`); nacks with
 //! requeue, `basic.recover` and closed channels put it back at
 //! its original position, flagged `redelivered`; a delivery that never reached its consumer
-//! goes back unflagged.
+//! goes back unflagged. A quorum queue counts each return and delivers returned messages
+//! first (`quorum/`).
 
 use std::sync::Arc;
 
@@ -47,12 +48,28 @@ impl Queue {
         self.dispatch(&mut st);
     }
 
-    /// Put delivered messages back at their original positions, marked redelivered.
+    /// Put delivered messages back (nack or reject with requeue, `basic.recover`) at their
+    /// original positions, marked redelivered; a quorum queue returns them (`quorum/`).
     pub fn requeue(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>) {
+        self.requeue_as(entries, false);
+    }
+
+    /// Put back the deliveries of a consumer that went away (its channel or connection
+    /// closed): as [`Queue::requeue`], except that a quorum queue always delivers them
+    /// first (RabbitMQ 3.10's `return_all`).
+    pub fn requeue_lost(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>) {
+        self.requeue_as(entries, true);
+    }
+
+    fn requeue_as(self: &Arc<Self>, entries: impl IntoIterator<Item = Entry>, lost: bool) {
         let mut st = self.lock();
         for mut entry in entries {
             st.unacked = st.unacked.saturating_sub(1);
             if st.deleted {
+                continue;
+            }
+            if self.is_quorum() {
+                self.quorum_return(&mut st, entry, lost);
                 continue;
             }
             entry.redelivered = true;

@@ -144,6 +144,20 @@ async fn put(
         ResourceKind::Queue,
         &name,
     )?;
+    // RabbitMQ 3.10 declares through an AMQP channel here, so the vhost's default queue
+    // type applies as it does to queue.declare.
+    let default_queue_type = s
+        .broker
+        .access()
+        .vhost(&vname)
+        .and_then(|record| record.default_queue_type);
+    let arguments = warren_broker::with_default_queue_type(
+        default_queue_type.as_deref(),
+        durable,
+        false,
+        auto_delete,
+        arguments,
+    );
     let declared = v.declare_queue(
         QueueDeclare {
             name,

@@ -118,10 +118,16 @@ async fn put(
             .map(|v| v.tags.clone())
             .unwrap_or_default(),
     };
-    let default_queue_type = match body::string(&map, "default_queue_type")? {
+    // RabbitMQ 3.10's management API reads `defaultqueuetype`; Warren also takes the
+    // `default_queue_type` its listings show.
+    let asked = match body::string(&map, "defaultqueuetype")? {
+        Some(t) => Some(t),
+        None => body::string(&map, "default_queue_type")?,
+    };
+    let default_queue_type = match asked {
         Some(t) => match t.as_str() {
-            "classic" => Some(t),
-            "quorum" | "stream" => {
+            "classic" | "quorum" => Some(t),
+            "stream" => {
                 return Err(ApiError::bad_request(format!(
                     "default queue type '{t}' is not supported by Warren yet"
                 )));

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 
 use warren_broker::access::{Permission, ResourceKind};
 use warren_broker::stats::Counter;
-use warren_broker::{Consumer, ConsumerArgs, REPLY_TO, REPLY_TO_PREFIX, VHost};
+use warren_broker::{Consumer, ConsumerArgs, QueueType, REPLY_TO, REPLY_TO_PREFIX, VHost};
 use warren_protocol::{AMQPClass, ShortString, basic, encode};
 
 use super::delivery::{Settle, Unacked};
@@ -93,6 +93,20 @@ impl Channel {
                     c.consumer_tag.clone()
                 };
                 let args = ConsumerArgs::parse(&name, &vhost.name, &c.arguments)?;
+                // RabbitMQ 3.10: a quorum queue refuses a consumer on a channel with a
+                // global prefetch limit (connection error 540).
+                if let Some(queue) = &queue
+                    && queue.queue_type() == QueueType::Quorum
+                    && self.credit.global_prefetch.load(Ordering::Relaxed) > 0
+                {
+                    return Err(Exception::new(
+                        540,
+                        format!(
+                            "NOT_IMPLEMENTED - queue '{name}' in vhost '{}' does not support global qos",
+                            vhost.name
+                        ),
+                    ));
+                }
                 let consumer = Arc::new(
                     Consumer::new(
                         tag.clone(),

@@ -143,8 +143,10 @@ impl Channel {
 pub(crate) enum Settle {
     /// basic.ack: done with for good.
     Ack,
-    /// nack / reject with requeue, recover, channel close: back to the queue.
+    /// nack / reject with requeue, recover: back to the queue.
     Requeue,
+    /// Channel or connection close: back to the queue, as its consumer went away.
+    Lost,
     /// nack / reject without requeue: dead-lettered where the queue has a DLX, else gone.
     Reject,
 }
@@ -178,6 +180,7 @@ pub(super) fn settle(items: Vec<Unacked>, how: Settle) {
         }
         match how {
             Settle::Requeue => queue.requeue(run.into_iter().map(|u| u.entry)),
+            Settle::Lost => queue.requeue_lost(run.into_iter().map(|u| u.entry)),
             Settle::Ack => queue.settle(run.iter().map(|u| &u.entry)),
             Settle::Reject => queue.reject(run.iter().map(|u| &u.entry)),
         }

@@ -203,7 +203,7 @@ impl Channel {
             self.restore_unacked(ops);
         }
         let all: Vec<Unacked> = self.unacked.drain(..).collect();
-        settle(all, Settle::Requeue);
+        settle(all, Settle::Lost);
         for queue in hand_over {
             queue.kick();
         }

@@ -67,10 +67,26 @@ impl Channel {
                     }
                     return Ok(());
                 }
+                // The vhost's default queue type, as RabbitMQ 3.10 adds it to an active
+                // declare without `x-queue-type` (before the server-named check and the
+                // redeclare comparison, which see the added argument).
+                let mut d = d;
+                if !d.passive {
+                    let default = ctx.access.default_queue_type();
+                    d.arguments = warren_broker::with_default_queue_type(
+                        default.as_deref(),
+                        d.durable,
+                        d.exclusive,
+                        d.auto_delete,
+                        std::mem::take(&mut d.arguments),
+                    );
+                }
                 // "" names a new server-named queue; a passive declare of "" looks for a
                 // queue named "" (there is none: 404), as RabbitMQ, rather than the last
                 // declared queue.
                 let name = if d.queue.as_str().is_empty() && !d.passive {
+                    // RabbitMQ 3.10: only classic queues may be server-named.
+                    warren_broker::check_server_named(&d.arguments)?;
                     VHost::generate_queue_name()
                 } else {
                     d.queue.as_str().to_owned()

@@ -44,7 +44,7 @@ use std::sync::{Arc, Weak};
 use bytes::Bytes;
 use warren_store::{Store, WriteOp};
 
-use super::{Queue, QueueState, StoreKey};
+use super::{Queue, QueueState, Room, StoreKey};
 use crate::arguments::DeadLetterTarget;
 use crate::message::Message;
 use crate::vhost::VHost;
@@ -52,6 +52,8 @@ use rewrite::{is_cycle, rewrite};
 
 mod raw;
 mod rewrite;
+
+pub(super) use raw::with_long_header;
 
 /// Why a message was dead-lettered (the `reason` of its `x-death` record).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,8 @@ pub enum DeathReason {
     Expired,
     /// Dropped by a length limit (`x-max-length`, `x-max-length-bytes`).
     MaxLen,
+    /// Returned more often than a quorum queue's delivery limit allows.
+    DeliveryLimit,
 }
 
 impl DeathReason {
@@ -71,17 +75,44 @@ impl DeathReason {
             DeathReason::Rejected => "rejected",
             DeathReason::Expired => "expired",
             DeathReason::MaxLen => "maxlen",
+            DeathReason::DeliveryLimit => "delivery_limit",
         }
+    }
+
+    /// The reason's code in the store's index entry (`IndexEntry::dead_letter`; 0 means
+    /// "not a dead letter").
+    pub(super) fn code(self) -> u8 {
+        match self {
+            DeathReason::Rejected => 1,
+            DeathReason::Expired => 2,
+            DeathReason::MaxLen => 3,
+            DeathReason::DeliveryLimit => 4,
+        }
+    }
+
+    /// The reason a stored code names.
+    pub(super) fn from_code(code: u8) -> Option<DeathReason> {
+        Some(match code {
+            1 => DeathReason::Rejected,
+            2 => DeathReason::Expired,
+            3 => DeathReason::MaxLen,
+            4 => DeathReason::DeliveryLimit,
+            _ => return None,
+        })
     }
 }
 
 /// A message on its way to the dead-letter exchange.
 #[derive(Debug)]
 pub(crate) struct DeadLetter {
-    message: Arc<Message>,
-    reason: DeathReason,
+    pub(super) message: Arc<Message>,
+    pub(super) reason: DeathReason,
     /// Its stored copy in this queue, deleted in the same batch as the targets' puts.
-    stored: Option<StoreKey>,
+    pub(super) stored: Option<StoreKey>,
+    /// At-least-once: the target queues that already have it (a retry leaves them out).
+    pub(super) settled: Vec<Arc<str>>,
+    /// At-least-once: its stored index entry marks it as awaiting dead-lettering.
+    pub(super) marked: bool,
 }
 
 impl Queue {
@@ -100,6 +131,8 @@ impl Queue {
                 message: Arc::clone(message),
                 reason,
                 stored,
+                settled: Vec::new(),
+                marked: false,
             }),
             (dead_letter, _) => {
                 if dead_letter {
@@ -111,21 +144,29 @@ impl Queue {
     }
 
     /// Dead-letter messages this queue let go (its lock is NOT held; see the module docs).
-    pub(super) fn dead_letter(&self, letters: Vec<DeadLetter>, target: Option<DeadLetterTarget>) {
+    /// `at_least_once`: the queue keeps what no queue takes (`quorum/discards.rs`).
+    pub(super) fn dead_letter(
+        &self,
+        letters: Vec<DeadLetter>,
+        target: Option<DeadLetterTarget>,
+        at_least_once: bool,
+    ) {
         let Some(target) = target else {
             return;
         };
         flush(Batch {
             source: Arc::clone(&self.spec.name),
+            source_id: self.store_id,
             vhost_name: Arc::clone(&self.vhost),
             home: self.home.clone(),
             store: self.store.clone(),
             target,
             letters,
+            at_least_once,
         });
     }
 
-    fn forget_key(&self, stored: Option<StoreKey>) {
+    pub(in crate::queue) fn forget_key(&self, stored: Option<StoreKey>) {
         if let Some(key) = stored {
             self.store.submit(WriteOp::Delete {
                 queue_id: key.id,
@@ -139,11 +180,15 @@ impl Queue {
 /// for their turn after the queue's guard is gone).
 struct Batch {
     source: Arc<str>,
+    /// The source's store id (tells it from a queue of the same name declared since).
+    source_id: u64,
     vhost_name: Arc<str>,
     home: Weak<VHost>,
     store: Store,
     target: DeadLetterTarget,
     letters: Vec<DeadLetter>,
+    /// Letters that no queue takes go back to the source (`quorum/discards.rs`).
+    at_least_once: bool,
 }
 
 /// How many rounds of dead letters producing dead letters one flush follows before it
@@ -202,7 +247,12 @@ fn flush(batch: Batch) {
         }
         rounds += 1;
         if rounds >= MAX_ROUNDS {
-            for batch in round {
+            for mut batch in round {
+                if batch.at_least_once {
+                    let letters = std::mem::take(&mut batch.letters);
+                    batch.keep(letters);
+                    continue;
+                }
                 tracing::warn!(queue = %batch.source, vhost = %batch.vhost_name, messages = batch.letters.len(), max_rounds = MAX_ROUNDS, "dead-letter chain too long (queues dead-lettering into each other at their limits): messages dropped");
                 for letter in &batch.letters {
                     batch.forget(letter.stored);
@@ -214,14 +264,25 @@ fn flush(batch: Batch) {
 }
 
 impl Batch {
-    fn send(self) {
+    fn send(mut self) {
         let vhost = self.home.upgrade();
-        for letter in &self.letters {
-            let routed = vhost.as_ref().and_then(|vhost| self.route(vhost, letter));
+        let mut kept = Vec::new();
+        for letter in std::mem::take(&mut self.letters) {
+            let routed = vhost.as_ref().and_then(|vhost| self.route(vhost, &letter));
             let Some((message, targets)) = routed else {
-                self.forget(letter.stored);
+                if self.at_least_once {
+                    kept.push(letter);
+                } else {
+                    self.forget(letter.stored);
+                }
                 continue;
             };
+            if self.at_least_once {
+                if let Some(letter) = self.move_at_least_once(letter, &message, targets) {
+                    kept.push(letter);
+                }
+                continue;
+            }
             // Reserve a place in every target, then write the move in one batch.
             let mut ops = Vec::with_capacity(targets.len() + 1);
             if let Some(key) = letter.stored {
@@ -236,7 +297,7 @@ impl Batch {
                 let Some(seq) = queue.reserve_seq() else {
                     continue; // deleted meanwhile
                 };
-                let stored = (queue.store_id != 0 && message.is_persistent()).then(|| {
+                let stored = (queue.store_id != 0 && queue.persists(&message)).then(|| {
                     ops.push(WriteOp::Put {
                         queue_id: queue.store_id,
                         seq,
@@ -257,7 +318,88 @@ impl Batch {
                 _ => Some(self.store.submit(WriteOp::Group(ops))),
             };
             for (queue, seq, stored) in placed {
-                queue.accept_dead_letter(&message, seq, stored, ticket);
+                queue.accept_dead_letter(&message, seq, stored, ticket, false);
+            }
+        }
+        if !kept.is_empty() {
+            self.keep(kept);
+        }
+    }
+
+    /// At-least-once: move `letter` (rewritten as `message`) into `targets` that do not
+    /// have it yet, each only if it has room (a full reject-publish queue refuses it).
+    /// Taken by all: the source's copy is deleted in the batch that writes the targets'
+    /// copies. Refused by some: the targets that took it are noted and the letter is
+    /// returned, its source copy untouched, to be kept and retried.
+    fn move_at_least_once(
+        &self,
+        mut letter: DeadLetter,
+        message: &Arc<Message>,
+        targets: Vec<Arc<Queue>>,
+    ) -> Option<DeadLetter> {
+        let mut ops = Vec::with_capacity(targets.len() + 1);
+        let mut placed = Vec::with_capacity(targets.len());
+        let mut refused = false;
+        let mut encoded: Option<Bytes> = None;
+        for queue in targets {
+            if letter.settled.iter().any(|name| name == queue.name()) {
+                continue;
+            }
+            let seq = match queue.reserve_room(message) {
+                Room::Seq(seq) => seq,
+                Room::Full => {
+                    refused = true;
+                    continue;
+                }
+                Room::Deleted => continue,
+            };
+            let stored = (queue.store_id != 0 && queue.persists(message)).then(|| {
+                ops.push(WriteOp::Put {
+                    queue_id: queue.store_id,
+                    seq,
+                    value: encoded.get_or_insert_with(|| message.encode()).clone(),
+                    index: queue.index_entry(message),
+                });
+                StoreKey {
+                    id: queue.store_id,
+                    seq,
+                    persistent: true,
+                }
+            });
+            placed.push((queue, seq, stored));
+        }
+        if !refused && let Some(key) = letter.stored {
+            ops.push(WriteOp::Delete {
+                queue_id: key.id,
+                seq: key.seq,
+            });
+        }
+        let ticket = match ops.len() {
+            0 => None,
+            1 => ops.pop().map(|op| self.store.submit(op)),
+            _ => Some(self.store.submit(WriteOp::Group(ops))),
+        };
+        for (queue, seq, stored) in placed {
+            queue.accept_dead_letter(message, seq, stored, ticket, true);
+            if refused {
+                letter.settled.push(Arc::clone(queue.name()));
+            }
+        }
+        refused.then_some(letter)
+    }
+
+    /// At-least-once: give letters no queue took back to the source queue (if it still
+    /// exists), which keeps them and retries.
+    fn keep(&self, letters: Vec<DeadLetter>) {
+        let source = self
+            .home
+            .upgrade()
+            .and_then(|vhost| vhost.lookup_queue(&self.source))
+            .filter(|queue| queue.store_id == self.source_id);
+        match source {
+            Some(queue) => queue.keep_discards(letters),
+            None => {
+                tracing::debug!(queue = %self.source, vhost = %self.vhost_name, messages = letters.len(), "dead-letter source queue gone; its pending dead letters went with it");
             }
         }
     }

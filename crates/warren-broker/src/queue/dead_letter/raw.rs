@@ -263,6 +263,48 @@ pub(super) fn replace_headers(properties: &[u8], headers: &[u8]) -> Result<Vec<u
     Ok(out)
 }
 
+/// `properties` with the header `name` set to the long (signed 64-bit) `value` as
+/// RabbitMQ's `rabbit_basic:add_header` does (replaced in place, else appended; a header
+/// table made if there was none), or removed when `value` is `None` (the table stays, even
+/// if empty). Every other property keeps its bytes, `expiration` included. `None` when the
+/// properties do not parse.
+pub(in crate::queue) fn with_long_header(
+    properties: &[u8],
+    name: &str,
+    value: Option<i64>,
+) -> Option<Vec<u8>> {
+    let (flags, _) = properties.split_first_chunk::<2>()?;
+    let flags = u16::from_be_bytes(*flags);
+    let mut table = match headers_and_expiration(properties).ok()?.0 {
+        Some(table) => table,
+        None if value.is_none() => return Some(properties.to_vec()),
+        None => RawTable::default(),
+    };
+    match value {
+        Some(v) => table.store(name, long(v)),
+        None => table.remove(name),
+    }
+    let mut encoded = Vec::new();
+    table.encode(&mut encoded);
+    let mut out = Vec::with_capacity(properties.len() + 32);
+    out.extend_from_slice(&(flags | HEADERS).to_be_bytes());
+    let mut written = false;
+    walk(properties, |flag, bytes| {
+        if flag <= HEADERS && !written {
+            out.extend_from_slice(&encoded);
+            written = true;
+        }
+        if flag != HEADERS {
+            out.extend_from_slice(bytes);
+        }
+    })
+    .ok()?;
+    if !written {
+        out.extend_from_slice(&encoded);
+    }
+    Some(out)
+}
+
 /// Call `each(flag, value bytes)` for every property present, in order. Fails on a
 /// continuation flag (no basic property needs one) or bytes that end early.
 fn walk(properties: &[u8], mut each: impl FnMut(u16, &[u8])) -> Result<(), Malformed> {
