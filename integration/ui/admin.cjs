@@ -9,30 +9,17 @@
 "use strict";
 const fs = require("fs");
 const { chromium } = require("playwright-core");
+const { launchChromium, watch, login, run } = require("./common.cjs");
 
 const [base, user, password, shots] = process.argv.slice(2);
 const STEP_MS = 30000;
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
+  const browser = await launchChromium(chromium);
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
     page.setDefaultTimeout(STEP_MS);
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
-        problems.push(`console error: ${m.text()}`);
-      }
-    });
-    let expect4xx = false;
-    page.on("response", (r) => {
-      if (r.status() >= 400 && r.status() < 500 && expect4xx) return;
-      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
-    });
+    const watched = watch(page, password);
     page.on("dialog", (d) => d.accept());
     const refused = async (form) => {
       const line = page.locator(`${form} p.error`);
@@ -77,10 +64,10 @@ async function main() {
 
     await page.fill('#permission-form input[name="user"]', "ui-user");
     await page.fill('#permission-form input[name="vhost"]', "no-such-vhost");
-    expect4xx = true;
+    watched.allow4xx = true;
     await page.click('#permission-form button[type="submit"]');
     console.log(`refused permission: ${await refused("#permission-form")}`);
-    expect4xx = false;
+    watched.allow4xx = false;
     await page.fill('#permission-form input[name="vhost"]', "ui-vh");
     await page.click('#permission-form button[type="submit"]');
     await page.locator('#permissions-table tr[data-key="ui-user@ui-vh"]').waitFor();
@@ -106,10 +93,10 @@ async function main() {
     await page.fill(`${pf} input[name="pattern"]`, "^q");
     await page.selectOption(`${pf} select[name="apply-to"]`, "queues");
     await page.fill(`${pf} textarea[name="definition"]`, '{"max-length": "lots"}');
-    expect4xx = true;
+    watched.allow4xx = true;
     await page.click(`${pf} button[type="submit"]`);
     console.log(`refused policy: ${await refused(pf)}`);
-    expect4xx = false;
+    watched.allow4xx = false;
     await page.fill(`${pf} textarea[name="definition"]`, '{"max-length": 5}');
     await page.click(`${pf} button[type="submit"]`);
     await page.locator('#policies-table tr[data-key="ui-pol"]', { hasText: "max-length" }).waitFor();
@@ -149,10 +136,10 @@ async function main() {
     // The new user: the old password is refused, the new one works; it sees only ui-vh.
     await page.click("#logout");
     await page.locator("#login-form").waitFor({ state: "visible" });
-    expect4xx = true;
+    watched.allow4xx = true;
     await login("ui-user", "first-pw");
     await page.locator("#login-error").waitFor({ state: "visible" });
-    expect4xx = false;
+    watched.allow4xx = false;
     await login("ui-user", "second-pw");
     await page.locator("#shell").waitFor({ state: "visible" });
     const shown = await page.textContent("#user");
@@ -162,28 +149,21 @@ async function main() {
     // No admin links for it; the users page typed in shows the API's refusal, and the
     // session stays (that 401 is about the page, not the login).
     if (await page.locator('#nav a[data-view="users"]').isVisible()) throw new Error("users link shown to a management user");
-    expect4xx = true;
+    watched.allow4xx = true;
     await page.goto(`${base}/#/users`);
     const pageError = page.locator("#view > p.error").first();
     await pageError.waitFor({ state: "visible" });
     console.log(`refused users page: ${(await pageError.textContent()).trim()}`);
     await page.click('#nav a[data-view="queues"]');
     await page.locator("#queues-table").waitFor();
-    expect4xx = false;
+    watched.allow4xx = false;
     if (!(await page.locator("#shell").isVisible())) throw new Error("logged out by a refused page");
     console.log("LOGGED IN AS ui-user");
 
-    if (problems.length) throw new Error(problems.join("; "));
+    watched.check();
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.log(`FAIL ${e.message.split("\n")[0]}`);
-    console.error(e);
-    process.exit(1);
-  },
-);
+run(main);

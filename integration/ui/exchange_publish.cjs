@@ -8,37 +8,20 @@
 // Exits 0 on success; on failure prints "FAIL <why>" and exits 1.
 "use strict";
 const { chromium } = require("playwright-core");
+const { launchChromium, watch, login, run } = require("./common.cjs");
 
 const [base, user, password, exchange, queue, shots] = process.argv.slice(2);
 const STEP_MS = 30000;
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
+  const browser = await launchChromium(chromium);
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     page.setDefaultTimeout(STEP_MS);
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
-        problems.push(`console error: ${m.text()}`);
-      }
-    });
-    let expect4xx = false;
-    page.on("response", (r) => {
-      if (r.status() >= 400 && r.status() < 500 && expect4xx) return;
-      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
-    });
+    const watched = watch(page, password);
     page.on("dialog", (d) => d.accept());
 
-    await page.goto(`${base}/`);
-    await page.fill("#login-username", user);
-    await page.fill("#login-password", password);
-    await page.click("#login-submit");
-    await page.locator("#shell").waitFor({ state: "visible" });
+    await login(page, base, user, password);
 
     await page.click('#nav a[data-view="exchanges"]');
     await page.waitForURL(/#\/exchanges/);
@@ -57,11 +40,11 @@ async function main() {
     // Redeclaring it as fanout is refused: the form shows the API's reason.
     await page.fill(`${form} input[name="name"]`, exchange);
     await page.selectOption(`${form} select[name="type"]`, "fanout");
-    expect4xx = true;
+    watched.allow4xx = true;
     await page.click(`${form} button[type="submit"]`);
     const refusal = page.locator(`${form} p.error`);
     await refusal.waitFor({ state: "visible" });
-    expect4xx = false;
+    watched.allow4xx = false;
     const reason = (await refusal.textContent()).trim();
     if (!/inequivalent arg 'type'/.test(reason)) throw new Error(`refused redeclare shows: ${reason}`);
     console.log(`refused redeclare: ${reason}`);
@@ -134,17 +117,10 @@ async function main() {
       throw new Error(`${exchange} still listed after delete`);
     }
 
-    if (problems.length) throw new Error(problems.join("; "));
+    watched.check();
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.log(`FAIL ${e.message.split("\n")[0]}`);
-    console.error(e);
-    process.exit(1);
-  },
-);
+run(main);

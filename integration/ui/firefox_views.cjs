@@ -7,6 +7,7 @@
 // Prints "VIEWS <n>" (views checked); exits 0 on success, else prints "FAIL <why>", exits 1.
 "use strict";
 const puppeteer = require("puppeteer-core");
+const { watch, run } = require("./common.cjs");
 
 const [base, user, password, queue, shots] = process.argv.slice(2);
 const STEP_MS = 30000;
@@ -17,21 +18,11 @@ async function main() {
     executablePath: process.env.FIREFOX || "/usr/bin/firefox-esr",
     headless: true,
   });
-  const problems = [];
   try {
     const page = await browser.newPage();
     page.setDefaultTimeout(STEP_MS);
     await page.setViewport({ width: 1280, height: 860 });
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-    });
-    page.on("response", (r) => {
-      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
-    });
-    page.on("request", (r) => {
-      if (r.url().includes(password)) problems.push(`password in a URL: ${r.url()}`);
-    });
+    const watched = watch(page, password);
 
     await page.goto(`${base}/`);
     await page.waitForSelector("#login-form", { visible: true });
@@ -71,17 +62,11 @@ async function main() {
     await page.waitForSelector("#login-form", { visible: true });
     const kept = await page.evaluate(() => JSON.stringify(sessionStorage));
     if (kept.includes(btoa(`${user}:${password}`))) throw new Error("credentials kept after log out");
-    if (problems.length) throw new Error(problems.join("\n"));
+    watched.check();
     console.log(`VIEWS ${checked}`);
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.log(`FAIL ${e.message}`);
-    process.exit(1);
-  },
-);
+run(main);

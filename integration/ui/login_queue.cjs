@@ -7,36 +7,18 @@
 // Exits 0 on success; on failure prints "FAIL <why>" and exits 1.
 "use strict";
 const { chromium } = require("playwright-core");
+const { launchChromium, watch, login, run } = require("./common.cjs");
 
 const [base, user, password, queue, shots] = process.argv.slice(2);
 const STEP_MS = 30000;
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
+  const browser = await launchChromium(chromium);
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.setDefaultTimeout(STEP_MS);
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) {
-        problems.push(`console error: ${m.text()}`);
-      }
-    });
-    // Every request succeeds, but for the one wrong login below.
-    let expect401 = false;
-    let expect400 = false;
-    page.on("response", (r) => {
-      if (r.status() === 401 && expect401) return;
-      if (r.status() >= 400 && r.status() < 500 && expect400) return;
-      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
-    });
-    page.on("request", (r) => {
-      if (r.url().includes(password)) problems.push(`password in a URL: ${r.url()}`);
-    });
+    // Every request succeeds, but for the one wrong login and the refused delete below.
+    const watched = watch(page, password);
 
     await page.goto(`${base}/`);
     await page.locator("#login-form").waitFor({ state: "visible" });
@@ -44,13 +26,13 @@ async function main() {
     // A wrong password is refused with a message, and the form stays.
     await page.fill("#login-username", user);
     await page.fill("#login-password", `${password}-wrong`);
-    expect401 = true;
+    watched.allow401 = true;
     await page.click("#login-submit");
     await page.locator("#login-error").waitFor({ state: "visible" });
     const refused = await page.textContent("#login-error");
     if (!/wrong username or password/.test(refused)) throw new Error(`login error text: ${refused}`);
 
-    expect401 = false;
+    watched.allow401 = false;
     await page.fill("#login-password", password);
     await page.click("#login-submit");
     await page.locator("#shell").waitFor({ state: "visible" });
@@ -94,11 +76,11 @@ async function main() {
     // A refused delete (only if empty, and it is not) shows the API's reason; the queue stays.
     page.on("dialog", (d) => d.accept());
     await page.check("#delete-form input[type=checkbox] >> nth=0");
-    expect400 = true;
+    watched.allow4xx = true;
     await page.click('#delete-form button[type="submit"]');
     const refusal = page.locator("#delete-form p.error");
     await refusal.waitFor({ state: "visible" });
-    expect400 = false;
+    watched.allow4xx = false;
     const reason = (await refusal.textContent()).trim();
     if (!reason) throw new Error("the refused delete shows no reason");
     console.log(`refused delete: ${reason}`);
@@ -112,17 +94,10 @@ async function main() {
     await page.reload();
     await page.locator("#login-form").waitFor({ state: "visible" });
 
-    if (problems.length) throw new Error(problems.join("; "));
+    watched.check();
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.log(`FAIL ${e.message.split("\n")[0]}`);
-    console.error(e);
-    process.exit(1);
-  },
-);
+run(main);

@@ -9,6 +9,7 @@
 // on failure prints "FAIL <why>" and exits 1.
 "use strict";
 const { chromium } = require("playwright-core");
+const { launchChromium, watch, login, run } = require("./common.cjs");
 
 const [base, user, password, queue, settle, shots, phoneShots] = process.argv.slice(2);
 const STEP_MS = 60000;
@@ -33,28 +34,14 @@ async function waitFor(what, f, ms = STEP_MS, describe = async () => "") {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-dev-shm-usage"],
-  });
+  const browser = await launchChromium(chromium);
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
     page.setDefaultTimeout(STEP_MS);
-    const problems = [];
-    page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
-    page.on("console", (m) => {
-      if (m.type() === "error") problems.push(`console error: ${m.text()}`);
-    });
-    page.on("response", (r) => {
-      if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`);
-    });
+    const watched = watch(page, password);
 
-    await page.goto(`${base}/`);
-    await page.fill("#login-username", user);
-    await page.fill("#login-password", password);
-    await page.click("#login-submit");
-    await page.locator("#shell").waitFor({ state: "visible" });
+    await login(page, base, user, password);
     await page.locator("#chart-rates canvas").waitFor();
 
     // The charts move: new samples arrive and show the load.
@@ -116,16 +103,10 @@ async function main() {
 
     await page.click("#logout");
     await page.locator("#login-form").waitFor({ state: "visible" });
-    if (problems.length) throw new Error(problems.join("\n"));
+    watched.check();
   } finally {
     await browser.close();
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.log(`FAIL ${e.message}`);
-    process.exit(1);
-  },
-);
+run(main);
