@@ -62,7 +62,23 @@ async function main() {
 
     await page.click('#nav a[data-view="queues"]');
     await page.locator(`#queues-table tr[data-queue="${queue}"]`).waitFor();
+    // Sorting by a column asks the API (largest first for numbers) and goes into the URL.
+    await page.click('#queues-table th:text-is("Total")');
+    await page.waitForURL(/sort=messages&desc=1/);
+    await page.locator("#queues-table th.sorted-desc").waitFor();
+    await waitFor("the queues sorted by total, largest first", async () => {
+      const totals = await page.$$eval("#queues-table tbody tr", (rows) => rows.map((r) => Number(r.children[7].textContent.replace(/,/g, ""))));
+      return totals.length > 1 && totals.every((t, i) => i === 0 || totals[i - 1] >= t);
+    });
     await page.screenshot({ path: `${shots}/queues.png` });
+    // A regex filter goes to the API's use_regex.
+    await page.check('#view label:has-text("Regex") input');
+    await page.fill("#queue-filter", "^orders\\.");
+    await page.waitForURL(/regex=1/);
+    await waitFor("only the orders.* queues listed", async () => {
+      const names = await page.$$eval("#queues-table tbody tr", (rows) => rows.map((r) => r.dataset.queue));
+      return names.length === 2 && names.every((n) => n.startsWith("orders."));
+    });
 
     await page.click(`#queues-table tr[data-queue="${queue}"] a`);
     await page.locator("#queue-chart-rates canvas").waitFor();

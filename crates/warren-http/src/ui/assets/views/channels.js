@@ -29,6 +29,6 @@ export const render = (ctx) =>
     all: "/api/channels",
     inVhost: (v) => `/api/vhosts/${api.enc(v)}/channels`,
     id: "channels-table",
-    key: (c) => c.name,
+    rowData: (c) => ({ key: c.name }),
     columns: CHANNEL_COLUMNS,
   });

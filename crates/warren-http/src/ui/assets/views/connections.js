@@ -27,7 +27,7 @@ export const render = (ctx) =>
     all: "/api/connections",
     inVhost: (v) => `/api/vhosts/${api.enc(v)}/connections`,
     id: "connections-table",
-    key: (c) => c.name,
+    rowData: (c) => ({ key: c.name }),
     columns: [
       { label: "Name", cell: (c) => h("a", { href: connectionHref(c.name) }, c.user_provided_name ? `${c.name} (${c.user_provided_name})` : c.name) },
       { label: "Virtual host", cell: (c) => c.vhost },

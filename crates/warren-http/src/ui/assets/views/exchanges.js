@@ -1,12 +1,12 @@
-// The exchanges list (#/exchanges?name=&page=&size=): one page at a time from the API
-// (`page`, `page_size`, `name`), and the declare form (PUT /api/exchanges/<vhost>/<name>)
+// The exchanges list (#/exchanges?name=&regex=1&sort=&desc=1&page=&size=): one page at a
+// time from the API (see paged.js), and the declare form (PUT /api/exchanges/<vhost>/<name>)
 // that shows the API's `reason` when the broker refuses.
 import * as api from "../api.js";
 import * as session from "../session.js";
-import { h, mount, errorLine } from "../dom.js";
-import { num, rate, dig } from "../format.js";
+import { h, errorLine } from "../dom.js";
+import { rate, dig } from "../format.js";
+import { renderPaged } from "./paged.js";
 
-const PAGE_SIZES = [20, 50, 100, 500];
 const TYPES = ["direct", "fanout", "topic", "headers"];
 
 /** The path segment naming an exchange: the default exchange ("") is `amq.default`. */
@@ -41,121 +41,28 @@ export function parseObject(text, what) {
   return v;
 }
 
-export async function render(ctx) {
-  const { main, params } = ctx;
-  const state = {
-    name: params.get("name") ?? "",
-    page: Math.max(1, Number(params.get("page")) || 1),
-    size: PAGE_SIZES.includes(Number(params.get("size"))) ? Number(params.get("size")) : 100,
-  };
-  const vhost = session.vhost();
-  const filter = h("input", { id: "exchange-filter", type: "search", placeholder: "Filter by name", value: state.name });
-  const size = h("select", PAGE_SIZES.map((n) => h("option", { value: String(n) }, `${n} per page`)));
-  size.value = String(state.size);
-  const summary = h("span.muted", { id: "exchange-summary" });
-  const pager = h("span.toolbar");
-  const error = h("p.error", { role: "alert", hidden: true });
-  const table = h("div.table-wrap");
-  mount(
-    main,
-    h("h1", "Exchanges", vhost ? h("span.muted", ` in ${vhost}`) : null),
-    h("div.toolbar", filter, size, summary, pager),
-    error,
-    table,
-    h("div.actions", declareForm(vhost, () => load())),
-  );
-
-  let seq = 0;
-  const load = async () => {
-    const mine = ++seq;
-    const q = new URLSearchParams({ page: state.page, page_size: state.size });
-    if (state.name) q.set("name", state.name);
-    const own = new URLSearchParams();
-    if (state.name) own.set("name", state.name);
-    if (state.page !== 1) own.set("page", state.page);
-    if (state.size !== 100) own.set("size", state.size);
-    const hash = `#/exchanges${own.size ? `?${own}` : ""}`;
-    if (location.hash !== hash) history.replaceState(null, "", hash);
-    const path = vhost ? `/api/exchanges/${api.enc(vhost)}` : "/api/exchanges";
-    try {
-      const result = await api.get(`${path}?${q}`);
-      if (mine !== seq) return;
-      error.hidden = true;
-      if (result.page_count > 0 && state.page > result.page_count) {
-        state.page = result.page_count;
-        return load();
-      }
-      draw(result);
-    } catch (e) {
-      if (mine !== seq) return;
-      error.textContent = e.message;
-      error.hidden = false;
-    }
-  };
-
-  const draw = (result) => {
-    const items = result.items ?? [];
-    summary.textContent = `${num(result.filtered_count)} of ${num(result.total_count)} exchanges`;
-    const go = (p) => {
-      state.page = p;
-      load();
-    };
-    mount(
-      pager,
-      h("button", { type: "button", disabled: state.page <= 1, onclick: () => go(state.page - 1) }, "‹ Prev"),
-      h("span", `Page ${result.page} of ${Math.max(1, result.page_count)}`),
-      h("button", { type: "button", disabled: state.page >= result.page_count, onclick: () => go(state.page + 1) }, "Next ›"),
-    );
-    const headers = ["Virtual host", "Name", "Type", "Features", "In/s", "Out/s"];
-    mount(
-      table,
-      h(
-        "table",
-        { id: "exchanges-table" },
-        h("thead", h("tr", headers.map((x, i) => h(i >= 4 ? "th.num" : "th", x)))),
-        h(
-          "tbody",
-          items.length === 0
-            ? h("tr", h("td", { colspan: String(headers.length) }, h("span.muted", "No exchanges")))
-            : items.map((x) =>
-                h(
-                  "tr",
-                  { dataset: { exchange: x.name } },
-                  h("td", x.vhost),
-                  h("td", h("a", { href: exchangeHref(x.vhost, x.name) }, x.name === "" ? "(AMQP default)" : x.name)),
-                  h("td", x.type),
-                  h("td", exchangeFeatures(x)),
-                  h("td.num", rate(dig(x, "message_stats.publish_in_details.rate") ?? 0)),
-                  h("td.num", rate(dig(x, "message_stats.publish_out_details.rate") ?? 0)),
-                ),
-              ),
-        ),
-      ),
-    );
-  };
-
-  let debounce = null;
-  filter.addEventListener("input", () => {
-    clearTimeout(debounce);
-    debounce = setTimeout(() => {
-      state.name = filter.value;
-      state.page = 1;
-      load();
-    }, 250);
+export const render = (ctx) =>
+  renderPaged(ctx, {
+    route: "exchanges",
+    title: "Exchanges",
+    noun: "exchanges",
+    all: "/api/exchanges",
+    inVhost: (v) => `/api/exchanges/${api.enc(v)}`,
+    id: "exchanges-table",
+    filterId: "exchange-filter",
+    summaryId: "exchange-summary",
+    regex: true,
+    rowData: (x) => ({ exchange: x.name }),
+    columns: [
+      { label: "Virtual host", sort: "vhost", cell: (x) => x.vhost },
+      { label: "Name", sort: "name", cell: (x) => h("a", { href: exchangeHref(x.vhost, x.name) }, x.name === "" ? "(AMQP default)" : x.name) },
+      { label: "Type", sort: "type", cell: (x) => x.type },
+      { label: "Features", cell: exchangeFeatures },
+      { label: "In/s", num: true, sort: "message_stats.publish_in_details.rate", cell: (x) => rate(dig(x, "message_stats.publish_in_details.rate") ?? 0) },
+      { label: "Out/s", num: true, sort: "message_stats.publish_out_details.rate", cell: (x) => rate(dig(x, "message_stats.publish_out_details.rate") ?? 0) },
+    ],
+    after: (reload) => h("div.actions", declareForm(session.vhost(), reload)),
   });
-  size.addEventListener("change", () => {
-    state.size = Number(size.value);
-    state.page = 1;
-    load();
-  });
-  const timer = setInterval(load, 5000);
-  ctx.stop = () => {
-    clearInterval(timer);
-    clearTimeout(debounce);
-    seq++;
-  };
-  await load();
-}
 
 function declareForm(vhost, done) {
   const vh = h("input", { name: "vhost", value: vhost || "/", required: true });
