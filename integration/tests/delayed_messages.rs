@@ -560,6 +560,286 @@ async fn lavinmq_x_delayed_exchange_delays_on_any_type_counts_as_routed_and_drop
     assert!(h.contains_key("keep"));
 }
 
+// ------------------------------------------------------- exchange-to-exchange bindings
+
+/// Bind exchange `destination` to `source` with `key`.
+async fn bind_exchange(ch: &Channel, destination: &str, source: &str, key: &str) {
+    ch.exchange_bind(
+        destination.into(),
+        source.into(),
+        key.into(),
+        ExchangeBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_exchange_reached_through_an_exchange_binding_holds_while_other_queues_get_it_at_once()
+ {
+    let _shared = QUIET.read().await;
+    let env = Env::start();
+    let (_conn, ch) = confirming_channel(&env).await;
+    let src = unique("src");
+    ch.exchange_declare(
+        src.as_str().into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let dx = unique("dx");
+    declare_delayed(&ch, &dx, "direct", ExchangeDeclareOptions::default()).await;
+    bind_exchange(&ch, &dx, &src, "k").await;
+    let now_q = declare_queue(&ch).await;
+    bind(&ch, &now_q, &src, "k", FieldTable::default()).await;
+    let dq = declare_queue(&ch).await;
+    bind(&ch, &dq, &dx, "k", FieldTable::default()).await;
+    let mut now_consumer = consume(&ch, &now_q, false).await;
+    let mut delayed_consumer = consume(&ch, &dq, false).await;
+
+    let sent = Instant::now();
+    // mandatory: the publish reached a queue (now_q), so nothing is returned although the
+    // delayed exchange's share looks unroutable.
+    let confirm = ch
+        .basic_publish(
+            src.as_str().into(),
+            "k".into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            b"m",
+            delayed_by(400),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+    assert!(
+        confirm.take_message().is_none(),
+        "returned though a queue got it"
+    );
+    let at_once = next_delivery(&mut now_consumer, Duration::from_secs(5)).await;
+    assert_eq!(at_once.data, b"m");
+    assert_eq!(
+        at_once
+            .properties
+            .headers()
+            .as_ref()
+            .unwrap()
+            .inner()
+            .get("x-delay"),
+        Some(&AMQPValue::LongLongInt(400)),
+        "the queue bound to the source gets the message as published"
+    );
+    let later = next_delivery(&mut delayed_consumer, Duration::from_secs(5)).await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(400),
+        "the delayed exchange routed it after {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(later.data, b"m");
+    assert_eq!(
+        later.exchange.as_str(),
+        src,
+        "delivered as published to the source"
+    );
+    assert_eq!(
+        later
+            .properties
+            .headers()
+            .as_ref()
+            .unwrap()
+            .inner()
+            .get("x-delay"),
+        Some(&AMQPValue::LongInt(-400)),
+        "the plugin negates x-delay when it routes"
+    );
+    assert_eq!(
+        next_body(&mut now_consumer, Duration::from_millis(300)).await,
+        None
+    );
+    assert_eq!(
+        next_body(&mut delayed_consumer, Duration::from_millis(300)).await,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mandatory_publish_reaching_only_a_delayed_exchange_through_a_binding_is_returned_and_held()
+ {
+    let _shared = QUIET.read().await;
+    let env = Env::start();
+    let (_conn, ch) = confirming_channel(&env).await;
+    let src = unique("src");
+    ch.exchange_declare(
+        src.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    // Two delayed exchanges in a chain below the source (src -> dx1 -> dx2) and a
+    // LavinMQ-form one (which LavinMQ's walk does not delay when reached through a
+    // binding).
+    let dx1 = unique("dx1");
+    declare_delayed(&ch, &dx1, "fanout", ExchangeDeclareOptions::default()).await;
+    let dx2 = unique("dx2");
+    declare_delayed(&ch, &dx2, "fanout", ExchangeDeclareOptions::default()).await;
+    bind_exchange(&ch, &dx1, &src, "").await;
+    bind_exchange(&ch, &dx2, &dx1, "").await;
+    let q1 = declare_queue(&ch).await;
+    bind(&ch, &q1, &dx1, "", FieldTable::default()).await;
+    let q2 = declare_queue(&ch).await;
+    bind(&ch, &q2, &dx2, "", FieldTable::default()).await;
+    let mut c1 = consume(&ch, &q1, false).await;
+    let mut c2 = consume(&ch, &q2, false).await;
+
+    let sent = Instant::now();
+    let confirm = ch
+        .basic_publish(
+            src.as_str().into(),
+            "any".into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            b"held",
+            delayed_by(300),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+    let returned = confirm
+        .take_message()
+        .expect("no queue now: basic.return as the plugin's empty route gives");
+    assert_eq!(returned.reply_code, 312);
+    // dx1 holds it; when due it routes with x-delay negated, so dx2 (reached from dx1)
+    // does not hold it again.
+    let first = next_delivery(&mut c1, Duration::from_secs(5)).await;
+    assert!(sent.elapsed() >= Duration::from_millis(300));
+    assert_eq!(first.data, b"held");
+    let second = next_delivery(&mut c2, Duration::from_secs(5)).await;
+    assert_eq!(second.data, b"held");
+    assert!(
+        sent.elapsed() < Duration::from_millis(300 + 2_000),
+        "held twice: {:?}",
+        sent.elapsed()
+    );
+    assert_eq!(next_body(&mut c1, Duration::from_millis(300)).await, None);
+    assert_eq!(next_body(&mut c2, Duration::from_millis(300)).await, None);
+
+    // LavinMQ's form reached through a binding routes at once.
+    let lx = unique("lx");
+    let mut args = FieldTable::default();
+    args.insert("x-delayed-exchange".into(), AMQPValue::Boolean(true));
+    ch.exchange_declare(
+        lx.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        args,
+    )
+    .await
+    .unwrap();
+    let src2 = unique("src");
+    ch.exchange_declare(
+        src2.as_str().into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    bind_exchange(&ch, &lx, &src2, "").await;
+    let lq = declare_queue(&ch).await;
+    bind(&ch, &lq, &lx, "", FieldTable::default()).await;
+    let mut lc = consume(&ch, &lq, false).await;
+    let sent = Instant::now();
+    publish_confirmed(&ch, &src2, "", b"lavinmq", delayed_by(5_000)).await;
+    assert_eq!(
+        next_body(&mut lc, Duration::from_secs(3)).await.as_deref(),
+        Some("lavinmq")
+    );
+    assert!(sent.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_through_an_exchange_binding_is_durable_as_the_delayed_exchange_is() {
+    let _shared = QUIET.read().await;
+    let broker = TestBroker::start_with(TestConfig {
+        http: Some(warren_http::HttpConfig::default()),
+        ..TestConfig::default()
+    });
+    let (src, dx, q) = ("src-e2e-restart", "dx-e2e-restart", "dq-e2e-restart");
+    let sent = {
+        let conn = warren_integration::connect(&broker.url()).await;
+        let ch = conn.create_channel().await.unwrap();
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        ch.exchange_declare(
+            src.into(),
+            ExchangeKind::Topic,
+            durable(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        declare_delayed(&ch, dx, "direct", durable()).await;
+        bind_exchange(&ch, dx, src, "a.*").await;
+        ch.queue_declare(
+            q.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        bind(&ch, q, dx, "a.b", FieldTable::default()).await;
+        let sent = Instant::now();
+        publish_confirmed(
+            &ch,
+            src,
+            "a.b",
+            b"persistent",
+            delayed_by(1_500).with_delivery_mode(2),
+        )
+        .await;
+        publish_confirmed(&ch, src, "a.b", b"transient", delayed_by(1_000)).await;
+        let api = Api::new(broker.http_url());
+        let x = api.get("/api/exchanges/%2f/dx-e2e-restart").await;
+        assert_eq!(x.body["messages_delayed"], 2, "{:?}", x.body);
+        sent
+    };
+    let broker = broker.restart();
+    let conn = warren_integration::connect(&broker.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut consumer = consume(&ch, q, false).await;
+    assert_eq!(
+        next_body(&mut consumer, Duration::from_secs(10))
+            .await
+            .as_deref(),
+        Some("persistent")
+    );
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1_500),
+        "routed before it was due"
+    );
+    assert_eq!(
+        next_body(&mut consumer, Duration::from_millis(500)).await,
+        None
+    );
+}
+
 // ------------------------------------------------------------------- lifecycle, views
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
