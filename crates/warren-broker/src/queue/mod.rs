@@ -55,6 +55,8 @@
 //!   move into the target queues.
 //! - `policy.rs`: applying policies: the effective settings replaced, limits and expiry
 //!   enforced at once, and the view for the management API.
+//! - `moved_in.rs`: a message moving in from elsewhere in the store (a delayed exchange's
+//!   due message) in one batch with the write that removes it there.
 //! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
 //!   released.
 //! - `quorum/`: what a quorum queue (`x-queue-type: quorum`) does differently: every
@@ -70,6 +72,7 @@ mod expiry;
 mod info;
 mod limits;
 mod locked;
+mod moved_in;
 mod paging;
 mod policy;
 mod quorum;
