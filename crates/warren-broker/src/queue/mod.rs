@@ -656,6 +656,19 @@ impl Queue {
         (st.ready.len() as u64, st.unacked as u64)
     }
 
+    /// `(ready, unacked, pending dead letters)` in one hold of the lock: the queue's
+    /// `messages` is their sum (a quorum queue's at-least-once dead letters awaiting a
+    /// queue count in it, as in RabbitMQ 3.10: in the queue's, the vhost's and
+    /// `queue_totals`' `messages`, and Prometheus' `rabbitmq_queue_messages`).
+    pub fn depth(&self) -> (u64, u64, u64) {
+        let st = self.state.lock();
+        (
+            st.ready.len() as u64,
+            st.unacked as u64,
+            st.discards.len() as u64,
+        )
+    }
+
     /// Bytes of the ready messages' bodies.
     pub fn ready_bytes(&self) -> u64 {
         self.state.lock().ready.body_bytes()
