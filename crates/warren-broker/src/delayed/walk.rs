@@ -72,7 +72,7 @@ impl<'a> PublishWalk<'a> {
         };
         let mut state = self.held.borrow_mut();
         if let Some((exchanges, _)) = state.as_ref()
-            && exchanges.iter().any(|name| *name == exchange.name)
+            && exchanges.contains(&exchange.name)
         {
             // Reached again by another routing key: held once already.
             return true;
