@@ -909,7 +909,10 @@ impl VHost {
     /// missing exchange and 403 for an internal one.
     ///
     /// A delayed exchange (`crate::delayed`) holds a message with a positive `x-delay`
-    /// instead: `Some(Held)` comes back and `out` is left as it was.
+    /// instead: `Some(Held)` comes back and `out` is left as it was. A plugin-form delayed
+    /// exchange reached through an exchange-to-exchange binding holds it too
+    /// (`delayed::PublishWalk`): then `Some(Held)` comes back with whatever queues the
+    /// rest of the walk reached in `out`.
     pub fn route(
         &self,
         exchange: &str,
@@ -919,6 +922,7 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) -> Result<Option<Held>, BrokerError> {
         let start = out.len();
+        let mut held = None;
         if exchange.is_empty() {
             // The default exchange: one lookup, straight to the queue.
             for key in std::iter::once(message.routing_key.as_str())
@@ -935,17 +939,19 @@ impl VHost {
             {
                 return Ok(Some(hold.hold(message, extra_keys, delay)));
             }
+            let walk = delayed::PublishWalk::new(self, message, extra_keys);
             let mut names: Vec<Arc<str>> = Vec::new();
             for key in std::iter::once(message.routing_key.as_str())
                 .chain(extra_keys.iter().map(String::as_str))
             {
-                warren_router::route(self, &source.name, key, headers, &mut names);
+                warren_router::route(&walk, &source.name, key, headers, &mut names);
             }
             out.extend(
                 names
                     .iter()
                     .filter_map(|n| self.queues.get(n).map(|q| Arc::clone(q.value()))),
             );
+            held = walk.into_held();
         }
         // Several routing keys can reach one queue: it gets the message once.
         if !extra_keys.is_empty() {
@@ -958,7 +964,7 @@ impl VHost {
                 }
             }
         }
-        Ok(None)
+        Ok(held)
     }
 
     /// Route a dead-lettered message from `exchange` with `keys` (internal exchanges are
@@ -1256,6 +1262,28 @@ impl ExchangeGraph for VHost {
         queues: &mut Vec<Arc<str>>,
         exchanges: &mut Vec<Arc<str>>,
     ) -> bool {
+        self.route_through(exchange, routing_key, headers, queues, exchanges, |_| false)
+    }
+
+    fn alternate(&self, exchange: &Arc<str>) -> Option<Arc<str>> {
+        self.alternate_of(exchange)
+    }
+}
+
+impl VHost {
+    /// The body of [`ExchangeGraph::route_from`]: routes through the one exchange
+    /// `exchange`. `intercept` sees the exchange first; when it returns `true` the exchange
+    /// took the message itself (a delayed exchange holding it) and matches nothing.
+    #[inline]
+    pub(crate) fn route_through(
+        &self,
+        exchange: &Arc<str>,
+        routing_key: &str,
+        headers: Option<&FieldTable>,
+        queues: &mut Vec<Arc<str>>,
+        exchanges: &mut Vec<Arc<str>>,
+        intercept: impl FnOnce(&Exchange) -> bool,
+    ) -> bool {
         if exchange.is_empty() {
             if let Some(q) = self.queues.get(routing_key) {
                 queues.push(Arc::clone(q.key()));
@@ -1269,16 +1297,18 @@ impl ExchangeGraph for VHost {
         else {
             return false;
         };
+        if intercept(&e) {
+            return true;
+        }
         e.bindings
             .read()
             .route_split(routing_key, headers, queues, exchanges);
         true
     }
 
-    fn alternate(&self, exchange: &Arc<str>) -> Option<Arc<str>> {
-        self.exchanges
-            .get(exchange.as_ref())
-            .and_then(|e| e.alternate())
+    /// The alternate exchange in effect for `exchange`, if it exists.
+    pub(crate) fn alternate_of(&self, exchange: &str) -> Option<Arc<str>> {
+        self.exchanges.get(exchange).and_then(|e| e.alternate())
     }
 }
 

@@ -251,18 +251,18 @@ pub fn message_stats(
 }
 
 /// `messages`, `messages_ready`, `messages_unacknowledged` and their `_details` for a
-/// queue, vhost or the broker (`queue_totals`), from `(ready, unacked)`; with several
-/// keys the rates are summed.
+/// queue, vhost or the broker (`queue_totals`), from `(ready, unacked, dlx)` (`Queue::depth`,
+/// summed): `messages` counts a quorum queue's pending at-least-once dead letters too, ready
+/// and unacked do not, as RabbitMQ 3.10; with several keys the rates are summed.
 pub fn depth(
     history: &History,
     keys: &[ObjectKey],
-    ready: u64,
-    unacked: u64,
+    (ready, unacked, dlx): (u64, u64, u64),
     ranges: &Ranges,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     for (name, value, s) in [
-        ("messages", ready + unacked, slot::MESSAGES),
+        ("messages", ready + unacked + dlx, slot::MESSAGES),
         ("messages_ready", ready, slot::READY),
         ("messages_unacknowledged", unacked, slot::UNACKED),
     ] {
@@ -287,16 +287,10 @@ pub fn insert_queue_stats(
     ranges: &Ranges,
 ) {
     let key = [ObjectKey::Queue(queue.vhost.clone(), queue.name().clone())];
-    let (ready, unacked) = queue.lengths();
+    let lengths = queue.depth();
     let counts = queue.stats.snapshot();
-    // A quorum queue's at-least-once dead letters awaiting a queue count in `messages`
-    // (not in ready or unacked), as RabbitMQ 3.10.
-    let dlx = queue.dead_letters_pending();
     stats.read(|h| {
-        obj.extend(depth(h, &key, ready, unacked, ranges));
-        if dlx > 0 {
-            obj.insert("messages".into(), Value::from(ready + unacked + dlx));
-        }
+        obj.extend(depth(h, &key, lengths, ranges));
         let mut ms = Map::new();
         put_group(
             &mut ms,
@@ -360,15 +354,14 @@ pub fn insert_vhost_stats(
     let stats = broker.stats();
     let io = warren_broker::stats::vhost_io(vhost, &broker.connections().list());
     let key = [ObjectKey::VHost(vhost.name.clone())];
-    let (mut ready, mut unacked) = (0, 0);
+    let mut lengths = (0, 0, 0);
     for q in vhost.queues() {
-        let (r, u) = q.lengths();
-        ready += r;
-        unacked += u;
+        let (r, u, d) = q.depth();
+        lengths = (lengths.0 + r, lengths.1 + u, lengths.2 + d);
     }
     let counts = vhost.stats.snapshot();
     stats.read(|h| {
-        obj.extend(depth(h, &key, ready, unacked, ranges));
+        obj.extend(depth(h, &key, lengths, ranges));
         let ms = message_stats(h, &key, &counts, ranges);
         if !ms.is_empty() {
             obj.insert("message_stats".into(), Value::Object(ms));

@@ -40,6 +40,19 @@ pub struct Held {
     pub unroutable: bool,
 }
 
+impl Held {
+    /// One publish held by several delayed exchanges (reached through exchange-to-exchange
+    /// bindings): confirmed once every durable hold is written; unroutable only if every
+    /// hold looks so.
+    pub(crate) fn merge(&mut self, other: Held) {
+        self.ticket = match (self.ticket, other.ticket) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.unroutable &= other.unroutable;
+    }
+}
+
 /// One delayed exchange's held messages.
 #[derive(Debug)]
 pub struct Hold {

@@ -16,6 +16,7 @@
 //!
 //! ```text
 //! publish -> VHost::route -> exchange.hold? (one Option check; None for every other exchange)
+//!         (and each exchange reached by an exchange-to-exchange binding, `walk.rs`)
 //!         -> delay_of(headers) > 0 -> Hold::hold: WriteOp::PutHeld (group commit; fsynced
 //!            when durable) -> Held { ticket } -> the channel confirms when the ticket syncs
 //! timer task (one per delayed exchange) sleeps until the hold's earliest due time
@@ -35,6 +36,8 @@
 //! - `hold.rs`: [`Hold`], one delayed exchange's held messages (publish side, counts,
 //!   deletion).
 //! - `timer.rs`: the timer task and the routing of due messages.
+//! - `walk.rs`: a publish's walk through exchange-to-exchange bindings, holding at the
+//!   plugin-form delayed exchanges it reaches (as the plugin's `route/2` does there).
 //! - `recover.rs`: start-up: counting held messages, dropping transient and orphaned ones.
 
 mod delay;
@@ -42,6 +45,7 @@ mod hold;
 mod record;
 mod recover;
 mod timer;
+mod walk;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
 use warren_router::ExchangeKind;
@@ -51,6 +55,7 @@ use crate::error::BrokerError;
 pub(crate) use delay::delay_of;
 pub use hold::{Held, Hold};
 pub(crate) use recover::recover_holds;
+pub(crate) use walk::PublishWalk;
 
 /// The exchange type of RabbitMQ's delayed-message plugin.
 pub const DELAYED_MESSAGE_TYPE: &str = "x-delayed-message";

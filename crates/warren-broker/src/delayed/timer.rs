@@ -14,12 +14,18 @@
 //!    routes it from the exchange as RabbitMQ's plugin does (the exchange's own routing,
 //!    exchange-to-exchange bindings and the alternate exchange; no `mandatory`, no confirm),
 //!    with `x-delay` rewritten and the broker timestamp set to now (a queue's TTL counts
-//!    from when the message enters it), then submits the message's `DeleteHeld`;
+//!    from when the message enters it), its queues' puts and its `DeleteHeld` in one
+//!    group;
 //! 4. waits for those deletes and reads the store's next key to re-arm.
 //!
-//! Routing and deleting are at-least-once: the queue's `Put` is submitted before the
-//! `DeleteHeld` and the commit loop keeps that order, so a kill between the two can route
-//! a message twice after the restart, never lose it.
+//! Routing and deleting are one write: the target queues' `Put`s and the `DeleteHeld` go
+//! to the store as one `WriteOp::Group` (one RocksDB `WriteBatch`, fsynced when it holds a
+//! put), and the queues take the message only after that submission. So a kill -9 leaves
+//! a due message either still held (routed again after the restart) or in its durable
+//! queues, never both and never neither: exactly-once for persistent messages into
+//! durable queues. A copy in a queue that does not store it (a non-durable queue, a
+//! transient message in a classic queue) is lost with that queue's contents, as any
+//! message there.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +40,7 @@ use super::delay::routed_properties;
 use super::hold::Hold;
 use super::record;
 use crate::message::{Message, now_ms};
+use crate::queue::Queue;
 use crate::stats::Counter;
 
 /// Due messages read and routed per store read.
@@ -113,8 +120,7 @@ async fn route_due(hold: &Arc<Hold>) -> Result<(), String> {
                     break 'batches;
                 }
             }
-            route_one(hold, value);
-            last_delete = Some(hold.store.submit(WriteOp::DeleteHeld { key }));
+            last_delete = Some(route_one(hold, key, value));
             hold.routed(1);
             after = Some(key);
         }
@@ -190,34 +196,63 @@ async fn wait(hold: &Hold, ticket: Option<Ticket>) -> Result<(), String> {
     }
 }
 
-/// Routes one due message from the hold's exchange into its queues.
-fn route_one(hold: &Hold, value: Bytes) {
+/// Routes one due message from the hold's exchange into its queues and removes its held
+/// copy: the queues' puts and the `DeleteHeld` are one `WriteOp::Group` (one `WriteBatch`,
+/// synced when it holds a put), so a kill leaves the message either held or in its queues.
+/// Returns the ticket of that write.
+fn route_one(hold: &Hold, key: HeldKey, value: Bytes) -> Ticket {
+    let delete = WriteOp::DeleteHeld { key };
+    let Some((message, queues)) = routed(hold, value) else {
+        return hold.store.submit(delete);
+    };
+    let mut ops = Vec::with_capacity(queues.len() + 1);
+    let mut placed = Vec::with_capacity(queues.len());
+    let mut encoded = None;
+    for queue in queues {
+        if let Some(place) = queue.reserve_moved_in(&message, &mut encoded, &mut ops) {
+            placed.push((queue, place));
+        }
+    }
+    let ticket = if ops.is_empty() {
+        hold.store.submit(delete)
+    } else {
+        ops.push(delete);
+        hold.store.submit(WriteOp::Group(ops))
+    };
+    for (queue, place) in placed {
+        queue.accept_moved_in(&message, place, Some(ticket));
+    }
+    ticket
+}
+
+/// The message a held one is routed as, and the queues it reaches from the hold's
+/// exchange; `None` when it goes nowhere (the exchange was deleted, the record is
+/// unreadable, or the vhost is gone).
+fn routed(hold: &Hold, value: Bytes) -> Option<(Arc<Message>, Vec<Arc<Queue>>)> {
     if hold.is_deleted() {
         // Deleted meanwhile: another exchange may have its name by now.
-        return;
+        return None;
     }
     let (stored, extra_keys) = match record::decode(value) {
         Ok(decoded) => decoded,
         Err(error) => {
             tracing::error!(exchange = %hold.exchange, %error, "dropping an unreadable held message");
-            return;
+            return None;
         }
     };
-    let Some(vhost) = hold.vhost.upgrade() else {
-        return;
-    };
+    let vhost = hold.vhost.upgrade()?;
     let properties = match parse_properties(&stored.raw_properties[..]) {
         Ok((_, properties)) => routed_properties(properties, hold.form),
         Err(_) => {
             tracing::error!(exchange = %hold.exchange, "dropping a held message with unreadable properties");
-            return;
+            return None;
         }
     };
     let raw_properties = match gen_properties(&properties)(WriteContext::from(Vec::new())) {
         Ok(ctx) => Bytes::from(ctx.into_inner().0),
         Err(error) => {
             tracing::error!(exchange = %hold.exchange, %error, "dropping a held message whose properties cannot be encoded");
-            return;
+            return None;
         }
     };
     let message = Arc::new(Message {
@@ -229,24 +264,18 @@ fn route_one(hold: &Hold, value: Bytes) {
         .chain(extra_keys.iter().map(String::as_str))
         .collect();
     let mut queues = Vec::new();
-    if vhost
+    vhost
         .route_dead_letter(
             &hold.exchange,
             &keys,
             properties.headers().as_ref(),
             &mut queues,
         )
-        .is_err()
-    {
-        return;
-    }
+        .ok()?;
     if let Some(exchange) = vhost.exchange(&hold.exchange) {
         exchange.stats.add(Counter::PublishOut, queues.len() as u64);
     }
-    let mut encoded = None;
-    for queue in queues {
-        queue.publish(&message, &mut encoded);
-    }
+    Some((message, queues))
 }
 
 impl Hold {

@@ -63,10 +63,3 @@ impl Queue {
         }
     }
 }
-
-impl Queue {
-    /// A quorum queue's at-least-once dead letters awaiting a queue (0 for others).
-    pub fn dead_letters_pending(&self) -> u64 {
-        self.state.lock().discards.len() as u64
-    }
-}

@@ -55,6 +55,8 @@
 //!   move into the target queues.
 //! - `policy.rs`: applying policies: the effective settings replaced, limits and expiry
 //!   enforced at once, and the view for the management API.
+//! - `moved_in.rs`: a message moving in from elsewhere in the store (a delayed exchange's
+//!   due message) in one batch with the write that removes it there.
 //! - `locked.rs`: the lock guard that flushes collected dead letters once the lock is
 //!   released.
 //! - `quorum/`: what a quorum queue (`x-queue-type: quorum`) does differently: every
@@ -70,6 +72,7 @@ mod expiry;
 mod info;
 mod limits;
 mod locked;
+mod moved_in;
 mod paging;
 mod policy;
 mod quorum;
@@ -651,6 +654,19 @@ impl Queue {
     pub fn lengths(&self) -> (u64, u64) {
         let st = self.state.lock();
         (st.ready.len() as u64, st.unacked as u64)
+    }
+
+    /// `(ready, unacked, pending dead letters)` in one hold of the lock: the queue's
+    /// `messages` is their sum (a quorum queue's at-least-once dead letters awaiting a
+    /// queue count in it, as in RabbitMQ 3.10: in the queue's, the vhost's and
+    /// `queue_totals`' `messages`, and Prometheus' `rabbitmq_queue_messages`).
+    pub fn depth(&self) -> (u64, u64, u64) {
+        let st = self.state.lock();
+        (
+            st.ready.len() as u64,
+            st.unacked as u64,
+            st.discards.len() as u64,
+        )
     }
 
     /// Bytes of the ready messages' bodies.

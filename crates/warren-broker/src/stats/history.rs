@@ -24,7 +24,8 @@ pub mod slot {
     pub const fn counter(c: Counter) -> usize {
         c as usize
     }
-    /// Queue, vhost and broker: messages (ready + unacked).
+    /// Queue, vhost and broker: messages (ready + unacked + a quorum queue's pending
+    /// at-least-once dead letters).
     pub const MESSAGES: usize = Counter::COUNT;
     /// Queue, vhost and broker: messages ready.
     pub const READY: usize = Counter::COUNT + 1;

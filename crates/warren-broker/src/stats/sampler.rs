@@ -52,8 +52,8 @@ impl Broker {
         for vhost in self.all_vhosts() {
             let mut lengths = [0u64; 3];
             for queue in vhost.queues() {
-                let (ready, unacked) = queue.lengths();
-                let q = [ready + unacked, ready, unacked];
+                let (ready, unacked, dlx) = queue.depth();
+                let q = [ready + unacked + dlx, ready, unacked];
                 let mut values = queue.stats.snapshot().0.to_vec();
                 values.extend_from_slice(&q);
                 gathered.push((

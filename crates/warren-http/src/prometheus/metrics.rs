@@ -346,9 +346,10 @@ pub fn render(broker: &Broker, node: &str, per_object: bool) -> String {
     s.gauges(
         "rabbitmq_queue_messages",
         "Sum of ready and unacknowledged messages - total queue depth",
+        // A quorum queue's pending at-least-once dead letters count, as in RabbitMQ 3.10.
         queue_series(&|q| {
-            let (r, u) = q.lengths();
-            (r + u) as f64
+            let (r, u, d) = q.depth();
+            (r + u + d) as f64
         }),
     );
     s.gauges(

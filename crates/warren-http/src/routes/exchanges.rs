@@ -323,42 +323,26 @@ async fn publish(
         &extra_keys,
         &mut queues,
     )?;
-    if let Some(held) = held {
-        // Held by a delayed exchange: the plugin's form answers as unroutable (as RabbitMQ
-        // does with the plugin), LavinMQ's as routed.
-        let mut counts = LocalCounts::default();
-        counts.add(Counter::Publish, 1);
-        if held.unroutable {
-            counts.add(Counter::DropUnroutable, 1);
-        } else {
-            counts.add(Counter::PublishOut, 1);
-        }
-        counts.flush(&[&v.stats, &s.broker.stats().totals]);
-        if let Some(x) = v.exchange(&exchange) {
-            x.stats.add(Counter::PublishIn, 1);
-        }
-        if let Some(t) = held.ticket {
-            s.broker.store().wait_durable(t).await.map_err(|e| {
-                ApiError::internal(format!("the store did not write the message: {e}"))
-            })?;
-        }
-        return Ok(Json(json!({"routed": !held.unroutable})));
-    }
-    let routed = !queues.is_empty();
+    // Held by a delayed exchange (the one named, or one reached through an
+    // exchange-to-exchange binding, beside `queues`): the plugin's form counts as no route
+    // (as RabbitMQ answers with the plugin), LavinMQ's as routed.
+    let held_routes = held.map_or(0, |h| u64::from(!h.unroutable));
+    let routed = !queues.is_empty() || held_routes > 0;
     // Counted as RabbitMQ counts its API's publishes (they go through a channel there).
     let mut counts = LocalCounts::default();
     counts.add(Counter::Publish, 1);
-    counts.add(Counter::PublishOut, queues.len() as u64);
+    counts.add(Counter::PublishOut, queues.len() as u64 + held_routes);
     if !routed {
         counts.add(Counter::DropUnroutable, 1);
     }
     counts.flush(&[&v.stats, &s.broker.stats().totals]);
     if let Some(x) = v.exchange(&exchange) {
         x.stats.add(Counter::PublishIn, 1);
-        x.stats.add(Counter::PublishOut, queues.len() as u64);
+        x.stats
+            .add(Counter::PublishOut, queues.len() as u64 + held_routes);
     }
     let mut encoded = None;
-    let mut ticket = None;
+    let mut ticket = held.and_then(|h| h.ticket);
     for q in queues {
         let enqueued = q.publish(&message, &mut encoded);
         if let Some(t) = enqueued.ticket {

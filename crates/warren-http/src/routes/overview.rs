@@ -50,15 +50,14 @@ async fn overview(
     let vhosts = visible_vhosts(&s, &user);
     let connections = visible(&s, &user, None);
     let (mut queues, mut consumers, mut exchanges) = (0u64, 0u64, 0u64);
-    let (mut ready, mut unacked) = (0u64, 0u64);
+    let mut lengths = (0u64, 0u64, 0u64);
     for v in &vhosts {
         exchanges += v.exchanges().len() as u64;
         for q in v.queues() {
             queues += 1;
             consumers += u64::from(q.consumer_count());
-            let (r, u) = q.lengths();
-            ready += r;
-            unacked += u;
+            let (r, u, d) = q.depth();
+            lengths = (lengths.0 + r, lengths.1 + u, lengths.2 + d);
         }
     }
     let channels: usize = connections.iter().map(|c| c.channel_list().len()).sum();
@@ -94,7 +93,7 @@ async fn overview(
             let counts = stats.totals.snapshot();
             let keys = [ObjectKey::Broker];
             (
-                stats_json::depth(h, &keys, ready, unacked, &ranges),
+                stats_json::depth(h, &keys, lengths, &ranges),
                 stats_json::overview_message_stats(h, &keys, &counts, &ranges),
             )
         } else {
@@ -108,7 +107,7 @@ async fn overview(
                 .map(|v| ObjectKey::VHost(v.name.clone()))
                 .collect();
             (
-                stats_json::depth(h, &keys, ready, unacked, &ranges),
+                stats_json::depth(h, &keys, lengths, &ranges),
                 stats_json::overview_message_stats(h, &keys, &counts, &ranges),
             )
         };

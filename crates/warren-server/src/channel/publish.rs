@@ -185,38 +185,28 @@ impl Channel {
             &extra_keys,
             &mut self.routed,
         )?;
-        if let Some(held) = held {
-            // A delayed exchange held it. The plugin's form looks unroutable now (a
-            // mandatory publish is returned, though the message is routed when due);
-            // LavinMQ's counts as routed.
-            self.stats.published(
-                &message.exchange,
-                usize::from(!held.unroutable),
-                publish.mandatory,
-                self.confirm,
-            );
-            if held.unroutable && publish.mandatory {
-                self.return_no_route(ctx, &message);
-            }
-            return Ok(Routed {
-                ticket: held.ticket,
-                rejected: false,
-            });
-        }
+        // A delayed exchange held it (the one published to, or one reached through an
+        // exchange-to-exchange binding, beside the queues in `self.routed`). The plugin's
+        // form counts as no route (a mandatory publish that reached no queue is returned,
+        // though the message is routed when due); LavinMQ's counts as routed.
+        let held_routes = held.map_or(0, |h| usize::from(!h.unroutable));
         self.stats.published(
             &message.exchange,
-            self.routed.len(),
+            self.routed.len() + held_routes,
             publish.mandatory,
             self.confirm,
         );
+        let mut routed = Routed {
+            ticket: held.and_then(|h| h.ticket),
+            rejected: false,
+        };
         if self.routed.is_empty() {
-            if publish.mandatory {
+            if publish.mandatory && held_routes == 0 {
                 self.return_no_route(ctx, &message);
             }
-            return Ok(Routed::default());
+            return Ok(routed);
         }
         let mut encoded = None;
-        let mut routed = Routed::default();
         for queue in self.routed.drain(..) {
             let enqueued = queue.publish(&message, &mut encoded);
             if let Some(t) = enqueued.ticket {
