@@ -585,10 +585,15 @@ async fn office_load(url: String, stop: std::sync::Arc<std::sync::atomic::Atomic
     };
     let mut ttl = limited(50_000);
     ttl.insert("x-message-ttl".into(), AMQPValue::LongLongInt(600_000));
+    // A quorum queue dead-lettering into the fanout exchange.
     let mut dlx = FieldTable::default();
     dlx.insert(
         "x-dead-letter-exchange".into(),
         AMQPValue::LongString("notifications".into()),
+    );
+    dlx.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
     );
     let mut priority = FieldTable::default();
     priority.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
