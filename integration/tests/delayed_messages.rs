@@ -1087,6 +1087,252 @@ async fn held_messages_of_a_durable_exchange_survive_a_restart_transient_ones_do
     );
 }
 
+// ------------------------------------------------------------------------ dead letters
+
+/// A queue whose dead letters go to `dlx` (with `dl_key` when given) and whose messages
+/// expire after `ttl_ms` when given.
+async fn declare_dead_lettering_queue(
+    ch: &Channel,
+    name: &str,
+    durable: bool,
+    dlx: &str,
+    dl_key: Option<&str>,
+    ttl_ms: Option<i32>,
+) {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(dlx.into()),
+    );
+    if let Some(key) = dl_key {
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(key.into()),
+        );
+    }
+    if let Some(ttl) = ttl_ms {
+        args.insert("x-message-ttl".into(), AMQPValue::LongInt(ttl));
+    }
+    ch.queue_declare(
+        name.into(),
+        QueueDeclareOptions {
+            durable,
+            ..QueueDeclareOptions::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+}
+
+/// Waits (up to 10 s) until `queue` is empty: its messages were dead-lettered.
+async fn wait_empty(ch: &Channel, queue: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while message_count(ch, queue).await != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{queue} still has messages after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The first `x-death` record of a delivery, as a table.
+fn first_death(delivery: &lapin::message::Delivery) -> FieldTable {
+    let headers = delivery.properties.headers().as_ref().expect("headers");
+    match headers.inner().get("x-death") {
+        Some(AMQPValue::FieldArray(deaths)) => match deaths.as_slice().first() {
+            Some(AMQPValue::FieldTable(death)) => death.clone(),
+            other => panic!("x-death record: {other:?}"),
+        },
+        other => panic!("x-death: {other:?}"),
+    }
+}
+
+fn text_of(table: &FieldTable, key: &str) -> String {
+    match table.inner().get(key) {
+        Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_expiring_into_a_delayed_dead_letter_exchange_is_held_for_its_x_delay_with_x_death()
+ {
+    let _shared = QUIET.read().await;
+    let env = Env::start();
+    let (_conn, ch) = confirming_channel(&env).await;
+    let dx = unique("dlx-delayed");
+    declare_delayed(&ch, &dx, "direct", ExchangeDeclareOptions::default()).await;
+    let dq = declare_queue(&ch).await;
+    bind(&ch, &dq, &dx, "dead", FieldTable::default()).await;
+    let src = unique("ttl-src");
+    declare_dead_lettering_queue(&ch, &src, false, &dx, Some("dead"), Some(100)).await;
+    let mut consumer = consume(&ch, &dq, false).await;
+
+    let sent = Instant::now();
+    publish_confirmed(&ch, "", &src, b"expiring", delayed_by(700)).await;
+    // Expired after its 100 ms TTL, then held 700 ms from that moment.
+    wait_empty(&ch, &src).await;
+    let delivery = next_delivery(&mut consumer, Duration::from_secs(10)).await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(800),
+        "routed {:?} after the publish: before its TTL plus x-delay",
+        sent.elapsed()
+    );
+    assert_eq!(delivery.data, b"expiring");
+    assert_eq!(delivery.exchange.as_str(), dx, "routed from the dead-letter exchange");
+    assert_eq!(delivery.routing_key.as_str(), "dead");
+    let death = first_death(&delivery);
+    assert_eq!(text_of(&death, "reason"), "expired");
+    assert_eq!(text_of(&death, "queue"), src);
+    assert_eq!(death.inner().get("count"), Some(&AMQPValue::LongLongInt(1)));
+    let headers = delivery.properties.headers().as_ref().unwrap();
+    assert_eq!(
+        headers.inner().get("x-delay"),
+        Some(&AMQPValue::LongInt(-700)),
+        "the plugin negates x-delay when it routes"
+    );
+    assert_eq!(
+        text_of(headers, "x-first-death-reason"),
+        "expired",
+        "x-first-death-* as for any dead letter"
+    );
+    assert_eq!(
+        next_body(&mut consumer, Duration::from_millis(300)).await,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_message_reaching_a_delayed_exchange_through_the_dead_letter_exchange_is_held()
+ {
+    let _shared = QUIET.read().await;
+    let env = Env::start();
+    let (_conn, ch) = confirming_channel(&env).await;
+    let dlx = unique("dlx");
+    ch.exchange_declare(
+        dlx.as_str().into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let dx = unique("dx");
+    declare_delayed(&ch, &dx, "direct", ExchangeDeclareOptions::default()).await;
+    bind_exchange(&ch, &dx, &dlx, "k").await;
+    let now_q = declare_queue(&ch).await;
+    bind(&ch, &now_q, &dlx, "k", FieldTable::default()).await;
+    let dq = declare_queue(&ch).await;
+    bind(&ch, &dq, &dx, "k", FieldTable::default()).await;
+    let src = unique("reject-src");
+    declare_dead_lettering_queue(&ch, &src, false, &dlx, Some("k"), None).await;
+    publish_confirmed(&ch, "", &src, b"rejected", delayed_by(600)).await;
+    let mut now_consumer = consume(&ch, &now_q, false).await;
+    let mut delayed_consumer = consume(&ch, &dq, false).await;
+
+    let (tag, body, _, _) = get(&ch, &src).await.expect("the message");
+    assert_eq!(body, b"rejected");
+    let rejected = Instant::now();
+    ch.basic_reject(tag, BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    let at_once = next_delivery(&mut now_consumer, Duration::from_secs(5)).await;
+    assert_eq!(text_of(&first_death(&at_once), "reason"), "rejected");
+    assert_eq!(
+        at_once
+            .properties
+            .headers()
+            .as_ref()
+            .unwrap()
+            .inner()
+            .get("x-delay"),
+        Some(&AMQPValue::LongLongInt(600)),
+        "the queue bound to the dead-letter exchange gets it at once, as dead-lettered"
+    );
+    let later = next_delivery(&mut delayed_consumer, Duration::from_secs(10)).await;
+    assert!(
+        rejected.elapsed() >= Duration::from_millis(600),
+        "the delayed exchange routed it {:?} after the reject",
+        rejected.elapsed()
+    );
+    assert_eq!(later.data, b"rejected");
+    assert_eq!(later.exchange.as_str(), dlx, "as dead-lettered to the DLX");
+    let death = first_death(&later);
+    assert_eq!(text_of(&death, "reason"), "rejected");
+    assert_eq!(text_of(&death, "queue"), src);
+    assert_eq!(
+        next_body(&mut now_consumer, Duration::from_millis(300)).await,
+        None
+    );
+    assert_eq!(
+        next_body(&mut delayed_consumer, Duration::from_millis(300)).await,
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persistent_dead_letter_held_by_a_durable_delayed_exchange_survives_a_restart() {
+    let _shared = QUIET.read().await;
+    let env = Env::start();
+    if env.is_external() {
+        return;
+    }
+    let dx = "dlx-delayed-restart";
+    let dq = "dq-dead-restart";
+    let src = "ttl-src-restart";
+    let sent = {
+        let (_conn, ch) = confirming_channel(&env).await;
+        declare_delayed(&ch, dx, "direct", durable()).await;
+        ch.queue_declare(
+            dq.into(),
+            QueueDeclareOptions {
+                durable: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+        bind(&ch, dq, dx, "k", FieldTable::default()).await;
+        declare_dead_lettering_queue(&ch, src, true, dx, Some("k"), Some(50)).await;
+        let sent = Instant::now();
+        publish_confirmed(
+            &ch,
+            "",
+            src,
+            b"persistent",
+            delayed_by(1_500).with_delivery_mode(2),
+        )
+        .await;
+        // The dead letter keeps its delivery mode: a transient one is not kept.
+        publish_confirmed(&ch, "", src, b"transient", delayed_by(1_500)).await;
+        wait_empty(&ch, src).await;
+        assert_eq!(message_count(&ch, dq).await, 0, "held, not routed");
+        sent
+    };
+    let env = env.restart().unwrap();
+    let (_conn, ch) = env.channel().await;
+    assert_eq!(message_count(&ch, src).await, 0, "in one place only");
+    let mut consumer = consume(&ch, dq, false).await;
+    let delivery = next_delivery(&mut consumer, Duration::from_secs(10)).await;
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1_550),
+        "routed {:?} after the publish: before its TTL plus x-delay",
+        sent.elapsed()
+    );
+    assert_eq!(delivery.data, b"persistent");
+    assert_eq!(delivery.properties.delivery_mode(), &Some(2));
+    let death = first_death(&delivery);
+    assert_eq!(text_of(&death, "reason"), "expired");
+    assert_eq!(text_of(&death, "queue"), src);
+    assert_eq!(
+        next_body(&mut consumer, Duration::from_millis(500)).await,
+        None
+    );
+}
+
 // ------------------------------------------------------------------------ kill -9
 
 fn runtime() -> tokio::runtime::Runtime {

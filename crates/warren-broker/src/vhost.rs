@@ -969,12 +969,19 @@ impl VHost {
 
     /// Route a dead-lettered message from `exchange` with `keys` (internal exchanges are
     /// fine: no client publishes here). Fails with 404 when the exchange does not exist.
+    ///
+    /// `holds`: a dead letter's route, which plugin-form delayed exchanges on the way (the
+    /// dead-letter exchange itself or one reached through exchange-to-exchange bindings)
+    /// take when its `x-delay` asks (`delayed::PublishWalk::dead_letter`): they are pushed
+    /// there, to be written with the move. `None`: a held message routed when due, which
+    /// nothing delays again.
     pub(crate) fn route_dead_letter(
         &self,
         exchange: &str,
         keys: &[&str],
         headers: Option<&FieldTable>,
         out: &mut Vec<Arc<Queue>>,
+        holds: Option<&mut Vec<delayed::DeferredHold>>,
     ) -> Result<(), BrokerError> {
         let mut names: Vec<Arc<str>> = Vec::new();
         if exchange.is_empty() {
@@ -990,8 +997,19 @@ impl VHost {
         let source = self
             .exchange(exchange)
             .ok_or_else(|| BrokerError::no_exchange(&self.name, exchange))?;
-        for key in keys {
-            warren_router::route(self, &source.name, key, headers, &mut names);
+        match holds {
+            None => {
+                for key in keys {
+                    warren_router::route(self, &source.name, key, headers, &mut names);
+                }
+            }
+            Some(holds) => {
+                let walk = delayed::PublishWalk::dead_letter(self);
+                for key in keys {
+                    warren_router::route(&walk, &source.name, key, headers, &mut names);
+                }
+                holds.extend(walk.into_deferred());
+            }
         }
         for name in names {
             if let Some(q) = self.queues.get(&name).map(|q| Arc::clone(q.value()))

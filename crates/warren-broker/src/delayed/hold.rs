@@ -53,6 +53,14 @@ impl Held {
     }
 }
 
+/// Where [`Hold::put_op`] put a message: what [`Hold::submitted`] needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeldPlace {
+    due_ms: u64,
+    /// Written durably (confirmed once synced).
+    durable: bool,
+}
+
 /// One delayed exchange's held messages.
 #[derive(Debug)]
 pub struct Hold {
@@ -130,6 +138,21 @@ impl Hold {
         extra_keys: &[String],
         delay_ms: u64,
     ) -> Held {
+        let (op, place) = self.put_op(message, extra_keys, delay_ms);
+        let ticket = self.store.submit(op);
+        self.submitted(place, ticket)
+    }
+
+    /// The write that holds `message` for `delay_ms`, for a caller that submits it in a
+    /// group with other writes (a dead letter's move: its source's delete, its target
+    /// queues' puts and this one are one `WriteBatch`). After submitting, the caller
+    /// calls [`Hold::submitted`] with the place and the group's ticket.
+    pub(crate) fn put_op(
+        &self,
+        message: &Message,
+        extra_keys: &[String],
+        delay_ms: u64,
+    ) -> (WriteOp, HeldPlace) {
         let due_ms = due_time(delay_ms);
         let key = HeldKey {
             hold_id: self.hold_id,
@@ -137,11 +160,19 @@ impl Hold {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
         };
         let durable = self.durable && message.is_persistent();
-        let ticket = self.store.submit(WriteOp::PutHeld {
+        let op = WriteOp::PutHeld {
             key,
             value: record::encode(message, extra_keys),
             durable,
-        });
+        };
+        (op, HeldPlace { due_ms, durable })
+    }
+
+    /// The write of [`Hold::put_op`] was submitted with `ticket`: count the message,
+    /// lower the earliest due time (waking the timer when it did) and remember the ticket,
+    /// so the timer never reads the store before the write is in.
+    pub(crate) fn submitted(self: &Arc<Self>, place: HeldPlace, ticket: Ticket) -> Held {
+        let HeldPlace { due_ms, durable } = place;
         self.count.fetch_add(1, Ordering::Relaxed);
         let lowered = {
             let mut st = self.state.lock();
@@ -160,6 +191,11 @@ impl Hold {
             ticket: durable.then_some(ticket),
             unroutable: self.form == DelayForm::Plugin,
         }
+    }
+
+    /// The exchange's name.
+    pub(crate) fn exchange(&self) -> &Arc<str> {
+        &self.exchange
     }
 
     /// The exchange was deleted: its held messages go (one range delete) and the timer

@@ -54,8 +54,9 @@ use crate::error::BrokerError;
 
 pub(crate) use delay::delay_of;
 pub use hold::{Held, Hold};
+pub(crate) use hold::HeldPlace;
 pub(crate) use recover::recover_holds;
-pub(crate) use walk::PublishWalk;
+pub(crate) use walk::{DeferredHold, PublishWalk};
 
 /// The exchange type of RabbitMQ's delayed-message plugin.
 pub const DELAYED_MESSAGE_TYPE: &str = "x-delayed-message";

@@ -270,6 +270,7 @@ fn routed(hold: &Hold, value: Bytes) -> Option<(Arc<Message>, Vec<Arc<Queue>>)> 
             &keys,
             properties.headers().as_ref(),
             &mut queues,
+            None,
         )
         .ok()?;
     if let Some(exchange) = vhost.exchange(&hold.exchange) {

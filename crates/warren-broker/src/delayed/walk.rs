@@ -1,4 +1,5 @@
-//! A publish's walk through the exchange graph, holding at the delayed exchanges it meets.
+//! A publish's (or dead letter's) walk through the exchange graph, holding at the
+//! delayed exchanges it meets.
 //!
 //! RabbitMQ's `rabbit_exchange:route/2` calls each visited exchange's type module, so an
 //! `x-delayed-message` exchange reached through an exchange-to-exchange binding runs the
@@ -17,41 +18,91 @@
 //! exchange's bindings without delaying (it delays only in `publish`, the exchange a
 //! client named), and so does Warren for `x-delayed-exchange: true`.
 //!
+//! A dead letter walks the same way from its dead-letter exchange (the exchange itself
+//! included: RabbitMQ's dead lettering calls `rabbit_exchange:route/2` too), but the holds
+//! it meets are returned ([`DeferredHold`]) rather than written: the dead letter's move
+//! writes them in its one `WriteBatch` with the source's delete and the queues' puts.
+//!
 //! Cost for every other exchange: one `Option` check per exchange visited, on the
 //! exchange the walk looked up anyway; nothing is allocated unless a message is held.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
 use warren_router::ExchangeGraph;
 
-use super::{DelayForm, Held, delay_of};
+use super::{DelayForm, Held, Hold, delay_of};
 use crate::message::Message;
 use crate::vhost::VHost;
 
-/// The graph one publish routes through (see the module documentation).
+/// A hold a dead letter's walk met: the message is to be held there for `delay_ms`, written
+/// in the dead letter's move (`queue/dead_letter/`) with [`Hold::put_op`].
+#[derive(Debug)]
+pub(crate) struct DeferredHold {
+    pub(crate) hold: Arc<Hold>,
+    pub(crate) delay_ms: u64,
+}
+
+/// What a walk does at a delayed exchange that takes the message.
+enum Mode<'a> {
+    /// A publish: hold at once, merging the outcomes.
+    Publish {
+        message: &'a Message,
+        extra_keys: &'a [String],
+        outcome: Cell<Option<Held>>,
+    },
+    /// A dead letter: note the hold; the caller writes it with the move.
+    DeadLetter { deferred: RefCell<Vec<DeferredHold>> },
+}
+
+/// The graph one publish or dead letter routes through (see the module documentation).
 pub(crate) struct PublishWalk<'a> {
     vhost: &'a VHost,
-    message: &'a Message,
-    extra_keys: &'a [String],
-    /// The exchanges that held the message in this walk, and the merged outcome.
-    held: RefCell<Option<(Vec<Arc<str>>, Held)>>,
+    mode: Mode<'a>,
+    /// The exchanges that took the message in this walk.
+    held: RefCell<Vec<Arc<str>>>,
 }
 
 impl<'a> PublishWalk<'a> {
     pub(crate) fn new(vhost: &'a VHost, message: &'a Message, extra_keys: &'a [String]) -> Self {
         Self {
             vhost,
-            message,
-            extra_keys,
-            held: RefCell::new(None),
+            mode: Mode::Publish {
+                message,
+                extra_keys,
+                outcome: Cell::new(None),
+            },
+            held: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The walk of a dead letter: the holds it meets are returned by
+    /// [`PublishWalk::into_deferred`], not written.
+    pub(crate) fn dead_letter(vhost: &'a VHost) -> Self {
+        Self {
+            vhost,
+            mode: Mode::DeadLetter {
+                deferred: RefCell::new(Vec::new()),
+            },
+            held: RefCell::new(Vec::new()),
         }
     }
 
     /// What the delayed exchanges met on the way did: `None` if none held the message.
     pub(crate) fn into_held(self) -> Option<Held> {
-        self.held.into_inner().map(|(_, held)| held)
+        match self.mode {
+            Mode::Publish { outcome, .. } => outcome.into_inner(),
+            Mode::DeadLetter { .. } => None,
+        }
+    }
+
+    /// The holds a dead letter's walk met (empty for a publish).
+    pub(crate) fn into_deferred(self) -> Vec<DeferredHold> {
+        match self.mode {
+            Mode::Publish { .. } => Vec::new(),
+            Mode::DeadLetter { deferred } => deferred.into_inner(),
+        }
     }
 
     /// Holds the message at `exchange` if it is a plugin-form delayed exchange and the
@@ -70,20 +121,31 @@ impl<'a> PublishWalk<'a> {
         let Some(delay) = delay_of(headers, hold.form()) else {
             return false;
         };
-        let mut state = self.held.borrow_mut();
-        if let Some((exchanges, _)) = state.as_ref()
-            && exchanges.contains(&exchange.name)
-        {
+        let mut held = self.held.borrow_mut();
+        if held.contains(&exchange.name) {
             // Reached again by another routing key: held once already.
             return true;
         }
-        let new = hold.hold(self.message, self.extra_keys, delay);
-        match state.as_mut() {
-            None => *state = Some((vec![Arc::clone(&exchange.name)], new)),
-            Some((exchanges, held)) => {
-                exchanges.push(Arc::clone(&exchange.name));
-                held.merge(new);
+        held.push(Arc::clone(&exchange.name));
+        match &self.mode {
+            Mode::Publish {
+                message,
+                extra_keys,
+                outcome,
+            } => {
+                let new = hold.hold(message, extra_keys, delay);
+                outcome.set(Some(match outcome.get() {
+                    None => new,
+                    Some(mut merged) => {
+                        merged.merge(new);
+                        merged
+                    }
+                }));
             }
+            Mode::DeadLetter { deferred } => deferred.borrow_mut().push(DeferredHold {
+                hold: Arc::clone(hold),
+                delay_ms: delay,
+            }),
         }
         true
     }
@@ -91,8 +153,8 @@ impl<'a> PublishWalk<'a> {
     fn held_at(&self, exchange: &str) -> bool {
         self.held
             .borrow()
-            .as_ref()
-            .is_some_and(|(exchanges, _)| exchanges.iter().any(|name| name.as_ref() == exchange))
+            .iter()
+            .any(|name| name.as_ref() == exchange)
     }
 }
 

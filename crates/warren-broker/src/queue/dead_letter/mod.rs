@@ -42,10 +42,11 @@ use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use warren_store::{Store, WriteOp};
+use warren_store::{Store, Ticket, WriteOp};
 
 use super::{Queue, QueueState, Room, StoreKey};
 use crate::arguments::DeadLetterTarget;
+use crate::delayed::{DeferredHold, HeldPlace, Hold};
 use crate::message::Message;
 use crate::vhost::VHost;
 use rewrite::{is_cycle, rewrite};
@@ -109,10 +110,19 @@ pub(crate) struct DeadLetter {
     pub(super) reason: DeathReason,
     /// Its stored copy in this queue, deleted in the same batch as the targets' puts.
     pub(super) stored: Option<StoreKey>,
-    /// At-least-once: the target queues that already have it (a retry leaves them out).
-    pub(super) settled: Vec<Arc<str>>,
+    /// At-least-once: the targets that already have it (a retry leaves them out).
+    pub(super) settled: Vec<Taken>,
     /// At-least-once: its stored index entry marks it as awaiting dead-lettering.
     pub(super) marked: bool,
+}
+
+/// A target that took an at-least-once dead letter whose move was refused elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Taken {
+    /// A queue, by name.
+    Queue(Arc<str>),
+    /// A delayed exchange that holds it (`crate::delayed`), by name.
+    Hold(Arc<str>),
 }
 
 impl Queue {
@@ -263,13 +273,52 @@ fn flush(batch: Batch) {
     }
 }
 
+/// Where a dead letter goes: the rewritten message, the queues it reaches and the delayed
+/// exchanges that hold it (each with its delay).
+struct Routed {
+    message: Arc<Message>,
+    /// The extra routing keys a hold keeps beside `message.routing_key` (its other
+    /// dead-letter routing keys: the `CC` ones).
+    extra_keys: Vec<String>,
+    queues: Vec<Arc<Queue>>,
+    holds: Vec<DeferredHold>,
+}
+
+/// Adds the writes that hold `message` at each of `holds` to the move's `ops`; the holds
+/// learn their ticket from [`submitted_holds`] once the move is submitted.
+fn put_holds(
+    holds: Vec<DeferredHold>,
+    message: &Message,
+    extra_keys: &[String],
+    ops: &mut Vec<WriteOp>,
+) -> Vec<(Arc<Hold>, HeldPlace)> {
+    holds
+        .into_iter()
+        .map(|DeferredHold { hold, delay_ms }| {
+            let (op, place) = hold.put_op(message, extra_keys, delay_ms);
+            ops.push(op);
+            (hold, place)
+        })
+        .collect()
+}
+
+/// The move holding at `held` was submitted as `ticket`.
+fn submitted_holds(held: Vec<(Arc<Hold>, HeldPlace)>, ticket: Option<Ticket>) {
+    let Some(ticket) = ticket else {
+        return; // nothing was held (a hold always adds a write)
+    };
+    for (hold, place) in held {
+        hold.submitted(place, ticket);
+    }
+}
+
 impl Batch {
     fn send(mut self) {
         let vhost = self.home.upgrade();
         let mut kept = Vec::new();
         for letter in std::mem::take(&mut self.letters) {
             let routed = vhost.as_ref().and_then(|vhost| self.route(vhost, &letter));
-            let Some((message, targets)) = routed else {
+            let Some(routed) = routed else {
                 if self.at_least_once {
                     kept.push(letter);
                 } else {
@@ -278,13 +327,19 @@ impl Batch {
                 continue;
             };
             if self.at_least_once {
-                if let Some(letter) = self.move_at_least_once(letter, &message, targets) {
+                if let Some(letter) = self.move_at_least_once(letter, routed) {
                     kept.push(letter);
                 }
                 continue;
             }
+            let Routed {
+                message,
+                extra_keys,
+                queues: targets,
+                holds,
+            } = routed;
             // Reserve a place in every target, then write the move in one batch.
-            let mut ops = Vec::with_capacity(targets.len() + 1);
+            let mut ops = Vec::with_capacity(targets.len() + holds.len() + 1);
             if let Some(key) = letter.stored {
                 ops.push(WriteOp::Delete {
                     queue_id: key.id,
@@ -312,6 +367,7 @@ impl Batch {
                 });
                 placed.push((queue, seq, stored));
             }
+            let held = put_holds(holds, &message, &extra_keys, &mut ops);
             let ticket = match ops.len() {
                 0 => None,
                 1 => ops.pop().map(|op| self.store.submit(op)),
@@ -320,29 +376,37 @@ impl Batch {
             for (queue, seq, stored) in placed {
                 queue.accept_dead_letter(&message, seq, stored, ticket, false);
             }
+            submitted_holds(held, ticket);
         }
         if !kept.is_empty() {
             self.keep(kept);
         }
     }
 
-    /// At-least-once: move `letter` (rewritten as `message`) into `targets` that do not
-    /// have it yet, each only if it has room (a full reject-publish queue refuses it).
-    /// Taken by all: the source's copy is deleted in the batch that writes the targets'
-    /// copies. Refused by some: the targets that took it are noted and the letter is
-    /// returned, its source copy untouched, to be kept and retried.
-    fn move_at_least_once(
-        &self,
-        mut letter: DeadLetter,
-        message: &Arc<Message>,
-        targets: Vec<Arc<Queue>>,
-    ) -> Option<DeadLetter> {
-        let mut ops = Vec::with_capacity(targets.len() + 1);
+    /// At-least-once: move `letter` (routed as `routed`) into the targets that do not have
+    /// it yet, each queue only if it has room (a full reject-publish queue refuses it); a
+    /// delayed exchange that holds it counts as a target that took it. Taken by all: the
+    /// source's copy is deleted in the batch that writes the targets' copies. Refused by
+    /// some: the targets that took it are noted and the letter is returned, its source
+    /// copy untouched, to be kept and retried.
+    fn move_at_least_once(&self, mut letter: DeadLetter, routed: Routed) -> Option<DeadLetter> {
+        let Routed {
+            message,
+            extra_keys,
+            queues: targets,
+            mut holds,
+        } = routed;
+        let message = &message;
+        let mut ops = Vec::with_capacity(targets.len() + holds.len() + 1);
         let mut placed = Vec::with_capacity(targets.len());
         let mut refused = false;
         let mut encoded: Option<Bytes> = None;
         for queue in targets {
-            if letter.settled.iter().any(|name| name == queue.name()) {
+            if letter
+                .settled
+                .iter()
+                .any(|t| matches!(t, Taken::Queue(name) if name == queue.name()))
+            {
                 continue;
             }
             let seq = match queue.reserve_room(message) {
@@ -368,6 +432,13 @@ impl Batch {
             });
             placed.push((queue, seq, stored));
         }
+        holds.retain(|h| {
+            !letter
+                .settled
+                .iter()
+                .any(|t| matches!(t, Taken::Hold(name) if name == h.hold.exchange()))
+        });
+        let held = put_holds(holds, message, &extra_keys, &mut ops);
         if !refused && let Some(key) = letter.stored {
             ops.push(WriteOp::Delete {
                 queue_id: key.id,
@@ -382,9 +453,16 @@ impl Batch {
         for (queue, seq, stored) in placed {
             queue.accept_dead_letter(message, seq, stored, ticket, true);
             if refused {
-                letter.settled.push(Arc::clone(queue.name()));
+                letter.settled.push(Taken::Queue(Arc::clone(queue.name())));
             }
         }
+        if refused {
+            letter.settled.extend(
+                held.iter()
+                    .map(|(hold, _)| Taken::Hold(Arc::clone(hold.exchange()))),
+            );
+        }
+        submitted_holds(held, ticket);
         refused.then_some(letter)
     }
 
@@ -404,9 +482,9 @@ impl Batch {
         }
     }
 
-    /// The rewritten message and the queues it reaches, or `None` when it goes nowhere (no
-    /// such exchange, no binding, or only queues that would close a cycle).
-    fn route(&self, vhost: &VHost, letter: &DeadLetter) -> Option<(Arc<Message>, Vec<Arc<Queue>>)> {
+    /// The rewritten message and where it goes, or `None` when it goes nowhere (no such
+    /// exchange, no binding, or only queues that would close a cycle).
+    fn route(&self, vhost: &VHost, letter: &DeadLetter) -> Option<Routed> {
         let rewritten = match rewrite(
             &letter.message,
             letter.reason,
@@ -421,6 +499,7 @@ impl Batch {
             }
         };
         let mut queues = Vec::new();
+        let mut holds = Vec::new();
         let keys: Vec<&str> = rewritten.routing_keys.iter().map(String::as_str).collect();
         if vhost
             .route_dead_letter(
@@ -428,6 +507,7 @@ impl Batch {
                 &keys,
                 rewritten.headers.as_ref(),
                 &mut queues,
+                Some(&mut holds),
             )
             .is_err()
         {
@@ -444,10 +524,20 @@ impl Batch {
                 !cycle
             });
         }
-        if queues.is_empty() {
+        if queues.is_empty() && holds.is_empty() {
             return None;
         }
-        Some((Arc::new(rewritten.message), queues))
+        let extra_keys = if holds.is_empty() {
+            Vec::new()
+        } else {
+            rewritten.routing_keys.iter().skip(1).cloned().collect()
+        };
+        Some(Routed {
+            message: Arc::new(rewritten.message),
+            extra_keys,
+            queues,
+            holds,
+        })
     }
 
     fn forget(&self, stored: Option<StoreKey>) {

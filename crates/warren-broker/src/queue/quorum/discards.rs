@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use warren_store::{IndexEntry, WriteOp};
 
-use super::super::dead_letter::DeadLetter;
+use super::super::dead_letter::{DeadLetter, Taken};
 use super::super::{DeathReason, Queue, QueueState, StoreKey};
 use crate::message::Message;
 
@@ -42,7 +42,7 @@ struct Pending {
     reason: DeathReason,
     stored: Option<StoreKey>,
     body_len: u64,
-    settled: Vec<Arc<str>>,
+    settled: Vec<Taken>,
 }
 
 /// A queue's dead letters awaiting dead-lettering, oldest first.
