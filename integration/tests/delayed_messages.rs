@@ -1181,7 +1181,11 @@ async fn a_message_expiring_into_a_delayed_dead_letter_exchange_is_held_for_its_
         sent.elapsed()
     );
     assert_eq!(delivery.data, b"expiring");
-    assert_eq!(delivery.exchange.as_str(), dx, "routed from the dead-letter exchange");
+    assert_eq!(
+        delivery.exchange.as_str(),
+        dx,
+        "routed from the dead-letter exchange"
+    );
     assert_eq!(delivery.routing_key.as_str(), "dead");
     let death = first_death(&delivery);
     assert_eq!(text_of(&death, "reason"), "expired");
@@ -1205,8 +1209,7 @@ async fn a_message_expiring_into_a_delayed_dead_letter_exchange_is_held_for_its_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_message_reaching_a_delayed_exchange_through_the_dead_letter_exchange_is_held()
- {
+async fn a_rejected_message_reaching_a_delayed_exchange_through_the_dead_letter_exchange_is_held() {
     let _shared = QUIET.read().await;
     let env = Env::start();
     let (_conn, ch) = confirming_channel(&env).await;

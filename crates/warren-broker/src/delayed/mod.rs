@@ -53,8 +53,8 @@ use warren_router::ExchangeKind;
 use crate::error::BrokerError;
 
 pub(crate) use delay::delay_of;
-pub use hold::{Held, Hold};
 pub(crate) use hold::HeldPlace;
+pub use hold::{Held, Hold};
 pub(crate) use recover::recover_holds;
 pub(crate) use walk::{DeferredHold, PublishWalk};
 

@@ -53,7 +53,9 @@ enum Mode<'a> {
         outcome: Cell<Option<Held>>,
     },
     /// A dead letter: note the hold; the caller writes it with the move.
-    DeadLetter { deferred: RefCell<Vec<DeferredHold>> },
+    DeadLetter {
+        deferred: RefCell<Vec<DeferredHold>>,
+    },
 }
 
 /// The graph one publish or dead letter routes through (see the module documentation).
