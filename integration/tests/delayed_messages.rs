@@ -1336,6 +1336,70 @@ async fn a_persistent_dead_letter_held_by_a_durable_delayed_exchange_survives_a_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quorum_queues_at_least_once_dead_letter_counts_a_hold_as_taken() {
+    let _shared = QUIET.read().await;
+    let env = Env::start();
+    if env.is_external() {
+        return;
+    }
+    let (_conn, ch) = confirming_channel(&env).await;
+    let dx = unique("dlx-delayed-qq");
+    declare_delayed(&ch, &dx, "direct", durable()).await;
+    let dq = declare_queue(&ch).await;
+    bind(&ch, &dq, &dx, "k", FieldTable::default()).await;
+    let src = unique("qq-src");
+    let mut args = FieldTable::default();
+    for (key, value) in [
+        ("x-queue-type", "quorum"),
+        ("x-dead-letter-strategy", "at-least-once"),
+        ("x-overflow", "reject-publish"),
+        ("x-dead-letter-exchange", dx.as_str()),
+        ("x-dead-letter-routing-key", "k"),
+    ] {
+        args.insert(key.into(), AMQPValue::LongString(value.into()));
+    }
+    ch.queue_declare(
+        src.as_str().into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        args,
+    )
+    .await
+    .unwrap();
+    publish_confirmed(
+        &ch,
+        "",
+        &src,
+        b"at-least-once",
+        delayed_by(500).with_delivery_mode(2),
+    )
+    .await;
+    let mut consumer = consume(&ch, &dq, false).await;
+    let (tag, _, _, _) = get(&ch, &src).await.expect("the message");
+    let rejected = Instant::now();
+    ch.basic_reject(tag, BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    // Moved out of the source (the hold took it).
+    wait_empty(&ch, &src).await;
+    let delivery = next_delivery(&mut consumer, Duration::from_secs(10)).await;
+    assert!(
+        rejected.elapsed() >= Duration::from_millis(500),
+        "routed {:?} after the reject",
+        rejected.elapsed()
+    );
+    assert_eq!(delivery.data, b"at-least-once");
+    assert_eq!(text_of(&first_death(&delivery), "reason"), "rejected");
+    assert_eq!(message_count(&ch, &src).await, 0);
+    assert_eq!(
+        next_body(&mut consumer, Duration::from_millis(300)).await,
+        None
+    );
+}
+
 // ------------------------------------------------------------------------ kill -9
 
 fn runtime() -> tokio::runtime::Runtime {
