@@ -23,6 +23,9 @@
 //!         -> Store::due_held (a batch, on a blocking thread) -> rewrite x-delay
 //!         -> VHost::route_dead_letter from the exchange -> Queue::publish
 //!         -> WriteOp::DeleteHeld
+//! dead letter (`queue/dead_letter/`) -> VHost::route_dead_letter with a `PublishWalk`
+//!         that notes each hold it meets (`DeferredHold`) -> Hold::put_op joins the move's
+//!         WriteOp::Group (source Delete + queue Puts) -> Hold::submitted(group ticket)
 //! ```
 //!
 //! Nothing of a held message stays in RAM: the store keeps it keyed by (hold, due time,
@@ -36,8 +39,9 @@
 //! - `hold.rs`: [`Hold`], one delayed exchange's held messages (publish side, counts,
 //!   deletion).
 //! - `timer.rs`: the timer task and the routing of due messages.
-//! - `walk.rs`: a publish's walk through exchange-to-exchange bindings, holding at the
-//!   plugin-form delayed exchanges it reaches (as the plugin's `route/2` does there).
+//! - `walk.rs`: a publish's (or dead letter's) walk through exchange-to-exchange bindings,
+//!   holding at the plugin-form delayed exchanges it reaches (as the plugin's `route/2`
+//!   does there).
 //! - `recover.rs`: start-up: counting held messages, dropping transient and orphaned ones.
 
 mod delay;

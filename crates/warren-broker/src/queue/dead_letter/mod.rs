@@ -20,7 +20,11 @@
 //!    submitted as ONE `WriteOp::Group`, so that a kill -9 leaves the message either in
 //!    its old queue or in its new ones, never in neither (and never both). The targets take
 //!    the message at their reserved seq only after that submission, so an ack of the new
-//!    copy can never reach the store before its put.
+//!    copy can never reach the store before its put. A plugin-form delayed exchange met on
+//!    the way (the dead-letter exchange itself, or one reached through exchange-to-exchange
+//!    bindings: `delayed::PublishWalk::dead_letter`) holds the message for its `x-delay`:
+//!    its `WriteOp::PutHeld` joins the same group, and the hold learns the group's ticket
+//!    after the submission (`Hold::submitted`).
 //!
 //! A dead letter can cause more (its target is full and dead-letters in turn): those wait
 //! in a thread-local list and the outermost flush sends them round by round, so a chain is
