@@ -24,6 +24,8 @@ export function exchangeFeatures(x) {
   if (x.auto_delete) f.push(["AD", "auto-delete"]);
   if (x.internal) f.push(["I", "internal"]);
   for (const [k, v] of Object.entries(x.arguments ?? {})) f.push([k, `${k}: ${JSON.stringify(v)}`]);
+  // A delayed exchange's held messages (RabbitMQ's UI: "DM", messages delayed).
+  if (x.messages_delayed != null) f.push([`DM ${x.messages_delayed}`, `messages delayed: ${x.messages_delayed}`]);
   if (x.policy) f.push([`Pol ${x.policy}`, `policy: ${x.policy}`]);
   return f.map(([s, title]) => h("span.feature", { title }, s));
 }

@@ -6,12 +6,17 @@ import { h } from "../dom.js";
 import { num, rate, dig } from "../format.js";
 import { renderPaged } from "./paged.js";
 
+// RabbitMQ's UI abbreviations (its KNOWN_ARGS), in its order.
 const FEATURE_ARGS = [
   ["x-message-ttl", "TTL"],
   ["x-expires", "Exp"],
   ["x-max-length", "Lim"],
   ["x-max-length-bytes", "Lim B"],
+  ["x-delivery-limit", "DlL"],
+  ["x-overflow", "Ovfl"],
   ["x-dead-letter-exchange", "DLX"],
+  ["x-dead-letter-routing-key", "DLK"],
+  ["x-queue-master-locator", "ML"],
   ["x-max-priority", "Pri"],
   ["x-single-active-consumer", "SAC"],
 ];
