@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use warren_store::IndexEntry;
+
 use crate::message::Message;
 
 /// How much of a queue stays in memory.
@@ -56,6 +58,18 @@ pub struct Entry {
     /// How many times the message came back to a quorum queue (0 in classic queues); see
     /// `queue/quorum/`.
     pub delivery_count: u32,
+}
+
+impl Entry {
+    /// What the store's index keeps of this entry (a message waiting, not a dead letter).
+    pub(super) fn index_entry(&self) -> IndexEntry {
+        IndexEntry {
+            priority: self.priority,
+            body_len: self.body_len,
+            delivery_count: self.delivery_count,
+            dead_letter: 0,
+        }
+    }
 }
 
 /// A message's key in the store.

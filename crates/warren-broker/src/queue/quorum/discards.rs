@@ -146,10 +146,8 @@ impl Queue {
                     queue_id: key.id,
                     seq: key.seq,
                     index: IndexEntry {
-                        priority: self.priority_of(&letter.message),
-                        body_len: letter.message.body.len() as u32,
-                        delivery_count: 0,
                         dead_letter: letter.reason.code(),
+                        ..self.index_entry(&letter.message)
                     },
                 });
             }

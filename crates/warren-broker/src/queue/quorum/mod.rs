@@ -59,7 +59,7 @@ pub(super) use discards::Discards;
 
 use std::sync::Arc;
 
-use warren_store::{IndexEntry, WriteOp};
+use warren_store::WriteOp;
 
 use super::dead_letter::with_long_header;
 use super::{DeathReason, Entry, Queue, QueueState, StoreKey};
@@ -118,12 +118,7 @@ impl Queue {
             self.store.submit(WriteOp::SetIndex {
                 queue_id: key.id,
                 seq: key.seq,
-                index: IndexEntry {
-                    priority: entry.priority,
-                    body_len: entry.body_len,
-                    delivery_count: entry.delivery_count,
-                    dead_letter: 0,
-                },
+                index: entry.index_entry(),
             });
         }
         if entry.message.is_some() {
@@ -145,12 +140,7 @@ impl Queue {
                     queue_id: key.id,
                     seq,
                     value: message.encode(),
-                    index: IndexEntry {
-                        priority: entry.priority,
-                        body_len: entry.body_len,
-                        delivery_count: entry.delivery_count,
-                        dead_letter: 0,
-                    },
+                    index: entry.index_entry(),
                 },
                 WriteOp::Delete {
                     queue_id: key.id,
