@@ -66,6 +66,7 @@ const ASSETS: &[Asset] = &[
     asset!("format.js", JS),
     asset!("session.js", JS),
     asset!("views/chart.js", JS),
+    asset!("views/poll.js", JS),
     asset!("views/overview.js", JS),
     asset!("views/queues.js", JS),
     asset!("views/queue.js", JS),

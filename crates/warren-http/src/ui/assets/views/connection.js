@@ -2,6 +2,7 @@
 // properties, its channels, and the close form (DELETE /api/connections/<name> with the
 // reason in `X-Reason`; the client gets connection.close 320 CONNECTION_FORCED - reason).
 import * as api from "../api.js";
+import { poller } from "./poll.js";
 import { h, mount, errorLine } from "../dom.js";
 import { num } from "../format.js";
 import { byteRate, client } from "./connections.js";
@@ -28,18 +29,9 @@ export async function render(ctx) {
     h("div.actions", closeForm(base, () => navigate("#/connections"))),
   );
 
-  let stopped = false;
-  let timer = null;
-  ctx.stop = () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
-  const refresh = async () => {
-    clearTimeout(timer);
-    try {
-      const [c, chs] = await Promise.all([api.get(base), api.get(`${base}/channels`)]);
-      if (stopped) return;
-      error.hidden = true;
+  const refresh = poller(ctx, error, {
+    load: () => Promise.all([api.get(base), api.get(`${base}/channels`)]),
+    show: ([c, chs]) => {
       mount(
         details,
         h(
@@ -81,13 +73,9 @@ export async function render(ctx) {
           ),
         ),
       );
-    } catch (e) {
-      if (stopped) return;
-      error.textContent = e.status === 404 ? `Connection ${name} is closed (${e.message}).` : e.message;
-      error.hidden = false;
-    }
-    if (!stopped) timer = setTimeout(refresh, 5000);
-  };
+    },
+    describe: (e) => (e.status === 404 ? `Connection ${name} is closed (${e.message}).` : e.message),
+  });
   await refresh();
 }
 

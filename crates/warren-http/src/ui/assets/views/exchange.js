@@ -3,6 +3,7 @@
 // publish-message form showing the API's `{"routed": ...}` answer, and delete. Every form
 // shows the API's `reason` when the broker refuses.
 import * as api from "../api.js";
+import { poller } from "./poll.js";
 import { h, mount, errorLine } from "../dom.js";
 import { rate, dig } from "../format.js";
 import { exchangeFeatures, parseObject, pathName } from "./exchanges.js";
@@ -35,19 +36,9 @@ export async function render(ctx) {
     ),
   );
 
-  let stopped = false;
-  let timer = null;
-  ctx.stop = () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
-
-  const refresh = async () => {
-    clearTimeout(timer);
-    try {
-      const [x, b] = await Promise.all([api.get(base), isDefault ? [] : api.get(`${base}/bindings/source`)]);
-      if (stopped) return;
-      error.hidden = true;
+  const refresh = poller(ctx, error, {
+    load: () => Promise.all([api.get(base), isDefault ? [] : api.get(`${base}/bindings/source`)]),
+    show: ([x, b]) => {
       const ms = x.message_stats ?? {};
       mount(
         details,
@@ -110,13 +101,9 @@ export async function render(ctx) {
               ),
             ),
       );
-    } catch (e) {
-      if (stopped) return;
-      error.textContent = e.status === 404 ? `Exchange ${name} does not exist in ${vhost} (${e.message}).` : e.message;
-      error.hidden = false;
-    }
-    if (!stopped) timer = setTimeout(refresh, 5000);
-  };
+    },
+    describe: (e) => (e.status === 404 ? `Exchange ${name} does not exist in ${vhost} (${e.message}).` : e.message),
+  });
   await refresh();
 }
 

@@ -2,6 +2,7 @@
 // /api/overview, polled), node memory and disk against their alarm thresholds
 // (/api/nodes), and listeners.
 import * as api from "../api.js";
+import { poller } from "./poll.js";
 import { h, mount } from "../dom.js";
 import { bytes, num, rate, dig } from "../format.js";
 import { chart, historyQuery, lengthHistory, rateHistory, POINTS, POLL_MS, QUEUED, RATES } from "./chart.js";
@@ -47,22 +48,17 @@ export async function render(ctx) {
   };
   window.addEventListener("resize", onResize);
 
-  let timer = null;
-  let stopped = false;
   let seeded = false;
-  ctx.stop = () => {
-    stopped = true;
-    clearTimeout(timer);
-    window.removeEventListener("resize", onResize);
-  };
-
-  const tick = async () => {
-    try {
+  const tick = poller(ctx, error, {
+    onStop: () => {
+      window.removeEventListener("resize", onResize);
+    },
+    load: () => {
       // The first poll asks for the node's last ten minutes and draws them at once.
       const path = seeded ? "/api/overview" : `/api/overview?${historyQuery((POINTS * POLL_MS) / 1000)}`;
-      const [o, nodes] = await Promise.all([api.get(path), api.get("/api/nodes")]);
-      if (stopped) return;
-      error.hidden = true;
+      return Promise.all([api.get(path), api.get("/api/nodes")]);
+    },
+    show: ([o, nodes]) => {
       const t = Date.now() / 1000;
       const ms = o.message_stats ?? {};
       const qt = o.queue_totals ?? {};
@@ -129,12 +125,7 @@ export async function render(ctx) {
         ),
         h("p.muted", `Warren ${o.product_version ?? o.rabbitmq_version ?? ""} · management ${o.management_version ?? ""}`),
       );
-    } catch (e) {
-      if (stopped) return;
-      error.textContent = e.message;
-      error.hidden = false;
-    }
-    if (!stopped) timer = setTimeout(tick, POLL_MS);
-  };
+    },
+  });
   await tick();
 }

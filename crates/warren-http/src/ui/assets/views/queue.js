@@ -3,10 +3,11 @@
 // actions: get messages (RabbitMQ's ack modes), purge, delete. Each action's form shows
 // the API's `reason` when the broker refuses.
 import * as api from "../api.js";
+import { poller } from "./poll.js";
 import { h, mount, errorLine } from "../dom.js";
 import { num, rate, bytes, dig } from "../format.js";
 import { features } from "./queues.js";
-import { chart, historyQuery, lengthHistory, rateHistory, POLL_MS, QUEUED, RATES } from "./chart.js";
+import { chart, historyQuery, lengthHistory, rateHistory, QUEUED, RATES } from "./chart.js";
 
 // The rates a queue has (no confirms: those are per channel).
 const QUEUE_RATES = RATES.filter(([k]) => k !== "confirm");
@@ -65,23 +66,17 @@ export async function render(ctx) {
   };
   window.addEventListener("resize", onResize);
 
-  let stopped = false;
-  let timer = null;
   let seeded = false;
-  ctx.stop = () => {
-    stopped = true;
-    clearTimeout(timer);
-    window.removeEventListener("resize", onResize);
-  };
-
-  const refresh = async () => {
-    clearTimeout(timer);
-    try {
+  const refresh = poller(ctx, error, {
+    onStop: () => {
+      window.removeEventListener("resize", onResize);
+    },
+    load: () => {
       // The first poll asks for the minute of history the broker keeps per queue.
       const path = seeded ? base : `${base}?${historyQuery(60)}`;
-      const [q, b] = await Promise.all([api.get(path), api.get(`${base}/bindings`)]);
-      if (stopped) return;
-      error.hidden = true;
+      return Promise.all([api.get(path), api.get(`${base}/bindings`)]);
+    },
+    show: ([q, b]) => {
       const ms = q.message_stats ?? {};
       const now = Date.now() / 1000;
       if (!seeded) {
@@ -149,13 +144,9 @@ export async function render(ctx) {
           "No bindings",
         ),
       );
-    } catch (e) {
-      if (stopped) return;
-      error.textContent = e.status === 404 ? `Queue ${name} does not exist in ${vhost} (${e.message}).` : e.message;
-      error.hidden = false;
-    }
-    if (!stopped) timer = setTimeout(refresh, POLL_MS);
-  };
+    },
+    describe: (e) => (e.status === 404 ? `Queue ${name} does not exist in ${vhost} (${e.message}).` : e.message),
+  });
   await refresh();
 }
 

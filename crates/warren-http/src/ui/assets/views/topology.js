@@ -11,6 +11,7 @@
 // The default exchange (bound to every queue implicitly) and unbound amq.* exchanges are
 // left out. Nodes link to their pages. Redrawn every 5 s while shown.
 import * as api from "../api.js";
+import { poller } from "./poll.js";
 import * as session from "../session.js";
 import { h, mount } from "../dom.js";
 import { num, rate, dig } from "../format.js";
@@ -66,27 +67,15 @@ export async function render(ctx) {
   const graph = h("div.topology", { id: "topology" });
   mount(main, h("h1", "Topology", h("span.muted", ` of ${vhost}`)), h("div.toolbar", summary), error, graph);
 
-  let stopped = false;
-  let timer = null;
-  ctx.stop = () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
-  const refresh = async () => {
-    clearTimeout(timer);
-    try {
+  const refresh = poller(ctx, error, {
+    load: () => {
       const v = api.enc(vhost);
-      const [xs, qs, bs] = await Promise.all([api.get(`/api/exchanges/${v}`), api.get(`/api/queues/${v}`), api.get(`/api/bindings/${v}`)]);
-      if (stopped) return;
-      error.hidden = true;
+      return Promise.all([api.get(`/api/exchanges/${v}`), api.get(`/api/queues/${v}`), api.get(`/api/bindings/${v}`)]);
+    },
+    show: ([xs, qs, bs]) => {
       draw(xs, qs, bs);
-    } catch (e) {
-      if (stopped) return;
-      error.textContent = e.message;
-      error.hidden = false;
-    }
-    if (!stopped) timer = setTimeout(refresh, 5000);
-  };
+    },
+  });
 
   const draw = (allXs, qs, allBs) => {
     const bs = allBs.filter((b) => b.source !== "");
