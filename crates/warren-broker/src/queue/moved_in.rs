@@ -49,7 +49,22 @@ impl Queue {
                 return None;
             }
         };
-        let stored = (self.store_id != 0 && self.persists(message)).then(|| {
+        let stored = self.stage_put(message, seq, encoded, ops);
+        Some(MovedIn { seq, stored })
+    }
+
+    /// The `Put` of `message` at the reserved `seq`, pushed to the caller's batch `ops`
+    /// when this queue stores it (`encoded` caches the stored form across queues); its
+    /// store key. Shared by every one-batch move into a queue (dead letters, due delayed
+    /// messages).
+    pub(super) fn stage_put(
+        &self,
+        message: &Message,
+        seq: u64,
+        encoded: &mut Option<Bytes>,
+        ops: &mut Vec<WriteOp>,
+    ) -> Option<StoreKey> {
+        self.persists(message).then(|| {
             ops.push(WriteOp::Put {
                 queue_id: self.store_id,
                 seq,
@@ -61,8 +76,7 @@ impl Queue {
                 seq,
                 persistent: true,
             }
-        });
-        Some(MovedIn { seq, stored })
+        })
     }
 
     /// Takes `message` at the place reserved for it, once the batch with its put (if any)

@@ -356,19 +356,7 @@ impl Batch {
                 let Some(seq) = queue.reserve_seq() else {
                     continue; // deleted meanwhile
                 };
-                let stored = (queue.store_id != 0 && queue.persists(&message)).then(|| {
-                    ops.push(WriteOp::Put {
-                        queue_id: queue.store_id,
-                        seq,
-                        value: encoded.get_or_insert_with(|| message.encode()).clone(),
-                        index: queue.index_entry(&message),
-                    });
-                    StoreKey {
-                        id: queue.store_id,
-                        seq,
-                        persistent: true,
-                    }
-                });
+                let stored = queue.stage_put(&message, seq, &mut encoded, &mut ops);
                 placed.push((queue, seq, stored));
             }
             let held = put_holds(holds, &message, &extra_keys, &mut ops);
@@ -421,19 +409,7 @@ impl Batch {
                 }
                 Room::Deleted => continue,
             };
-            let stored = (queue.store_id != 0 && queue.persists(message)).then(|| {
-                ops.push(WriteOp::Put {
-                    queue_id: queue.store_id,
-                    seq,
-                    value: encoded.get_or_insert_with(|| message.encode()).clone(),
-                    index: queue.index_entry(message),
-                });
-                StoreKey {
-                    id: queue.store_id,
-                    seq,
-                    persistent: true,
-                }
-            });
+            let stored = queue.stage_put(message, seq, &mut encoded, &mut ops);
             placed.push((queue, seq, stored));
         }
         holds.retain(|h| {
